@@ -1,0 +1,48 @@
+/// A frozen linear layer's weight W of shape [N out, K in] (PyTorch's `nn.Linear.weight` layout).
+///
+/// Implementations hold the weight in whatever format it was loaded in (fp32 now; 4-bit blocks later)
+/// and compute with fp32 activations. Inputs are row-major [T, K] activations, T tokens.
+public protocol LinearWeight: AnyObject, Sendable {
+    var outFeatures: Int { get }   // N
+    var inFeatures: Int { get }    // K
+
+    /// Y[T, N] = X[T, K] · Wᵀ (+ Y when `accumulate`).
+    func forward(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool)
+
+    /// dX[T, K] += dY[T, N] · W. Frozen weights get no gradient of their own.
+    func backwardInput(_ dy: UnsafePointer<Float>, tokens: Int, into dx: UnsafeMutablePointer<Float>)
+
+    /// Bytes resident for this weight (data and any quantization state).
+    var residentBytes: Int { get }
+}
+
+/// An fp32 weight, multiplied with sgemm.
+public final class DenseWeight: LinearWeight, @unchecked Sendable {
+    public let outFeatures: Int
+    public let inFeatures: Int
+    /// Row-major [N, K].
+    public let data: [Float]
+
+    public init(outFeatures: Int, inFeatures: Int, data: [Float]) {
+        precondition(data.count == outFeatures * inFeatures, "DenseWeight: data has \(data.count) floats, expected \(outFeatures)x\(inFeatures)")
+        self.outFeatures = outFeatures
+        self.inFeatures = inFeatures
+        self.data = data
+    }
+
+    public var residentBytes: Int { data.count * MemoryLayout<Float>.size }
+
+    public func forward(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        data.withUnsafeBufferPointer { w in
+            BLAS.sgemm(transB: true, m: tokens, n: outFeatures, k: inFeatures,
+                       a: x, b: w.baseAddress!, beta: accumulate ? 1 : 0, c: y)
+        }
+    }
+
+    public func backwardInput(_ dy: UnsafePointer<Float>, tokens: Int, into dx: UnsafeMutablePointer<Float>) {
+        data.withUnsafeBufferPointer { w in
+            BLAS.sgemm(m: tokens, n: inFeatures, k: outFeatures,
+                       a: dy, b: w.baseAddress!, beta: 1, c: dx)
+        }
+    }
+}

@@ -1,0 +1,50 @@
+import Kernels
+
+/// The frozen weights of one decoder block. Linear weights are [out, in] as in PyTorch, in HF's
+/// layout (q/k rows in rotate-half order: GGUF's interleaved rows are un-permuted on load).
+public struct LayerWeights: @unchecked Sendable {
+    public var attnNorm: [Float]          // [D]   input_layernorm.weight
+    public var q: LinearWeight            // [H*E, D]
+    public var k: LinearWeight            // [Hk*E, D]
+    public var v: LinearWeight            // [Hk*E, D]
+    public var o: LinearWeight            // [D, H*E]
+    public var mlpNorm: [Float]           // [D]   post_attention_layernorm.weight
+    public var gate: LinearWeight         // [F, D]
+    public var up: LinearWeight           // [F, D]
+    public var down: LinearWeight         // [D, F]
+
+    public init(attnNorm: [Float], q: LinearWeight, k: LinearWeight, v: LinearWeight, o: LinearWeight,
+                mlpNorm: [Float], gate: LinearWeight, up: LinearWeight, down: LinearWeight) {
+        self.attnNorm = attnNorm; self.q = q; self.k = k; self.v = v; self.o = o
+        self.mlpNorm = mlpNorm; self.gate = gate; self.up = up; self.down = down
+    }
+
+    /// The linear weights by their HF module name (q_proj ... down_proj).
+    public func linear(_ name: String) -> LinearWeight? {
+        switch name {
+        case "q_proj": return q
+        case "k_proj": return k
+        case "v_proj": return v
+        case "o_proj": return o
+        case "gate_proj": return gate
+        case "up_proj": return up
+        case "down_proj": return down
+        default: return nil
+        }
+    }
+
+    public static let linearNames = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+}
+
+/// All frozen weights of a Llama-family model. Immutable once loaded; shared by every request.
+public struct ModelWeights: @unchecked Sendable {
+    public var embedding: [Float]         // [V, D]  model.embed_tokens.weight
+    public var layers: [LayerWeights]     // L
+    public var finalNorm: [Float]         // [D]     model.norm.weight
+    /// The output head [V, D]; the embedding matrix when embeddings are tied.
+    public var lmHead: LinearWeight
+
+    public init(embedding: [Float], layers: [LayerWeights], finalNorm: [Float], lmHead: LinearWeight) {
+        self.embedding = embedding; self.layers = layers; self.finalNorm = finalNorm; self.lmHead = lmHead
+    }
+}

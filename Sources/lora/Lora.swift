@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct Lora: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lora",
+        abstract: "LoRA/QLoRA fine-tuning, registry and serving on CPU.",
+        subcommands: []
+    )
+}
