@@ -38,3 +38,32 @@ public enum Activations {
         return Double(m) + log(sum)
     }
 }
+
+extension Activations {
+    /// Backward of `swiglu`: given pre-activation gate G and up U and dA for A = silu(G) ⊙ U,
+    /// writes dG into `dGate` and dU into `dUp` (overwriting).
+    /// silu'(g) = σ(g) · (1 + g · (1 - σ(g))).
+    @inline(__always)
+    public static func swigluBackward(gate g: UnsafePointer<Float>, up u: UnsafePointer<Float>,
+                                      dA: UnsafePointer<Float>, dGate: UnsafeMutablePointer<Float>,
+                                      dUp: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count {
+            let x = g[i]
+            let s = 1 / (1 + expf(-x))
+            let silu = x * s
+            let d = dA[i]
+            dUp[i] = d * silu
+            dGate[i] = d * u[i] * s * (1 + x * (1 - s))
+        }
+    }
+
+    /// A[i] = silu(G[i]) * U[i] into a separate output (the forward, recomputed in backward).
+    @inline(__always)
+    public static func swiglu(gate g: UnsafePointer<Float>, up u: UnsafePointer<Float>,
+                              into a: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count {
+            let x = g[i]
+            a[i] = x / (1 + expf(-x)) * u[i]
+        }
+    }
+}

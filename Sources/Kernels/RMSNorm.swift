@@ -25,3 +25,24 @@ public enum RMSNorm {
         return y
     }
 }
+
+extension RMSNorm {
+    /// Backward of `forward` for a frozen weight: dX[T, D] += ∂y/∂x · dY[T, D].
+    /// With r = 1/sqrt(mean(x²) + eps) and g = w ⊙ dy: dx = r·g - x · r³ · Σ(g ⊙ x) / D.
+    @inline(__always)
+    public static func backward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, eps: Float,
+                                dy: UnsafePointer<Float>, tokens: Int, dim: Int, dx: UnsafeMutablePointer<Float>) {
+        for t in 0..<tokens {
+            let xr = x + t * dim, dyr = dy + t * dim, dxr = dx + t * dim
+            var ss: Float = 0
+            var gx: Float = 0
+            for i in 0..<dim {
+                ss += xr[i] * xr[i]
+                gx += weight[i] * dyr[i] * xr[i]
+            }
+            let r = 1 / (ss / Float(dim) + eps).squareRoot()
+            let c = r * r * r * gx / Float(dim)
+            for i in 0..<dim { dxr[i] += r * weight[i] * dyr[i] - xr[i] * c }
+        }
+    }
+}

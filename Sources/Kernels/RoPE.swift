@@ -45,3 +45,27 @@ public struct RoPE: Sendable {
         }
     }
 }
+
+extension RoPE {
+    /// Backward of `apply`: the rotation is orthogonal, so the gradient turns by the opposite angle.
+    public func applyInverse(_ x: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, positions: UnsafePointer<Int32>) {
+        let half = headDim / 2
+        let stride = heads * headDim
+        invFreq.withUnsafeBufferPointer { f in
+            for t in 0..<tokens {
+                let p = Float(positions[t])
+                let row = x + t * stride
+                for i in 0..<half {
+                    let angle = p * f[i]
+                    let c = cosf(angle), s = sinf(angle)
+                    for h in 0..<heads {
+                        let base = row + h * headDim
+                        let x1 = base[i], x2 = base[i + half]
+                        base[i] = x1 * c + x2 * s
+                        base[i + half] = x2 * c - x1 * s
+                    }
+                }
+            }
+        }
+    }
+}
