@@ -5,6 +5,10 @@ struct Lora: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lora",
         abstract: "LoRA/QLoRA fine-tuning, registry and serving on CPU.",
-        subcommands: []
+        subcommands: [
+            GenerateCommand.self,
+            ScoreCommand.self,
+            TrainCommand.self,
+        ]
     )
 }
