@@ -181,4 +181,51 @@ final class GGUFLoadingTests: XCTestCase {
         XCTAssertTrue(m.chatTemplate?.contains("<|im_start|>") ?? false)
         print("default model loaded in \(String(format: "%.2f", seconds)) s: \(m.description)")
     }
+
+    struct Slice: Decodable {
+        var shape: [Int]
+        var row_sums: [Double]
+        var abs_sum: Double
+        var head: [String: [Double]]
+    }
+
+    /// The default model's tensors equal what transformers gets loading the same GGUF (its own
+    /// dequantization and q/k un-permutation; fixture of row sums and leading values).
+    func testDefaultModelTensorsEqualTransformersLoadingTheSameGGUF() throws {
+        let url = try TestPaths.requireDefaultModel()
+        let data = try Data(contentsOf: TestPaths.fixture("formats/smollm2_transformers_slices.json"))
+        let slices = try JSONDecoder().decode([String: Slice].self, from: data)
+        let m = try ModelLoader.load(url)
+        func tensor(_ name: String) throws -> [Float] {
+            if name == "model.embed_tokens.weight" { return m.weights.embedding }
+            if name == "model.norm.weight" { return m.weights.finalNorm }
+            let parts = name.split(separator: ".")
+            let layer = m.weights.layers[Int(parts[2])!]
+            let module = String(parts[parts.count - 2])
+            switch module {
+            case "input_layernorm": return layer.attnNorm
+            case "post_attention_layernorm": return layer.mlpNorm
+            default: return Self.dense(try XCTUnwrap(layer.linear(module), name))
+            }
+        }
+        XCTAssertEqual(slices.count, 15)
+        for (name, s) in slices {
+            let w = try tensor(name)
+            let cols = s.shape.count == 2 ? s.shape[1] : 1
+            XCTAssertEqual(w.count, s.shape.reduce(1, *), name)
+            for (r, expected) in s.row_sums.enumerated() {
+                var sum = 0.0
+                for c in 0..<cols { sum += Double(w[r * cols + c]) }
+                XCTAssertEqual(sum, expected, accuracy: 1e-9 * max(1, abs(expected)) + 1e-9, "\(name) row \(r) sum")
+            }
+            for (row, values) in s.head {
+                let r = Int(row)!
+                XCTAssertEqual(Array(w[(r * cols)..<(r * cols + values.count)]), values.map { Float($0) }, "\(name) row \(r)")
+            }
+            do {
+                let absSum = w.reduce(0.0) { $0 + Double(abs($1)) }
+                XCTAssertEqual(absSum, s.abs_sum, accuracy: 1e-9 * s.abs_sum, name)
+            }
+        }
+    }
 }
