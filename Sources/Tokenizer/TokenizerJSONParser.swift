@@ -29,6 +29,8 @@ struct TokenizerJSONParser {
         var vocab: [String: Int] = [:]
         vocab.reserveCapacity(vocabAny.count)
         for (token, idAny) in vocabAny {
+            // The field name is built only on failure: this loop runs once per token.
+            if let id = idAny as? Int { vocab[token] = id; continue }
             vocab[token] = try f.int(idAny, "model.vocab[\(token.debugDescription)]")
         }
         var merges: [(String, String)] = []
