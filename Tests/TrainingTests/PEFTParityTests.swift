@@ -163,3 +163,28 @@ final class PEFTParityTests: XCTestCase {
         }
     }
 }
+
+extension PEFTParityTests {
+    /// An adapter written by `lora train` (Tests/Fixtures/peft/ours-adapter) loaded by PEFT gives
+    /// our logits (PEFT's, from scripts/fixtures/peft_logits_for_adapter.py, in peft-logits.json).
+    func testPEFTLoadsAnAdapterWrittenByLoraTrainAndComputesOurLogits() throws {
+        struct Logits: Decodable { let input_ids: [Int]; let logits: [[Float]] }
+        let dir = TestPaths.fixture("peft/ours-adapter")
+        let a = try PEFTAdapter.load(from: dir, base: Self.base.config).adapter
+        XCTAssertTrue(a.config.useRSLoRA)
+        XCTAssertEqual(a.config.targets, [.q, .v, .down])
+        let ref = try JSONDecoder().decode(Logits.self, from: Data(contentsOf: dir.appendingPathComponent("peft-logits.json")))
+        let ours = try Self.base.logits(for: ref.input_ids, adapters: AdapterSet([a]))
+        let plain = try Self.base.logits(for: ref.input_ids)
+        let V = Self.base.config.vocabSize
+        var worst: Float = 0, moved: Float = 0
+        for t in ref.logits.indices {
+            for v in 0..<V {
+                worst = max(worst, abs(ours[t * V + v] - ref.logits[t][v]))
+                moved = max(moved, abs(plain[t * V + v] - ref.logits[t][v]))
+            }
+        }
+        XCTAssertLessThanOrEqual(worst, Self.logitTolerance)
+        XCTAssertGreaterThan(moved, 1e-3, "the trained adapter should change the logits")
+    }
+}
