@@ -41,6 +41,47 @@ public struct ContentCache: Sendable {
         }
     }
 
+    /// Every blob in the cache.
+    public func blobs() -> [URL] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: blobsDirectory.path)) ?? []
+        return names.filter { SHA256Hex.isValid($0) }.sorted().map { blobsDirectory.appendingPathComponent($0) }
+    }
+
+    /// Blobs whose content does not hash to their name (empty for a healthy cache). Reads every blob.
+    public func corruptBlobs() throws -> [URL] {
+        try blobs().filter { try Self.sha256(ofFile: $0) != $0.lastPathComponent }
+    }
+
+    /// The sha256 (lowercase hex) of bytes in memory.
+    public static func sha256(_ data: Data) -> String { hex(SHA256.hash(data: data)) }
+
+    /// The sha256 (lowercase hex) of a file's content.
+    public static func sha256(ofFile url: URL) throws -> String {
+        let fd = open(url.path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw FetchError.io(path: url.path, operation: "open", errno: errno) }
+        defer { close(fd) }
+        var hasher = SHA256()
+        let chunk = 1 << 20
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let n = read(fd, buffer.baseAddress, chunk)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw FetchError.io(path: url.path, operation: "read", errno: errno)
+            }
+            if n == 0 { break }
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        }
+        return hex(hasher.finalize())
+    }
+
+    /// Partial downloads waiting to be resumed.
+    public func partialDownloads() -> [URL] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: tmpDirectory.path)) ?? []
+        return names.filter { $0.hasSuffix(".partial") }.map { tmpDirectory.appendingPathComponent($0) }
+    }
+
     // MARK: refs
 
     func refPath(url: String) -> URL { refsDirectory.appendingPathComponent(Self.key(url) + ".json") }

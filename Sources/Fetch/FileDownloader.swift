@@ -17,7 +17,13 @@ struct FileDownloader {
                 progress(hit.size, hit.size)
                 return hit
             }
-            return try download(url: url, name: name, pinnedSHA256: pinnedSHA256, progress: progress)
+            do {
+                return try download(url: url, name: name, pinnedSHA256: pinnedSHA256, progress: progress)
+            } catch {
+                // Keep resumable bytes; drop an empty partial (a 404, a refused connection).
+                if (fileSize(cache.partialPath(url: url).path) ?? 0) == 0 { cache.discardPartial(url: url) }
+                throw error
+            }
         }
     }
 

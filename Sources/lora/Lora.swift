@@ -5,6 +5,6 @@ struct Lora: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lora",
         abstract: "LoRA/QLoRA fine-tuning, registry and serving on CPU.",
-        subcommands: []
+        subcommands: [PullCommand.self]
     )
 }
