@@ -154,7 +154,8 @@ public struct ModelFetcher: Sendable {
     private func snapshotDirectory(for canonical: String, label: String) -> URL {
         let clean = String(label.map { $0.isLetter || $0.isNumber || "._-".contains($0) ? $0 : "_" }.prefix(80))
         let key = ContentCache.key(canonical).prefix(12)
-        return cache.snapshotsDirectory.appendingPathComponent(clean.isEmpty ? String(key) : "\(clean)-\(key)")
+        return cache.snapshotsDirectory.appendingPathComponent(clean.isEmpty ? String(key) : "\(clean)-\(key)",
+                                                         isDirectory: true)
     }
 
     // MARK: parallel downloads
