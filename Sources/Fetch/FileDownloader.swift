@@ -120,8 +120,7 @@ struct FileDownloader {
                     if head.status == 206 {
                         // Append only if the server continues exactly our bytes of the same version.
                         guard resumeFrom != nil, let range = head.contentRange, range.start == offset,
-                              head.strongETag == nil || state.etag == nil || head.strongETag == state.etag
-                        else { restart = true; return false }
+                              Self.sameVersion(head, state) else { restart = true; return false }
                         expectedTotal = range.total
                     } else {
                         // A full body (200, or If-Range said the validator changed): start from byte 0.
@@ -235,6 +234,14 @@ struct FileDownloader {
                                    linkedSHA256: linkedSHA256))
         return FetchedFile(name: name, url: url, sha256: actual, size: offset, blob: blob,
                            verifiedBy: checks.first?.1, fromCache: false)
+    }
+
+    /// False when a 206's validator shows a different version than the one our partial bytes came from
+    /// (a server that ignored If-Range).
+    static func sameVersion(_ head: HTTPResponseHead, _ state: PartialState) -> Bool {
+        if let etag = head.strongETag, let old = state.etag { return etag == old }
+        if let lm = head.lastModified, let old = state.lastModified, state.etag == nil { return lm == old }
+        return true
     }
 
     // MARK: sidecar

@@ -31,18 +31,12 @@ final class PullCommandTests: FetchTestCase {
             reply.chunkDelay = 0.02  // ~0.5 s, so the two processes overlap
             return reply
         }
-        var results = [ProcessResult?](repeating: nil, count: 2)
-        let group = DispatchGroup()
-        let lock = NSLock()
-        for i in 0..<2 {
-            DispatchQueue.global().async(group: group) {
-                let r = try? runProcess(binary, ["pull", s.url("/m.gguf")], environment: self.environment())
-                lock.lock(); results[i] = r; lock.unlock()
-            }
-        }
-        group.wait()
+        let env = environment()
+        let outputs = try (0..<2).map { _ in
+            // Started together; each process blocks in runProcess on its own thread.
+            Future { try runProcess(binary, ["pull", s.url("/m.gguf")], environment: env) }
+        }.map { try $0.get() }
 
-        let outputs = try results.map { try XCTUnwrap($0) }
         for r in outputs { XCTAssertEqual(r.status, 0, r.stderr) }
         XCTAssertEqual(outputs[0].stdout, outputs[1].stdout)
         let path = outputs[0].stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -82,5 +76,23 @@ final class PullCommandTests: FetchTestCase {
         }
         let r = try runProcess(binary, ["pull", s.url("/m.gguf"), "--token", "t0k"], environment: environment())
         XCTAssertEqual(r.status, 0, r.stderr)
+    }
+}
+
+/// Runs a throwing closure on a new thread; `get()` waits for its result.
+final class Future<T>: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var result: Result<T, Error>?
+
+    init(_ body: @escaping () throws -> T) {
+        Thread { [self] in
+            result = Result { try body() }
+            done.signal()
+        }.start()
+    }
+
+    func get() throws -> T {
+        done.wait()
+        return try result!.get()
     }
 }

@@ -86,4 +86,22 @@ final class ResumeTests: FetchTestCase {
         try assertCacheHolds([Self.sha(data)])
         XCTAssertEqual(cache.partialDownloads(), [])
     }
+
+    func testLastModifiedIsTheIfRangeValidatorWhenThereIsNoETag() throws {
+        let data = Self.randomData(90_000)
+        let date = "Wed, 21 Oct 2026 07:28:00 GMT"
+        let s = try server { request, nth in
+            var reply = Reply.file(data, etag: nil, request: request, lastModified: date)
+            if nth == 1 { reply.dropAfter = 45_000 }
+            return reply
+        }
+        let path = try fetcher().fetchModel(s.url("/m.gguf"))
+        XCTAssertEqual(try Data(contentsOf: path), data)
+        let gets = s.requests("/m.gguf", method: "GET")
+        XCTAssertEqual(gets.count, 2)
+        XCTAssertEqual(gets[1].headers["range"], "bytes=45000-")
+        XCTAssertEqual(gets[1].headers["if-range"], date)
+        XCTAssertEqual(s.bytesSent("/m.gguf"), data.count)
+        try assertCacheHolds([Self.sha(data)])
+    }
 }
