@@ -68,6 +68,23 @@ final class PullCommandTests: FetchTestCase {
         XCTAssertTrue(r.stderr.contains(s.url("/nope.gguf")) && r.stderr.contains("404"), r.stderr)
     }
 
+    func testProxyFromTheEnvironmentIsUsed() throws {
+        let binary = try requireBinary()
+        let data = Self.randomData(3_000)
+        // The test server plays the proxy: it receives the absolute URL of a host that does not exist.
+        let proxy = try server { request, _ in
+            request.path == "http://model.invalid/m.gguf" ? .file(data, etag: "\"e\"", request: request) : .status(404)
+        }
+        var env = environment()
+        env["no_proxy"] = nil
+        env["NO_PROXY"] = nil
+        env["http_proxy"] = proxy.baseURL
+        let r = try runProcess(binary, ["pull", "http://model.invalid/m.gguf"], environment: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(proxy.requests("http://model.invalid/m.gguf", method: "GET").count, 1)
+        try assertCacheHolds([Self.sha(data)])
+    }
+
     func testPullSendsTheTokenFromTheFlag() throws {
         let binary = try requireBinary()
         let s = try server { request, _ in

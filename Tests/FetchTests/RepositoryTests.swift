@@ -57,6 +57,31 @@ final class RepositoryTests: FetchTestCase {
         XCTAssertTrue(second.files.allSatisfy(\.fromCache))
     }
 
+    func testAModelsFilesAreDownloadedInParallel() throws {
+        let shard = Self.randomData(160_000)
+        let index = #"{"weight_map": {"a": "s1.safetensors", "b": "s2.safetensors", "c": "s3.safetensors"}}"#
+        let s = try server { request, _ in
+            let name = request.path.split(separator: "/").last.map(String.init) ?? ""
+            switch name {
+            case "config.json", "tokenizer.json": return .file(Data("{}".utf8), etag: nil, request: request)
+            case "model.safetensors.index.json": return .file(Data(index.utf8), etag: nil, request: request)
+            case "s1.safetensors", "s2.safetensors", "s3.safetensors":
+                var reply = Reply.file(shard, etag: "\"s\"", request: request)
+                reply.chunkDelay = 0.1  // 10 chunks: about one second per shard
+                return reply
+            default: return .status(404)
+            }
+        }
+        let start = Date()
+        let model = try fetcher().fetch(s.url("/org/m"))
+        let elapsed = Date().timeIntervalSince(start)
+        XCTAssertEqual(model.files.filter { $0.name.hasPrefix("s") }.count, 3)
+        let starts = ["s1", "s2", "s3"].compactMap { s.requests("/org/m/resolve/main/\($0).safetensors", method: "GET").first?.time }
+        XCTAssertEqual(starts.count, 3)
+        XCTAssertLessThan(starts.max()!.timeIntervalSince(starts.min()!), 0.5, "shards were fetched one after another")
+        XCTAssertLessThan(elapsed, 2.5, "three one-second shards took \(elapsed) s")
+    }
+
     func testResolveFormWithARevisionNamesTheRepositoryAtThatRevision() throws {
         let weights = Self.randomData(25_000)
         let files: [String: Data] = [
