@@ -57,7 +57,7 @@ public struct ModelSpec: Equatable, Sendable {
             let root = rootURL(components, segments: segments[..<r])
             let revision = segments[r + 1]
             if r + 2 < segments.count {
-                let name = segments.last!.removingPercentEncoding ?? segments.last!
+                let name = try fileName(segments.last!, spec: spec)
                 return ModelSpec(kind: .file(url: base, name: name), pinnedSHA256: pinned, canonical: base)
             }
             guard pinned == nil else {
@@ -70,7 +70,7 @@ public struct ModelSpec: Equatable, Sendable {
         let last = segments.last!
         let ext = (last as NSString).pathExtension.lowercased()
         if scheme == "file" || fileExtensions.contains(ext) {
-            let name = last.removingPercentEncoding ?? last
+            let name = try fileName(last, spec: spec)
             return ModelSpec(kind: .file(url: base, name: name), pinnedSHA256: pinned, canonical: base)
         }
         guard pinned == nil else {
@@ -88,6 +88,15 @@ public struct ModelSpec: Equatable, Sendable {
     public static func fileURL(root: String, revision: String, file: String) -> String {
         let escaped = file.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? file
         return "\(root)/resolve/\(revision)/\(escaped)"
+    }
+
+    /// The decoded last path segment, usable as a file name in a snapshot directory.
+    private static func fileName(_ segment: String, spec: String) throws -> String {
+        let name = (segment.removingPercentEncoding ?? segment).replacingOccurrences(of: "/", with: "_")
+        guard !name.isEmpty, name != ".", name != ".." else {
+            throw FetchError.invalidSpec(spec: spec, reason: "'\(segment)' is not a file name")
+        }
+        return name
     }
 
     private static func rootURL(_ c: URLComponents, segments: ArraySlice<String>) -> String {

@@ -170,6 +170,7 @@ final class ModelSpecTests: XCTestCase {
         XCTAssertThrowsError(try ModelSpec.parse("ftp://h/x.gguf"))
         XCTAssertThrowsError(try ModelSpec.parse("https:///x.gguf"))
         XCTAssertThrowsError(try ModelSpec.parse("https://h/x.gguf#md5=00"))
+        XCTAssertThrowsError(try ModelSpec.parse("https://h/org/m/resolve/main/.."))
     }
 
     func testIsRemote() {
