@@ -156,6 +156,7 @@ struct FileDownloader {
                 throw ioError
             }
             let status = result.final?.status ?? 0
+            if result.code == 0 && status == 206 && !began { restart = true }  // a range answer without bytes
             var error: FetchError
             var retryable: Bool
             var retryAfter: TimeInterval?
@@ -174,7 +175,7 @@ struct FileDownloader {
                 continue
             } else if result.code == 0 && ((200..<300).contains(status) || isFile) {
                 if !began {
-                    // An empty body: the file is empty, whatever an earlier attempt left.
+                    // An empty 200 body: the file is empty, whatever an earlier attempt left.
                     try truncate(fd: fd, path: partialPath)
                     offset = 0
                     hasher = SHA256()
