@@ -45,6 +45,21 @@ final class IntegrityTests: FetchTestCase {
         XCTAssertEqual(cache.partialDownloads(), [], "the mismatching bytes were kept")
     }
 
+    func testWrongXLinkedSizeFailsAndLeavesNothingInTheCache() throws {
+        let data = Self.randomData(10_000)
+        let s = try server { request, _ in
+            if request.path == "/org/m/resolve/main/model.gguf" {
+                return .status(302, [("Location", "/cdn/blob"), ("X-Linked-Size", "\(data.count + 1)")])
+            }
+            return request.path == "/cdn/blob" ? .file(data, etag: "\"t\"", request: request) : .status(404)
+        }
+        let error = try XCTUnwrap(fetchError(s.url("/org/m/resolve/main/model.gguf")))
+        XCTAssertEqual(error, .sizeMismatch(url: s.url("/org/m/resolve/main/model.gguf"),
+                                            expected: Int64(data.count + 1), actual: Int64(data.count)))
+        try assertCacheHolds([])
+        XCTAssertEqual(cache.partialDownloads(), [])
+    }
+
     func testFortyHexETagAndPlainETagAreNotTreatedAsSha256() throws {
         let data = Self.randomData(5_000)
         // A git blob SHA-1 as ETag (the hub's small files), and a 64-hex plain ETag that is not the content's hash.

@@ -104,4 +104,20 @@ final class ResumeTests: FetchTestCase {
         XCTAssertEqual(s.bytesSent("/m.gguf"), data.count)
         try assertCacheHolds([Self.sha(data)])
     }
+
+    func testStallMidBodyTimesOutAndResumesFromTheBytesAlreadyReceived() throws {
+        let data = Self.randomData(120_000)
+        let s = try server { request, nth in
+            var reply = Reply.file(data, etag: "\"e\"", request: request)
+            if nth == 1 { reply.stallAfterBytes = 100 }  // small: libcurl averages speed over ~5 s
+            return reply
+        }
+        let path = try fetcher().fetchModel(s.url("/m.gguf"))
+        XCTAssertEqual(try Data(contentsOf: path), data)
+        let gets = s.requests("/m.gguf", method: "GET")
+        XCTAssertEqual(gets.count, 2)
+        XCTAssertEqual(gets[1].headers["range"], "bytes=100-")
+        XCTAssertEqual(s.bytesSent("/m.gguf"), data.count)
+        try assertCacheHolds([Self.sha(data)])
+    }
 }

@@ -21,6 +21,8 @@ struct Reply {
     var dropAfter: Int?
     /// Send the headers, then nothing until the server stops.
     var stallAfterHeaders = false
+    /// Send this many body bytes, then nothing until the server stops (the connection stays open).
+    var stallAfterBytes: Int?
     /// Pause between 16 KB chunks, to make a transfer slow.
     var chunkDelay: TimeInterval = 0
 
@@ -173,7 +175,7 @@ final class TestHTTPServer: @unchecked Sendable {
         }
         guard request.method != "HEAD" else { return }
         var body = reply.body
-        if let drop = reply.dropAfter { body = body.prefix(drop) }
+        if let drop = reply.dropAfter ?? reply.stallAfterBytes { body = body.prefix(drop) }
         var offset = 0
         while offset < body.count {
             let piece = body.subdata(in: offset..<min(body.count, offset + 16384))
@@ -184,6 +186,7 @@ final class TestHTTPServer: @unchecked Sendable {
             offset += piece.count
             if reply.chunkDelay > 0 { Thread.sleep(forTimeInterval: reply.chunkDelay) }
         }
+        if reply.stallAfterBytes != nil { _ = stopped.wait(timeout: .now() + 10) }
         if reply.dropAfter != nil { shutdown(fd, Int32(SHUT_RDWR)) }
     }
 
