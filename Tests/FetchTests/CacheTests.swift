@@ -44,6 +44,20 @@ final class CacheTests: FetchTestCase {
         XCTAssertEqual(try Data(contentsOf: fetcher(token: "sekrit").fetchModel(s.url("/m.gguf"))), data)
     }
 
+    func testTokenIsNotSentToAnotherHostAfterARedirect() throws {
+        let data = Self.randomData(1_000)
+        var port = 0
+        let s = try server { request, _ in
+            // 127.0.0.1 and localhost are different hosts to the client, though the same server here.
+            if request.path == "/m.gguf" { return .status(302, [("Location", "http://localhost:\(port)/cdn/m.gguf")]) }
+            return request.path == "/cdn/m.gguf" ? .file(data, etag: "\"e\"", request: request) : .status(404)
+        }
+        port = s.port
+        XCTAssertEqual(try Data(contentsOf: fetcher(token: "sekrit").fetchModel(s.url("/m.gguf"))), data)
+        XCTAssertEqual(s.requests("/m.gguf").first?.headers["authorization"], "Bearer sekrit")
+        XCTAssertNil(s.requests("/cdn/m.gguf").first?.headers["authorization"], "the token leaked to the CDN")
+    }
+
     func testTokenComesFromLoraTokenThenHFToken() {
         XCTAssertEqual(FetchOptions.tokenFromEnvironment(["LORA_TOKEN": "a", "HF_TOKEN": "b"]), "a")
         XCTAssertEqual(FetchOptions.tokenFromEnvironment(["HF_TOKEN": "b"]), "b")

@@ -30,6 +30,20 @@ final class IntegrityTests: FetchTestCase {
         try assertCacheHolds([Self.sha(data)])
     }
 
+    func testCacheHitIsConfirmedByXLinkedEtagWithOneHead() throws {
+        let data = Self.randomData(20_000)
+        let s = try hubServer(data, linkedEtag: Self.sha(data))
+        let url = s.url("/org/m/resolve/main/model.gguf")
+        _ = try fetcher().fetch(url)
+        let before = s.requests().count
+        let again = try fetcher().fetch(url)
+        XCTAssertEqual(again.files.first?.verifiedBy, "X-Linked-Etag")
+        XCTAssertEqual(again.files.first?.fromCache, true)
+        // The HEAD follows the redirect like a GET would; no body is transferred.
+        XCTAssertEqual(s.requests().dropFirst(before).map(\.method), ["HEAD", "HEAD"])
+        XCTAssertEqual(s.requests("/cdn/blob", method: "GET").count, 1)
+    }
+
     func testWrongXLinkedEtagDeletesTheDownloadAndNamesBothHashes() throws {
         let data = Self.randomData(64_000)
         let wrong = String(repeating: "ab", count: 32)
