@@ -36,6 +36,7 @@ let package = Package(
         ]),
         .target(name: "Service", dependencies: [
             "Model", "Training", "Fetch", "Registry",
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "lora", dependencies: [

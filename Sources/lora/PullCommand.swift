@@ -42,7 +42,7 @@ struct PullCommand: ParsableCommand {
     func run() throws {
         let options = FetchOptions(connectTimeout: connectTimeout, lowSpeedTime: lowSpeedTime, maxAttempts: maxAttempts)
         let fetcher = ModelFetcher(token: token, options: options)
-        let bar = isatty(STDERR_FILENO) == 1 ? ProgressBar() : nil
+        let bar = isatty(STDERR_FILENO) == 1 ? PullProgress() : nil
         let model: FetchedModel
         do {
             model = try fetcher.fetch(source, progress: bar.map { b in { b.update($0) } })
@@ -66,35 +66,28 @@ struct PullCommand: ParsableCommand {
     }
 }
 
-/// A one-line progress bar on stderr: bytes, rate and ETA, redrawn at most ten times a second.
-final class ProgressBar: @unchecked Sendable {
+/// The download's progress on stderr (bytes, rate, ETA), drawn with the shared `ProgressLine`.
+final class PullProgress: @unchecked Sendable {
+    let line = ProgressLine()
     private let start = Date()
     private var baseline: Int64?
-    private var drawn = false
 
     func update(_ p: FetchProgress) {
         let base = baseline ?? p.completedBytes
         baseline = base
-        let elapsed = max(Date().timeIntervalSince(start), 0.001)
-        let rate = Double(p.completedBytes - base) / elapsed
-        var line = "\(p.filesCompleted)/\(p.filesTotal) files  \(Self.bytes(p.completedBytes))"
+        let rate = Double(p.completedBytes - base) / max(Date().timeIntervalSince(start), 0.001)
+        var text = "\(p.filesCompleted)/\(p.filesTotal) files  \(Self.bytes(p.completedBytes))"
         if let total = p.totalBytes, total > 0 {
-            let fraction = min(1, Double(p.completedBytes) / Double(total))
             let width = 24
-            let filled = Int(fraction * Double(width))
-            line = "[\(String(repeating: "#", count: filled))\(String(repeating: "-", count: width - filled))] "
-                + line + " / \(Self.bytes(total))"
-            if rate > 0 { line += "  ETA \(Self.duration(Double(total - p.completedBytes) / rate))" }
+            let filled = Int(min(1, Double(p.completedBytes) / Double(total)) * Double(width))
+            text = "[\(String(repeating: "#", count: filled))\(String(repeating: "-", count: width - filled))] "
+                + text + " / \(Self.bytes(total))"
+            if rate > 0 { text += "  ETA \(ProgressLine.duration(Double(total - p.completedBytes) / rate))" }
         }
-        line += "  \(Self.bytes(Int64(rate)))/s"
-        FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
-        drawn = true
+        line.update(text + "  \(Self.bytes(Int64(rate)))/s")
     }
 
-    func finish() {
-        if drawn { FileHandle.standardError.write(Data("\n".utf8)) }
-        drawn = false
-    }
+    func finish() { line.finishLine() }
 
     static func bytes(_ n: Int64) -> String {
         let units = ["B", "KB", "MB", "GB", "TB"]
@@ -102,11 +95,5 @@ final class ProgressBar: @unchecked Sendable {
         var unit = 0
         while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
         return unit == 0 ? "\(n) B" : String(format: "%.1f %@", value, units[unit])
-    }
-
-    static func duration(_ seconds: Double) -> String {
-        guard seconds.isFinite, seconds >= 0 else { return "--" }
-        let s = Int(seconds.rounded())
-        return s >= 3600 ? String(format: "%dh%02dm", s / 3600, s % 3600 / 60) : String(format: "%d:%02d", s / 60, s % 60)
     }
 }
