@@ -25,7 +25,7 @@ enum ResourceUsage {
     /// Peak resident set size of this process (getrusage's ru_maxrss is in KiB on Linux).
     static func peakRSSBytes() -> Int {
         var u = rusage()
-        getrusage(RUSAGE_SELF, &u)
+        getrusage(RUSAGE_SELF.rawValue, &u)
         return Int(u.ru_maxrss) * 1024
     }
 }
