@@ -7,11 +7,9 @@ struct PullCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pull",
         abstract: "Download a base model (GGUF URL or Hugging Face-style repository URL) and print its local path.",
-        discussion: """
-            SRC is an http(s) or file URL of a file (optionally pinned: URL#sha256=<hex>), a repository root
-            (https://host/org/name), or {root}/resolve/{revision}[/{file}]. Files are cached under $LORA_HOME
-            (default ~/.cache/lora), verified by sha256, and resumed after interruptions.
-            """)
+        discussion: "SRC is an http(s) or file URL of a file (optionally pinned: URL#sha256=<hex>), a repository "
+            + "root (https://host/org/name), or {root}/resolve/{revision}[/{file}]. Files are cached under "
+            + "$LORA_HOME (default ~/.cache/lora), verified by sha256, and resumed after interruptions.")
 
     @Argument(help: "The model URL.")
     var source: String
