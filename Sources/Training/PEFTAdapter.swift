@@ -124,6 +124,13 @@ public enum PEFTAdapter {
         if let f = j["fan_in_fan_out"] as? Bool, f { throw refuse("fan_in_fan_out", "true is not supported for Llama's linear layers") }
         if let t = j["target_parameters"], !(t is NSNull), !((t as? [Any])?.isEmpty ?? false) { throw refuse("target_parameters", "not supported") }
         if let t = j["trainable_token_indices"], !(t is NSNull) { throw refuse("trainable_token_indices", "not supported") }
+        if let b = j["lora_bias"] as? Bool, b { throw refuse("lora_bias", "LoRA biases are not supported") }
+        for field in ["layer_replication", "exclude_modules", "layers_pattern"] {
+            if let v = j[field], !(v is NSNull) { throw refuse(field, "not supported") }
+        }
+        for field in ["use_qalora", "use_bdlora"] {
+            if let v = j[field] as? Bool, v { throw refuse(field, "not supported") }
+        }
         var targets: [LinearModule] = []
         if let s = j["target_modules"] as? String {
             guard s == "all-linear" else { throw refuse("target_modules", "the regex '\(s)' is not supported; list module names") }
