@@ -40,7 +40,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "lora", dependencies: [
-            "Service",
+            "Service", "Fetch",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

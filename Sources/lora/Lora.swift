@@ -7,6 +7,7 @@ struct Lora: ParsableCommand {
         abstract: "LoRA/QLoRA fine-tuning, registry and serving on CPU.",
         subcommands: [
             GenerateCommand.self,
+            PullCommand.self,
             ScoreCommand.self,
             TrainCommand.self,
         ]
