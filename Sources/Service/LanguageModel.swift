@@ -1,3 +1,4 @@
+import Fetch
 import Foundation
 import Kernels
 import Model
@@ -23,9 +24,18 @@ public final class LanguageModel: @unchecked Sendable {
         self.chatTemplate = chatTemplate
     }
 
-    /// Loads a model from a local path: an HF directory or a .gguf file.
-    public static func load(path: String, quantization: QuantizationMode = .none) throws -> LanguageModel {
-        let url = URL(fileURLWithPath: (path as NSString).expandingTildeInPath)
+    /// Loads a model from a local path (an HF directory or a .gguf file) or a URL, which is
+    /// fetched into the content-addressed cache first (resumable, verified).
+    public static func load(path: String, quantization: QuantizationMode = .none,
+                            fetcher: ModelFetcher? = nil,
+                            progress: ((FetchProgress) -> Void)? = nil) throws -> LanguageModel {
+        let local: String
+        if ModelFetcher.isRemote(path) {
+            local = try (fetcher ?? ModelFetcher()).fetchModel(path, progress: progress).path
+        } else {
+            local = path
+        }
+        let url = URL(fileURLWithPath: (local as NSString).expandingTildeInPath)
         guard FileManager.default.fileExists(atPath: url.path) else { throw ModelError.fileNotFound(path: url.path) }
         let loaded = try ModelLoader.load(url)
         let tokenizer: Tokenizer

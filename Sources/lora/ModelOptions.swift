@@ -8,7 +8,7 @@ extension QuantizationMode: ExpressibleByArgument {}
 
 /// Options shared by every command that loads a model.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "The base model: an HF directory or a .gguf file.")
+    @Option(name: .long, help: "The base model: an HF directory, a .gguf file, or a URL of either (fetched and cached).")
     var model: String
 
     @Option(name: .long, help: "How linear weights are held: \(QuantizationMode.allCases.map(\.rawValue).joined(separator: ", ")).")
