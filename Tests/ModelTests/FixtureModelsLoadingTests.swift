@@ -89,4 +89,32 @@ final class FixtureModelsLoadingTests: XCTestCase {
         XCTAssertEqual(tok.bosTokenId, 1)
         XCTAssertNotNil(g.chatTemplate)
     }
+
+    /// The tied model split into two shards with a `model.safetensors.index.json` loads to the same weights.
+    func testShardedCheckpointLoadsLikeTheSingleFile() throws {
+        let src = Self.dir("tiny-llama-tied")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sharded-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        for f in ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"] {
+            try FileManager.default.copyItem(at: src.appendingPathComponent(f), to: dir.appendingPathComponent(f))
+        }
+        let st = try SafetensorsFile(src.appendingPathComponent("model.safetensors"))
+        var shards: [[SafetensorsWriter.Tensor]] = [[], []]
+        var map: [String: String] = [:]
+        for (i, name) in st.names.enumerated() {
+            let info = try XCTUnwrap(st.info(name))
+            shards[i % 2].append(.init(name: name, dtype: info.dtype, shape: info.shape, bytes: try st.data(name)))
+            map[name] = "model-0000\(i % 2 + 1)-of-00002.safetensors"
+        }
+        for (i, tensors) in shards.enumerated() {
+            try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: dir.appendingPathComponent("model-0000\(i + 1)-of-00002.safetensors"))
+        }
+        try JSONSerialization.data(withJSONObject: ["metadata": ["total_size": 0], "weight_map": map])
+            .write(to: dir.appendingPathComponent("model.safetensors.index.json"))
+        let sharded = try ModelLoader.load(dir)
+        let single = try ModelLoader.load(src)
+        XCTAssertEqual(sharded.config, single.config)
+        for ((name, a), (_, b)) in zip(Self.tensors(sharded), Self.tensors(single)) { XCTAssertEqual(a, b, name) }
+    }
 }
