@@ -36,10 +36,11 @@ let package = Package(
         ]),
         .target(name: "Service", dependencies: [
             "Model", "Training", "Fetch", "Registry",
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "lora", dependencies: [
-            "Service",
+            "Service", "Fetch",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

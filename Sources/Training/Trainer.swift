@@ -18,6 +18,8 @@ public final class Trainer {
         public var grad_norm: Float
         public var tokens_per_s: Double
         public var tokens: Int
+        /// Optimizer steps the run will take.
+        public var total_steps: Int
     }
 
     public enum Event {
@@ -135,7 +137,8 @@ public final class Trainer {
         optimizer.update(&engine.adapter.parameters, gradients: engine.gradients, lr: lr)
         let secs = Date().timeIntervalSince(t0)
         return StepReport(step: step + 1, loss: scored > 0 ? sum / Double(scored) : 0, lr: lr, grad_norm: norm,
-                          tokens_per_s: secs > 0 ? Double(realTokens) / secs : 0, tokens: realTokens)
+                          tokens_per_s: secs > 0 ? Double(realTokens) / secs : 0, tokens: realTokens,
+                          total_steps: totalSteps)
     }
 
     /// Mean loss over every scored token of the eval records.
