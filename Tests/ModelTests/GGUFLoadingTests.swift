@@ -2,6 +2,7 @@ import Foundation
 import Kernels
 import Model
 import Quantization
+import Tokenizer
 import TestSupport
 import XCTest
 
@@ -249,5 +250,14 @@ final class GGUFLoadingTests: XCTestCase {
             XCTAssertEqual(out, Self.dense(loaded), name)
         }
         XCTAssertEqual((0..<8).map { LlamaQKPermutation.ggufRow(forHFRow: $0, headDim: 4) }, [0, 2, 1, 3, 4, 6, 5, 7])
+    }
+
+    /// The tokenizer data the loader fills from GGUF metadata drives the Tokenizer target to HF's ids
+    /// (Tests/Fixtures/default-model/reference.json: AutoTokenizer on the same GGUF).
+    func testDefaultModelTokenizerDataEncodesLikeHF() throws {
+        let m = try ModelLoader.load(try TestPaths.requireDefaultModel())
+        guard case let .gguf(data) = m.tokenizer else { return XCTFail("expected GGUF tokenizer data") }
+        let tokenizer = try Tokenizer(gguf: data)
+        XCTAssertEqual(tokenizer.encode("The capital of France is"), [504, 3575, 282, 4649, 314])
     }
 }
