@@ -40,9 +40,13 @@ public struct NF4Tensor: Sendable {
 
     public var blockCount: Int { absmaxCodes.count }
 
-    /// Bytes held: packed data, 8-bit absmax, nested fp32 absmax, offset and the nested map.
+    /// True when `nestedCode` is its own copy rather than the process-wide `BlockwiseDynamic.signedMap`.
+    public let ownsNestedCode: Bool
+
+    /// Bytes held: packed data, 8-bit absmax, nested fp32 absmax and offset (plus the nested map when it is
+    /// not the shared default).
     public var residentBytes: Int {
-        packed.count + absmaxCodes.count + 4 * nestedAbsmax.count + 4 + 4 * nestedCode.count
+        packed.count + absmaxCodes.count + 4 * nestedAbsmax.count + 4 + (ownsNestedCode ? 4 * nestedCode.count : 0)
     }
 
     /// Wraps stored state (e.g. a bnb-4bit checkpoint's `weight`, `weight.absmax`, `weight.nested_absmax`,
@@ -63,7 +67,10 @@ public struct NF4Tensor: Sendable {
         self.absmaxCodes = absmaxCodes
         self.nestedAbsmax = nestedAbsmax
         self.offset = offset
-        self.nestedCode = nestedCode
+        // The default map is shared (one copy-on-write buffer for every tensor), not counted per tensor.
+        let shared = BlockwiseDynamic.signedMap
+        self.ownsNestedCode = nestedCode.map(\.bitPattern) != shared.map(\.bitPattern)
+        self.nestedCode = ownsNestedCode ? nestedCode : shared
     }
 
     /// Quantizes W (row-major, `shape`) as bitsandbytes' CPU backend does, byte for byte.

@@ -1,0 +1,53 @@
+import Foundation
+import Kernels
+import Quantization
+import XCTest
+
+/// Decoding throughput of the fused GEMVs against dense fp32 sgemm (T = 1). Prints timings; asserts only
+/// correctness. Run: swift test -c release --filter QuantizationTests.QuantizedGEMVBenchTests
+final class QuantizedGEMVBenchTests: XCTestCase {
+    func testGEMVTimingsForSmolLM2Shapes() throws {
+        for (n, k) in [(576, 1536), (1536, 576)] {
+            var rng = TestRNG(UInt64(n + k))
+            let data = rng.floats(n * k, scale: 0.05)
+            let dense = DenseWeight(outFeatures: n, inFeatures: k, data: data)
+            let nf4 = try NF4Weight(outFeatures: n, inFeatures: k, data: data)
+            let int8 = try Int8Weight(outFeatures: n, inFeatures: k, data: data)
+            let x = rng.floats(k)
+            var y = [Float](repeating: 0, count: n)
+            var yRef = y
+            let weights: [(String, LinearWeight)] = [("fp32 sgemm", dense), ("nf4 fused", nf4), ("int8 fused", int8)]
+            for (name, w) in weights {
+                let secs = time(iterations: 400) { w.forward(x, tokens: 1, into: &y, accumulate: false) }
+                let gbs = Double(w.residentBytes) / secs / 1e9
+                print(String(format: "GEMV %4dx%-4d %-11@ %8.1f us  %6.2f GB/s weights", n, k, name as NSString, secs * 1e6, gbs))
+            }
+            // Correctness: the fused path equals its reference twin.
+            nf4.forward(x, tokens: 1, into: &y, accumulate: false)
+            nf4.forwardReference(x, tokens: 1, into: &yRef, accumulate: false)
+            XCTAssertLessThanOrEqual(maxRelativeError(y, yRef), QuantizedKernelChecks.fastVsReferenceRelTolerance)
+            int8.forward(x, tokens: 1, into: &y, accumulate: false)
+            int8.forwardReference(x, tokens: 1, into: &yRef, accumulate: false)
+            XCTAssertLessThanOrEqual(maxRelativeError(y, yRef), QuantizedKernelChecks.fastVsReferenceRelTolerance)
+            // Prefill-sized products for scale (T = 64, tiles + sgemm).
+            let xs = rng.floats(64 * k)
+            var ys = [Float](repeating: 0, count: 64 * n)
+            for (name, w) in weights {
+                let secs = time(iterations: 20) { w.forward(xs, tokens: 64, into: &ys, accumulate: false) }
+                print(String(format: "GEMM T=64 %4dx%-4d %-11@ %8.1f us  %6.2f GFLOP/s", n, k, name as NSString, secs * 1e6, 2.0 * 64 * Double(n * k) / secs / 1e9))
+            }
+        }
+    }
+
+    /// Fastest of 5 runs, seconds per call after a warm-up (other processes share the 2 cores).
+    private func time(iterations: Int, _ body: () -> Void) -> Double {
+        for _ in 0..<10 { body() }
+        var samples: [Double] = []
+        for _ in 0..<5 {
+            let start = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<iterations { body() }
+            samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 / Double(iterations))
+        }
+        return samples.min()!
+    }
+}
