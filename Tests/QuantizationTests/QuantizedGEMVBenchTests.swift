@@ -13,12 +13,15 @@ final class QuantizedGEMVBenchTests: XCTestCase {
             let dense = DenseWeight(outFeatures: n, inFeatures: k, data: data)
             let nf4 = try NF4Weight(outFeatures: n, inFeatures: k, data: data)
             let int8 = try Int8Weight(outFeatures: n, inFeatures: k, data: data)
+            // GGUF blocks of the same shape (random bytes: only the speed matters here).
+            let q41 = try Q4_1Weight(outFeatures: n, inFeatures: k, blocks: (0..<(n * k / 32 * 20)).map { i in i % 20 == 1 || i % 20 == 3 ? 0x20 : UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 13) })
+            let q80 = try Q8_0Weight(outFeatures: n, inFeatures: k, blocks: (0..<(n * k / 32 * 34)).map { i in i % 34 == 1 ? 0x20 : UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 13) })
             let x = rng.floats(k)
             var y = [Float](repeating: 0, count: n)
             var yRef = y
             // Quantized kernels first: OpenBLAS worker threads keep spinning for a while after an sgemm and
             // would steal the 2 cores from our threads.
-            let weights: [(String, LinearWeight)] = [("nf4 fused", nf4), ("int8 fused", int8), ("fp32 sgemm", dense)]
+            let weights: [(String, LinearWeight)] = [("nf4 fused", nf4), ("int8 fused", int8), ("q4_1 fused", q41), ("q8_0 fused", q80), ("fp32 sgemm", dense)]
             for (name, w) in weights {
                 let secs = time(iterations: 400) { w.forward(x, tokens: 1, into: &y, accumulate: false) }
                 let gbs = Double(w.residentBytes) / secs / 1e9

@@ -1,0 +1,35 @@
+/// Helpers shared by the GGUF block weights (`Q4_1Weight`, `Q8_0Weight`): size checks and the plain
+/// reference matmuls their fast kernels are tested against.
+enum QuantizedGGUFRows {
+    static func check(format: String, n: Int, k: Int, blockElements: Int, blockBytes: Int, actual: Int) throws {
+        guard n > 0, k > 0, k % blockElements == 0 else {
+            throw QuantizedError.badShape(field: "\(format) linear weight (K must be a multiple of \(blockElements))", shape: [n, k])
+        }
+        let expected = n * (k / blockElements) * blockBytes
+        guard actual == expected else { throw QuantizedError.sizeMismatch(field: "\(format).blocks (bytes)", expected: expected, actual: actual) }
+    }
+
+    /// Y[T, N] = X[T, K] · Wᵀ (+ Y) with W read one element at a time.
+    static func forwardReference(n: Int, k: Int, weight: (Int, Int) -> Float, _ x: UnsafePointer<Float>, tokens: Int,
+                                 into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        for t in 0..<tokens {
+            for r in 0..<n {
+                var acc: Float = 0
+                for c in 0..<k { acc += weight(r, c) * x[t * k + c] }
+                y[t * n + r] = accumulate ? y[t * n + r] + acc : acc
+            }
+        }
+    }
+
+    /// dX[T, K] += dY[T, N] · W with W read one element at a time.
+    static func backwardInputReference(n: Int, k: Int, weight: (Int, Int) -> Float, _ dy: UnsafePointer<Float>, tokens: Int,
+                                       into dx: UnsafeMutablePointer<Float>) {
+        for t in 0..<tokens {
+            for c in 0..<k {
+                var acc: Float = 0
+                for r in 0..<n { acc += dy[t * n + r] * weight(r, c) }
+                dx[t * k + c] += acc
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+import Kernels
+
+/// A frozen linear weight W[N, K] kept in GGUF's Q4_1 blocks exactly as stored (no re-quantization).
+///
+/// Block of 32 weights, 20 bytes (ggml-common.h `block_q4_1`): f16 d, f16 m, 16 bytes `qs` where byte j
+/// holds element j in its LOW nibble and element j + 16 in its HIGH nibble; w = d * q + m (fp32, unfused).
+/// Rows are K / 32 consecutive blocks (K a multiple of 32, as GGUF requires).
+///
+/// T > 1: row tiles dequantized to fp32 + sgemm. T == 1: fused GEMV, per block
+/// d * Σ q·x + m * Σ x with Σ x per block computed once per call; rows split over threads.
+public final class Q4_1Weight: LinearWeight, @unchecked Sendable {
+    public static let blockElements = 32
+    public static let blockBytes = 20
+
+    public let outFeatures: Int   // N
+    public let inFeatures: Int    // K
+    /// N * K / 32 blocks, `blockBytes` each, row-major.
+    public let blocks: [UInt8]
+
+    /// Takes the raw block bytes of a [N, K] tensor (e.g. a GGUF tensor's data), checking the size.
+    public init(outFeatures: Int, inFeatures: Int, blocks: [UInt8]) throws {
+        try QuantizedGGUFRows.check(format: "q4_1", n: outFeatures, k: inFeatures, blockElements: Self.blockElements,
+                                    blockBytes: Self.blockBytes, actual: blocks.count)
+        self.outFeatures = outFeatures
+        self.inFeatures = inFeatures
+        self.blocks = blocks
+    }
+
+    public convenience init(outFeatures: Int, inFeatures: Int, blocks: UnsafeRawBufferPointer) throws {
+        try self.init(outFeatures: outFeatures, inFeatures: inFeatures, blocks: [UInt8](blocks))
+    }
+
+    public var residentBytes: Int { blocks.count }
+
+    public func forward(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        if tokens == 1 {
+            gemv(x, into: y, accumulate: accumulate)
+            return
+        }
+        QuantizedTiles.forward(n: outFeatures, k: inFeatures, x: x, tokens: tokens, y: y, accumulate: accumulate) { r0, r1, dst in
+            self.dequantizeRows(r0, r1, into: dst)
+        }
+    }
+
+    public func backwardInput(_ dy: UnsafePointer<Float>, tokens: Int, into dx: UnsafeMutablePointer<Float>) {
+        QuantizedTiles.backwardInput(n: outFeatures, k: inFeatures, dy: dy, tokens: tokens, dx: dx) { r0, r1, dst in
+            self.dequantizeRows(r0, r1, into: dst)
+        }
+    }
+
+    /// Rows r0..<r1 of W into dst[(r1 - r0) * K].
+    public func dequantizeRows(_ r0: Int, _ r1: Int, into dst: UnsafeMutablePointer<Float>) {
+        blocks.withUnsafeBytes { raw in
+            Self.dequantize(raw.baseAddress! + r0 * (inFeatures / 32) * Self.blockBytes,
+                            blockCount: (r1 - r0) * (inFeatures / 32), into: dst)
+        }
+    }
+
+    /// Dequantizes `blockCount` consecutive Q4_1 blocks at `src` into dst[blockCount * 32].
+    public static func dequantize(_ src: UnsafeRawPointer, blockCount: Int, into dst: UnsafeMutablePointer<Float>) {
+        for b in 0..<blockCount {
+            let p = src + b * blockBytes
+            let d = Half.toFloat(p.loadUnaligned(as: UInt16.self))
+            let m = Half.toFloat(p.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
+            let qs = p.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self)
+            let lo = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: qs & 0x0F))
+            let hi = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: qs &>> 4))
+            let out = UnsafeMutableRawPointer(dst + b * 32)
+            // q * d + m as two roundings (no fused multiply-add), like ggml's scalar dequantize_row_q4_1.
+            out.storeBytes(of: lo * d + m, as: SIMD16<Float>.self)
+            out.storeBytes(of: hi * d + m, toByteOffset: 64, as: SIMD16<Float>.self)
+        }
+    }
+
+    /// y[N] = W · x[K] (+ y).
+    func gemv(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let k = inFeatures, bpr = k / 32
+        // Σ x per 32-column block, shared by all rows (the m term). Per-thread scratch: nothing allocated.
+        let xs = QuantizedScratch.floats(bpr)
+        let xr = UnsafeRawPointer(x)
+        for b in 0..<bpr {
+            let v = xr.loadUnaligned(fromByteOffset: b * 128, as: SIMD16<Float>.self)
+                + xr.loadUnaligned(fromByteOffset: b * 128 + 64, as: SIMD16<Float>.self)
+            xs[b] = v.sum()
+        }
+        let xsums = UnsafePointer(xs)
+        blocks.withUnsafeBytes { raw in
+            let base = raw.baseAddress!
+            Parallel.forEachChunk(outFeatures, minChunk: 16) { rows in
+                for r in rows {
+                    var total: Float = 0
+                    let row = base + r * bpr * Self.blockBytes
+                    for b in 0..<bpr {
+                        let p = row + b * Self.blockBytes
+                        let d = Half.toFloat(p.loadUnaligned(as: UInt16.self))
+                        let m = Half.toFloat(p.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
+                        let qs = p.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self)
+                        let lo = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: qs & 0x0F))
+                        let hi = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: qs &>> 4))
+                        let dot = lo * xr.loadUnaligned(fromByteOffset: b * 128, as: SIMD16<Float>.self)
+                            + hi * xr.loadUnaligned(fromByteOffset: b * 128 + 64, as: SIMD16<Float>.self)
+                        total += d * dot.sum() + m * xsums[b]
+                    }
+                    y[r] = accumulate ? y[r] + total : total
+                }
+            }
+        }
+    }
+
+    // MARK: reference twins
+
+    /// Element i of W, scalar (block layout read byte by byte).
+    @inline(__always)
+    func referenceWeight(_ r: Int, _ c: Int) -> Float {
+        let b = (r * inFeatures + c) / 32, j = c % 32
+        let o = b * Self.blockBytes
+        let d = Half.toFloat(UInt16(blocks[o]) | UInt16(blocks[o + 1]) << 8)
+        let m = Half.toFloat(UInt16(blocks[o + 2]) | UInt16(blocks[o + 3]) << 8)
+        let byte = blocks[o + 4 + (j % 16)]
+        let q = j < 16 ? byte & 0x0F : byte >> 4
+        return Float(q) * d + m
+    }
+
+    /// Plain twin of `forward`.
+    public func forwardReference(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        QuantizedGGUFRows.forwardReference(n: outFeatures, k: inFeatures, weight: referenceWeight, x, tokens: tokens, into: y, accumulate: accumulate)
+    }
+
+    /// Plain twin of `backwardInput`.
+    public func backwardInputReference(_ dy: UnsafePointer<Float>, tokens: Int, into dx: UnsafeMutablePointer<Float>) {
+        QuantizedGGUFRows.backwardInputReference(n: outFeatures, k: inFeatures, weight: referenceWeight, dy, tokens: tokens, into: dx)
+    }
+}
