@@ -60,8 +60,8 @@ public final class Q4_1Weight: LinearWeight, @unchecked Sendable {
     public static func dequantize(_ src: UnsafeRawPointer, blockCount: Int, into dst: UnsafeMutablePointer<Float>) {
         for b in 0..<blockCount {
             let p = src + b * blockBytes
-            let d = Half.toFloat(p.loadUnaligned(as: UInt16.self))
-            let m = Half.toFloat(p.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
+            let d = QuantizedGGUFRows.halfToFloat(p.loadUnaligned(as: UInt16.self))
+            let m = QuantizedGGUFRows.halfToFloat(p.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
             let qs = p.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self)
             let lo = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: qs & 0x0F))
             let hi = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: qs &>> 4))
@@ -88,19 +88,23 @@ public final class Q4_1Weight: LinearWeight, @unchecked Sendable {
             let base = raw.baseAddress!
             Parallel.forEachChunk(outFeatures, minChunk: 16) { rows in
                 for r in rows {
-                    var total: Float = 0
+                    var acc = SIMD16<Float>()
+                    var mTotal: Float = 0
                     let row = base + r * bpr * Self.blockBytes
                     for b in 0..<bpr {
                         let p = row + b * Self.blockBytes
-                        let d = Half.toFloat(p.loadUnaligned(as: UInt16.self))
-                        let m = Half.toFloat(p.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
+                        let d = QuantizedGGUFRows.halfToFloat(p.loadUnaligned(as: UInt16.self))
+                        let m = QuantizedGGUFRows.halfToFloat(p.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
                         let qs = p.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self)
                         let lo = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: qs & 0x0F))
                         let hi = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: qs &>> 4))
                         let dot = lo * xr.loadUnaligned(fromByteOffset: b * 128, as: SIMD16<Float>.self)
                             + hi * xr.loadUnaligned(fromByteOffset: b * 128 + 64, as: SIMD16<Float>.self)
-                        total += d * dot.sum() + m * xsums[b]
+                        // Per-block scale applied to the lane vector; one horizontal sum per row.
+                        acc += dot * d
+                        mTotal += m * xsums[b]
                     }
+                    let total = acc.sum() + mTotal
                     y[r] = accumulate ? y[r] + total : total
                 }
             }

@@ -59,7 +59,7 @@ public final class Q8_0Weight: LinearWeight, @unchecked Sendable {
     public static func dequantize(_ src: UnsafeRawPointer, blockCount: Int, into dst: UnsafeMutablePointer<Float>) {
         for b in 0..<blockCount {
             let p = src + b * blockBytes
-            let d = Half.toFloat(p.loadUnaligned(as: UInt16.self))
+            let d = QuantizedGGUFRows.halfToFloat(p.loadUnaligned(as: UInt16.self))
             let q0 = p.loadUnaligned(fromByteOffset: 2, as: SIMD16<Int8>.self)
             let q1 = p.loadUnaligned(fromByteOffset: 18, as: SIMD16<Int8>.self)
             let out = UnsafeMutableRawPointer(dst + b * 32)
@@ -76,17 +76,18 @@ public final class Q8_0Weight: LinearWeight, @unchecked Sendable {
             let base = raw.baseAddress!
             Parallel.forEachChunk(outFeatures, minChunk: 16) { rows in
                 for r in rows {
-                    var total: Float = 0
+                    var acc = SIMD16<Float>()
                     let row = base + r * bpr * Self.blockBytes
                     for b in 0..<bpr {
                         let p = row + b * Self.blockBytes
-                        let d = Half.toFloat(p.loadUnaligned(as: UInt16.self))
+                        let d = QuantizedGGUFRows.halfToFloat(p.loadUnaligned(as: UInt16.self))
                         let q0 = p.loadUnaligned(fromByteOffset: 2, as: SIMD16<Int8>.self)
                         let q1 = p.loadUnaligned(fromByteOffset: 18, as: SIMD16<Int8>.self)
                         let dot = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: q0)) * xr.loadUnaligned(fromByteOffset: b * 128, as: SIMD16<Float>.self)
                             + SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: q1)) * xr.loadUnaligned(fromByteOffset: b * 128 + 64, as: SIMD16<Float>.self)
-                        total += d * dot.sum()
+                        acc += dot * d  // per-block scale on the lanes; one horizontal sum per row
                     }
+                    let total = acc.sum()
                     y[r] = accumulate ? y[r] + total : total
                 }
             }

@@ -110,3 +110,19 @@ final class QuantizedGGUFBlockWeightTests: XCTestCase {
         }
     }
 }
+
+extension QuantizedGGUFBlockWeightTests {
+    func testInlinedHalfConversionEqualsHalfToFloatForEveryBitPattern() throws {
+        // Through the public dequantizer: a Q8_0 block with d = h and q[0] = 1 yields exactly h as fp32.
+        var block: [UInt8] = [0, 0, 1] + [UInt8](repeating: 0, count: 31)
+        var out = [Float](repeating: 0, count: 32)
+        for h in 0...UInt16.max {
+            block[0] = UInt8(h & 0xFF); block[1] = UInt8(h >> 8)
+            block.withUnsafeBytes { Q8_0Weight.dequantize($0.baseAddress!, blockCount: 1, into: &out) }
+            let expected = Half.toFloat(h)
+            if expected.isNaN { XCTAssertTrue(out[0].isNaN, "\(h)") } else if out[0].bitPattern != expected.bitPattern {
+                XCTFail("fp16 0x\(String(h, radix: 16)): \(out[0]) != \(expected)"); return
+            }
+        }
+    }
+}
