@@ -13,6 +13,23 @@ enum QuantizedGGUFRows {
         return Float(bitPattern: f.bitPattern | (bits & 0x8000) << 16)
     }
 
+    /// Σ a[i] * x[i] over count floats (a multiple of 32), two SIMD8 accumulator pairs.
+    @inline(__always)
+    static func dot(_ a: UnsafePointer<Float>, _ x: UnsafeRawPointer, count: Int) -> Float {
+        let ar = UnsafeRawPointer(a)
+        var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>(), acc2 = SIMD8<Float>(), acc3 = SIMD8<Float>()
+        var o = 0
+        let bytes = count * 4
+        while o < bytes {
+            acc0 += ar.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) * x.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+            acc1 += ar.loadUnaligned(fromByteOffset: o + 32, as: SIMD8<Float>.self) * x.loadUnaligned(fromByteOffset: o + 32, as: SIMD8<Float>.self)
+            acc2 += ar.loadUnaligned(fromByteOffset: o + 64, as: SIMD8<Float>.self) * x.loadUnaligned(fromByteOffset: o + 64, as: SIMD8<Float>.self)
+            acc3 += ar.loadUnaligned(fromByteOffset: o + 96, as: SIMD8<Float>.self) * x.loadUnaligned(fromByteOffset: o + 96, as: SIMD8<Float>.self)
+            o += 128
+        }
+        return ((acc0 + acc1) + (acc2 + acc3)).sum()
+    }
+
     static func check(format: String, n: Int, k: Int, blockElements: Int, blockBytes: Int, actual: Int) throws {
         guard n > 0, k > 0, k % blockElements == 0 else {
             throw QuantizedError.badShape(field: "\(format) linear weight (K must be a multiple of \(blockElements))", shape: [n, k])

@@ -57,55 +57,37 @@ public final class Q4_1Weight: LinearWeight, @unchecked Sendable {
     }
 
     /// Dequantizes `blockCount` consecutive Q4_1 blocks at `src` into dst[blockCount * 32].
+    /// Plain per-lane loops: the compiler vectorizes them, where the stdlib's generic SIMD integer-to-float
+    /// conversions compiled to out-of-line calls.
+    @inline(__always)
     public static func dequantize(_ src: UnsafeRawPointer, blockCount: Int, into dst: UnsafeMutablePointer<Float>) {
         for b in 0..<blockCount {
             let p = src + b * blockBytes
             let d = QuantizedGGUFRows.halfToFloat(p.loadUnaligned(as: UInt16.self))
             let m = QuantizedGGUFRows.halfToFloat(p.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
-            let qs = p.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self)
-            let lo = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: qs & 0x0F))
-            let hi = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: qs &>> 4))
-            let out = UnsafeMutableRawPointer(dst + b * 32)
+            let qs = (p + 4).assumingMemoryBound(to: UInt8.self)
+            let out = dst + b * 32
             // q * d + m as two roundings (no fused multiply-add), like ggml's scalar dequantize_row_q4_1.
-            out.storeBytes(of: lo * d + m, as: SIMD16<Float>.self)
-            out.storeBytes(of: hi * d + m, toByteOffset: 64, as: SIMD16<Float>.self)
+            for j in 0..<16 {
+                out[j] = Float(qs[j] & 0x0F) * d + m
+                out[j + 16] = Float(qs[j] >> 4) * d + m
+            }
         }
     }
 
-    /// y[N] = W · x[K] (+ y).
+    /// y[N] = W · x[K] (+ y), rows split over threads: each row is dequantized into an L1-resident
+    /// per-thread buffer and dotted with x in SIMD8 lanes.
     func gemv(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         let k = inFeatures, bpr = k / 32
-        // Σ x per 32-column block, shared by all rows (the m term). Per-thread scratch: nothing allocated.
-        let xs = QuantizedScratch.floats(bpr)
         let xr = UnsafeRawPointer(x)
-        for b in 0..<bpr {
-            let v = xr.loadUnaligned(fromByteOffset: b * 128, as: SIMD16<Float>.self)
-                + xr.loadUnaligned(fromByteOffset: b * 128 + 64, as: SIMD16<Float>.self)
-            xs[b] = v.sum()
-        }
-        let xsums = UnsafePointer(xs)
         blocks.withUnsafeBytes { raw in
             let base = raw.baseAddress!
             Parallel.forEachChunk(outFeatures, minChunk: 16) { rows in
+                let rowBuf = QuantizedScratch.floats(k)
                 for r in rows {
-                    var acc = SIMD16<Float>()
-                    var mTotal: Float = 0
-                    let row = base + r * bpr * Self.blockBytes
-                    for b in 0..<bpr {
-                        let p = row + b * Self.blockBytes
-                        let d = QuantizedGGUFRows.halfToFloat(p.loadUnaligned(as: UInt16.self))
-                        let m = QuantizedGGUFRows.halfToFloat(p.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
-                        let qs = p.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self)
-                        let lo = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: qs & 0x0F))
-                        let hi = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: qs &>> 4))
-                        let dot = lo * xr.loadUnaligned(fromByteOffset: b * 128, as: SIMD16<Float>.self)
-                            + hi * xr.loadUnaligned(fromByteOffset: b * 128 + 64, as: SIMD16<Float>.self)
-                        // Per-block scale applied to the lane vector; one horizontal sum per row.
-                        acc += dot * d
-                        mTotal += m * xsums[b]
-                    }
-                    let total = acc.sum() + mTotal
-                    y[r] = accumulate ? y[r] + total : total
+                    Self.dequantize(base + r * bpr * Self.blockBytes, blockCount: bpr, into: rowBuf)
+                    let v = QuantizedGGUFRows.dot(rowBuf, xr, count: k)
+                    y[r] = accumulate ? y[r] + v : v
                 }
             }
         }

@@ -55,40 +55,31 @@ public final class Q8_0Weight: LinearWeight, @unchecked Sendable {
     }
 
     /// Dequantizes `blockCount` consecutive Q8_0 blocks at `src` into dst[blockCount * 32] (also usable for
-    /// an embedding row lookup: one row is K / 32 blocks).
+    /// an embedding row lookup: one row is K / 32 blocks). A plain loop the compiler vectorizes.
+    @inline(__always)
     public static func dequantize(_ src: UnsafeRawPointer, blockCount: Int, into dst: UnsafeMutablePointer<Float>) {
         for b in 0..<blockCount {
             let p = src + b * blockBytes
             let d = QuantizedGGUFRows.halfToFloat(p.loadUnaligned(as: UInt16.self))
-            let q0 = p.loadUnaligned(fromByteOffset: 2, as: SIMD16<Int8>.self)
-            let q1 = p.loadUnaligned(fromByteOffset: 18, as: SIMD16<Int8>.self)
-            let out = UnsafeMutableRawPointer(dst + b * 32)
-            out.storeBytes(of: SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: q0)) * d, as: SIMD16<Float>.self)
-            out.storeBytes(of: SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: q1)) * d, toByteOffset: 64, as: SIMD16<Float>.self)
+            let qs = (p + 2).assumingMemoryBound(to: Int8.self)
+            let out = dst + b * 32
+            for j in 0..<32 { out[j] = Float(qs[j]) * d }
         }
     }
 
-    /// y[N] = W · x[K] (+ y).
+    /// y[N] = W · x[K] (+ y), rows split over threads: each row is dequantized into an L1-resident
+    /// per-thread buffer and dotted with x in SIMD8 lanes.
     func gemv(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        let bpr = inFeatures / 32
+        let k = inFeatures, bpr = k / 32
         let xr = UnsafeRawPointer(x)
         blocks.withUnsafeBytes { raw in
             let base = raw.baseAddress!
             Parallel.forEachChunk(outFeatures, minChunk: 16) { rows in
+                let rowBuf = QuantizedScratch.floats(k)
                 for r in rows {
-                    var acc = SIMD16<Float>()
-                    let row = base + r * bpr * Self.blockBytes
-                    for b in 0..<bpr {
-                        let p = row + b * Self.blockBytes
-                        let d = QuantizedGGUFRows.halfToFloat(p.loadUnaligned(as: UInt16.self))
-                        let q0 = p.loadUnaligned(fromByteOffset: 2, as: SIMD16<Int8>.self)
-                        let q1 = p.loadUnaligned(fromByteOffset: 18, as: SIMD16<Int8>.self)
-                        let dot = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: q0)) * xr.loadUnaligned(fromByteOffset: b * 128, as: SIMD16<Float>.self)
-                            + SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: q1)) * xr.loadUnaligned(fromByteOffset: b * 128 + 64, as: SIMD16<Float>.self)
-                        acc += dot * d  // per-block scale on the lanes; one horizontal sum per row
-                    }
-                    let total = acc.sum()
-                    y[r] = accumulate ? y[r] + total : total
+                    Self.dequantize(base + r * bpr * Self.blockBytes, blockCount: bpr, into: rowBuf)
+                    let v = QuantizedGGUFRows.dot(rowBuf, xr, count: k)
+                    y[r] = accumulate ? y[r] + v : v
                 }
             }
         }

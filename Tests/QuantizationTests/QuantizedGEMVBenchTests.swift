@@ -22,10 +22,16 @@ final class QuantizedGEMVBenchTests: XCTestCase {
             // Quantized kernels first: OpenBLAS worker threads keep spinning for a while after an sgemm and
             // would steal the 2 cores from our threads.
             let weights: [(String, LinearWeight)] = [("nf4 fused", nf4), ("int8 fused", int8), ("q4_1 fused", q41), ("q8_0 fused", q80), ("fp32 sgemm", dense)]
+            let threads = Parallel.threads
             for (name, w) in weights {
                 let secs = time(iterations: 400) { w.forward(x, tokens: 1, into: &y, accumulate: false) }
+                // One thread, measured in thread CPU time: robust to other processes on the machine.
+                Parallel.configure(threads: 1)
+                let cpu = cpuTime(iterations: 400) { w.forward(x, tokens: 1, into: &y, accumulate: false) }
+                Parallel.configure(threads: threads)
                 let gbs = Double(w.residentBytes) / secs / 1e9
-                print(String(format: "GEMV %4dx%-4d %-11@ %8.1f us  %6.2f GB/s weights", n, k, name as NSString, secs * 1e6, gbs))
+                print(String(format: "GEMV %4dx%-4d %-11@ %8.1f us wall (%d threads) %6.2f GB/s | 1 thread %8.1f us CPU, %5.2f weights/ns",
+                             n, k, name as NSString, secs * 1e6, threads, gbs, cpu * 1e6, Double(n * k) / cpu / 1e9))
             }
             // Correctness: the fused path equals its reference twin.
             nf4.forward(x, tokens: 1, into: &y, accumulate: false)
@@ -42,6 +48,23 @@ final class QuantizedGEMVBenchTests: XCTestCase {
                 print(String(format: "GEMM T=64 %4dx%-4d %-11@ %8.1f us  %6.2f GFLOP/s", n, k, name as NSString, secs * 1e6, 2.0 * 64 * Double(n * k) / secs / 1e9))
             }
         }
+    }
+
+    /// Fastest of 5 runs of the calling thread's CPU time per call.
+    private func cpuTime(iterations: Int, _ body: () -> Void) -> Double {
+        func now() -> Double {
+            var ts = timespec()
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+            return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+        }
+        for _ in 0..<10 { body() }
+        var samples: [Double] = []
+        for _ in 0..<5 {
+            let start = now()
+            for _ in 0..<iterations { body() }
+            samples.append((now() - start) / Double(iterations))
+        }
+        return samples.min()!
     }
 
     /// Fastest of 5 runs, seconds per call after a warm-up (other processes share the 2 cores).
