@@ -56,6 +56,7 @@ enum QuantizedTiles {
     @inline(__always)
     static func forward(n: Int, k: Int, x: UnsafePointer<Float>, tokens: Int, y: UnsafeMutablePointer<Float>,
                         accumulate: Bool, dequantRows: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+        if tokens <= 0 { return }
         let tile = rows(n: n, k: k)
         let buf = QuantizedScratch.floats(tile * k)
         var r0 = 0
@@ -73,6 +74,7 @@ enum QuantizedTiles {
     @inline(__always)
     static func backwardInput(n: Int, k: Int, dy: UnsafePointer<Float>, tokens: Int, dx: UnsafeMutablePointer<Float>,
                               dequantRows: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+        if tokens <= 0 { return }
         let tile = rows(n: n, k: k)
         let buf = QuantizedScratch.floats(tile * k)
         var r0 = 0

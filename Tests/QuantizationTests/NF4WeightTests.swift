@@ -1,3 +1,4 @@
+import Foundation
 import Kernels
 import Quantization
 import XCTest
@@ -59,5 +60,32 @@ final class NF4WeightTests: XCTestCase {
         let w = try NF4Weight(outFeatures: 576, inFeatures: 1536, data: [Float](repeating: 0.1, count: 576 * 1536))
         XCTAssertEqual(w.residentBytes, w.tensor.residentBytes)
         XCTAssertLessThanOrEqual(Double(w.residentBytes) / Double(576 * 1536), 0.52)
+    }
+}
+
+extension NF4WeightTests {
+    func testConcurrentCallersEachGetTheirOwnTileBuffer() throws {
+        // Serving runs several requests over the same frozen weight: per-thread tiles must not be shared.
+        var rng = TestRNG(21)
+        let (n, k, t) = (300, 256, 9)
+        let w = try NF4Weight(outFeatures: n, inFeatures: k, data: rng.floats(n * k))
+        let inputs = (0..<6).map { _ in rng.floats(t * k) }
+        let expected: [[Float]] = inputs.map { x in
+            var y = [Float](repeating: 0, count: t * n)
+            w.forwardReference(x, tokens: t, into: &y, accumulate: false)
+            return y
+        }
+        let results = UnsafeMutablePointer<[Float]>.allocate(capacity: inputs.count)
+        results.initialize(repeating: [], count: inputs.count)
+        defer { results.deinitialize(count: inputs.count); results.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: inputs.count * 4) { i in
+            let c = i % inputs.count
+            var y = [Float](repeating: 0, count: t * n)
+            w.forward(inputs[c], tokens: t, into: &y, accumulate: false)
+            if i < inputs.count { results[c] = y }
+        }
+        for c in 0..<inputs.count {
+            XCTAssertLessThanOrEqual(maxRelativeError(results[c], expected[c]), QuantizedKernelChecks.fastVsReferenceRelTolerance)
+        }
     }
 }
