@@ -5,6 +5,11 @@ struct Lora: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lora",
         abstract: "LoRA/QLoRA fine-tuning, registry and serving on CPU.",
-        subcommands: []
+        subcommands: [
+            GenerateCommand.self,
+            PullCommand.self,
+            ScoreCommand.self,
+            TrainCommand.self,
+        ]
     )
 }
