@@ -8,7 +8,7 @@ final class QuantizedGGUFBlockWeightTests: XCTestCase {
     static let dequantRelTolerance: Float = 1e-6
 
     /// Random but valid blocks: f16 scales in a sane range, random quant bytes.
-    private func randomBlocks(n: Int, k: Int, blockBytes: Int, scales: Int, seed: UInt64) -> [UInt8] {
+    func randomBlocks(n: Int, k: Int, blockBytes: Int, scales: Int, seed: UInt64) -> [UInt8] {
         var rng = TestRNG(seed)
         var out: [UInt8] = []
         for _ in 0..<(n * k / 32) {
@@ -124,5 +124,22 @@ extension QuantizedGGUFBlockWeightTests {
                 XCTFail("fp16 0x\(String(h, radix: 16)): \(out[0]) != \(expected)"); return
             }
         }
+    }
+}
+
+extension QuantizedGGUFBlockWeightTests {
+    func testKernelDequantizationEqualsTheGGUFReaderDequantizersBitForBit() throws {
+        // GGUFBlocks.swift (the GGUF reader's reference dequantizers) and these kernels must agree exactly,
+        // so `keep` computes on the same weights the loader would dequantize.
+        let (n, k) = (7, 96)
+        let q41 = randomBlocks(n: n, k: k, blockBytes: 20, scales: 2, seed: 77)
+        let q80 = randomBlocks(n: n, k: k, blockBytes: 34, scales: 1, seed: 78)
+        var ours = [Float](repeating: .nan, count: n * k), theirs = ours
+        try Q4_1Weight(outFeatures: n, inFeatures: k, blocks: q41).dequantizeRows(0, n, into: &ours)
+        q41.withUnsafeBytes { BlockQ4_1.dequantizeRow($0.baseAddress!, count: n * k, into: &theirs) }
+        XCTAssertEqual(ours.map(\.bitPattern), theirs.map(\.bitPattern))
+        try Q8_0Weight(outFeatures: n, inFeatures: k, blocks: q80).dequantizeRows(0, n, into: &ours)
+        q80.withUnsafeBytes { BlockQ8_0.dequantizeRow($0.baseAddress!, count: n * k, into: &theirs) }
+        XCTAssertEqual(ours.map(\.bitPattern), theirs.map(\.bitPattern))
     }
 }
