@@ -73,6 +73,16 @@ public struct NF4Tensor: Sendable {
         self.nestedCode = ownsNestedCode ? nestedCode : shared
     }
 
+    /// Checks a stored `weight.quant_map` (e.g. from a bnb-4bit checkpoint) is NF4's 16 values, bit for bit:
+    /// the kernels use `code` itself, so any other map (FP4, a custom one) is refused rather than misread.
+    public static func validateQuantMap(_ map: [Float]) throws {
+        guard map.count == code.count else { throw QuantizedError.sizeMismatch(field: "nf4.quant_map", expected: code.count, actual: map.count) }
+        for i in 0..<code.count where map[i].bitPattern != code[i].bitPattern {
+            throw QuantizedError.badValue(field: "nf4.quant_map[\(i)]", value: "\(map[i])",
+                                          hint: "expected the NF4 value \(code[i]); is this an fp4 checkpoint?")
+        }
+    }
+
     /// Quantizes W (row-major, `shape`) as bitsandbytes' CPU backend does, byte for byte.
     /// `meanThreads` is the PyTorch intra-op thread count whose summation order the offset reproduces;
     /// it only matters above 32,768 blocks (2M elements). See `BlockwiseTorchMean`.

@@ -127,3 +127,16 @@ final class NF4QuantizationTests: XCTestCase {
         }
     }
 }
+
+extension NF4QuantizationTests {
+    func testStoredQuantMapMustBeNF4() throws {
+        XCTAssertNoThrow(try NF4Tensor.validateQuantMap(try NF4Fixtures.floats("nf4_code.f32.bin")))
+        var fp4like = NF4Tensor.code
+        fp4like[3] = 0.25
+        XCTAssertThrowsError(try NF4Tensor.validateQuantMap(fp4like)) { error in
+            guard case let .badValue(field, _, _)? = error as? QuantizedError else { return XCTFail("\(error)") }
+            XCTAssertEqual(field, "nf4.quant_map[3]")
+        }
+        XCTAssertThrowsError(try NF4Tensor.validateQuantMap([1, 2]))
+    }
+}
