@@ -6,7 +6,7 @@ import Kernels
 /// holds element j in its LOW nibble and element j + 16 in its HIGH nibble; w = d * q + m (fp32, unfused).
 /// Rows are K / 32 consecutive blocks (K a multiple of 32, as GGUF requires).
 ///
-/// T > 1: row tiles dequantized to fp32 + sgemm. T == 1: fused GEMV, per block
+/// T > 1: row tiles dequantized to fp32 + sgemm. T == 1: fused GEMV (see `gemv`), per block
 /// d * Σ q·x + m * Σ x with Σ x per block computed once per call; rows split over threads.
 public final class Q4_1Weight: LinearWeight, @unchecked Sendable {
     public static let blockElements = 32
@@ -75,19 +75,76 @@ public final class Q4_1Weight: LinearWeight, @unchecked Sendable {
         }
     }
 
-    /// y[N] = W · x[K] (+ y), rows split over threads: each row is dequantized into an L1-resident
-    /// per-thread buffer and dotted with x in SIMD8 lanes.
+    /// (Float(low nibble), Float(high nibble)) of every byte: the quants of elements j and j + 16.
+    static let pairTable: [SIMD2<Float>] = (0..<256).map { SIMD2(Float($0 & 15), Float($0 >> 4)) }
+
+    /// y[N] = W · x[K] (+ y), rows split over threads, two rows at a time so each x load serves both.
+    /// x is first reordered per block to (x[j], x[j + 16]) pairs so that a byte's two quants, looked up as
+    /// one SIMD2 in `pairTable`, line up with their inputs; per block d * Σ q·x + m * Σ x, with Σ x per
+    /// block computed once per call. Reordered x and block sums live in the caller's per-thread scratch.
     func gemv(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         let k = inFeatures, bpr = k / 32
-        let xr = UnsafeRawPointer(x)
+        let scratch = QuantizedScratch.floats(k + bpr)
+        let xsums = scratch + k
+        for b in 0..<bpr {
+            var s: Float = 0
+            for j in 0..<16 {
+                scratch[b * 32 + 2 * j] = x[b * 32 + j]
+                scratch[b * 32 + 2 * j + 1] = x[b * 32 + j + 16]
+                s += x[b * 32 + j] + x[b * 32 + j + 16]
+            }
+            xsums[b] = s
+        }
+        let xr = UnsafeRawPointer(scratch)
+        let sums = UnsafePointer(xsums)
         blocks.withUnsafeBytes { raw in
-            let base = raw.baseAddress!
-            Parallel.forEachChunk(outFeatures, minChunk: 16) { rows in
-                let rowBuf = QuantizedScratch.floats(k)
-                for r in rows {
-                    Self.dequantize(base + r * bpr * Self.blockBytes, blockCount: bpr, into: rowBuf)
-                    let v = QuantizedGGUFRows.dot(rowBuf, xr, count: k)
-                    y[r] = accumulate ? y[r] + v : v
+            Self.pairTable.withUnsafeBufferPointer { pairs in
+                let base = raw.baseAddress!
+                let pairBase = pairs.baseAddress!
+                @inline(__always) func quad(_ w: UInt64, _ shift: UInt64) -> SIMD4<Float> {
+                    SIMD4(lowHalf: pairBase[Int(truncatingIfNeeded: (w &>> shift) & 0xFF)],
+                          highHalf: pairBase[Int(truncatingIfNeeded: (w &>> (shift + 8)) & 0xFF)])
+                }
+                @inline(__always) func half(_ p: UnsafeRawPointer, _ o: Int) -> Float {
+                    QuantizedGGUFRows.halfToFloat(p.loadUnaligned(fromByteOffset: o, as: UInt16.self))
+                }
+                Parallel.forEachChunk(outFeatures, minChunk: 16) { rows in
+                    var r = rows.lowerBound
+                    while r < rows.upperBound {
+                        let two = r + 1 < rows.upperBound
+                        let r1 = two ? r + 1 : r
+                        let rowA = base + r * bpr * Self.blockBytes, rowB = base + r1 * bpr * Self.blockBytes
+                        var accA = SIMD4<Float>(), accB = SIMD4<Float>()
+                        var mA: Float = 0, mB: Float = 0
+                        for b in 0..<bpr {
+                            let pa = rowA + b * Self.blockBytes, pb = rowB + b * Self.blockBytes
+                            let xo = b * 128
+                            var dotA = SIMD4<Float>(), dotB = SIMD4<Float>()
+                            // Two halves of 8 bytes each: fewer live vectors than the whole block at once.
+                            for h in 0..<2 {
+                                let wa = pa.loadUnaligned(fromByteOffset: 4 + h * 8, as: UInt64.self)
+                                let wb = pb.loadUnaligned(fromByteOffset: 4 + h * 8, as: UInt64.self)
+                                let xh = xo + h * 64
+                                let x0 = xr.load(fromByteOffset: xh, as: SIMD4<Float>.self)
+                                let x1 = xr.load(fromByteOffset: xh + 16, as: SIMD4<Float>.self)
+                                let x2 = xr.load(fromByteOffset: xh + 32, as: SIMD4<Float>.self)
+                                let x3 = xr.load(fromByteOffset: xh + 48, as: SIMD4<Float>.self)
+                                dotA += (quad(wa, 0) * x0 + quad(wa, 16) * x1) + (quad(wa, 32) * x2 + quad(wa, 48) * x3)
+                                dotB += (quad(wb, 0) * x0 + quad(wb, 16) * x1) + (quad(wb, 32) * x2 + quad(wb, 48) * x3)
+                            }
+                            accA += dotA * half(pa, 0)
+                            accB += dotB * half(pb, 0)
+                            mA += half(pa, 2) * sums[b]
+                            mB += half(pb, 2) * sums[b]
+                        }
+                        let va = accA.sum() + mA
+                        y[r] = accumulate ? y[r] + va : va
+                        if two {
+                            let vb = accB.sum() + mB
+                            y[r1] = accumulate ? y[r1] + vb : vb
+                        }
+                        r += two ? 2 : 1
+                    }
                 }
             }
         }
