@@ -8,9 +8,7 @@ extension TrainingEngine {
         let c = model.config
         let N = batch.count, D = c.hiddenSize, F = c.intermediateSize
         let x = self.x.pointer
-        model.weights.embedding.withUnsafeBufferPointer { emb in
-            for i in 0..<N { (x + i * D).update(from: emb.baseAddress! + batch.tokens[i] * D, count: D) }
-        }
+        for i in 0..<N { model.weights.embed(batch.tokens[i], dim: D, into: x + i * D) }
         batch.positions.withUnsafeBufferPointer { posBuf in
             let pos = posBuf.baseAddress!
             for l in 0..<c.numLayers {
