@@ -83,3 +83,32 @@ final class TokenizerErrorTests: XCTestCase {
         }
     }
 }
+
+/// The JSON reader behind tokenizer.json loading: escapes as JSON defines them.
+final class TokenizerJSONEscapeTests: XCTestCase {
+    func testEscapedTokensAreReadAsTheirCharacters() throws {
+        let json = #"""
+        {"model": {"type": "BPE", "vocab": {"\u0120": 0, "a": 1, "\u0120a": 2, "\ud83d\ude00": 3, "\"\\\/\t": 4, "1e3": 5},
+                   "merges": [["\u0120", "a"]], "dropout": null, "unk_token": null},
+         "added_tokens": [{"id": 6, "content": "<|x|>", "special": true, "lstrip": false, "rstrip": false,
+                           "normalized": false, "single_word": false}],
+         "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "use_regex": true},
+         "decoder": {"type": "ByteLevel"}, "normalizer": null, "post_processor": null, "truncation": null,
+         "padding": null, "version": "1.0", "extra": [1.5, -2, true, false, null, {"k": [[], {}]}]}
+        """#
+        let tok = try Tokenizer(tokenizerJSONData: Data(json.utf8), tokenizerConfigData: nil)
+        XCTAssertEqual(tok.id(forToken: "Ġ"), 0)
+        XCTAssertEqual(tok.id(forToken: "😀"), 3)
+        XCTAssertEqual(tok.id(forToken: "\"\\/\t"), 4)
+        XCTAssertEqual(tok.encode(" a<|x|>"), [2, 6])
+        XCTAssertEqual(tok.decode([2, 6]), " a<|x|>")
+        XCTAssertEqual(tok.vocabSize, 7)
+    }
+
+    func testTruncatedJSONNamesTheByteOffset() {
+        XCTAssertThrowsError(try Tokenizer(tokenizerJSONData: Data(#"{"model": {"type": "BPE", "vocab": {"a": 0"#.utf8),
+                                           tokenizerConfigData: nil)) { e in
+            XCTAssertTrue("\(e)".contains("tokenizer.json") && "\(e)".contains("byte"), "\(e)")
+        }
+    }
+}
