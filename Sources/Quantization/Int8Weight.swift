@@ -5,7 +5,7 @@ import Kernels
 /// An all-zero row has scale 0 and q 0.
 ///
 /// Same structure as `NF4Weight`: T > 1 dequantizes row tiles and uses sgemm; T == 1 is a fused
-/// int8 GEMV (SIMD16, threads over rows); `...Reference` twins are plain loops.
+/// int8 GEMV (SIMD, threads over rows); `...Reference` twins are plain loops.
 public final class Int8Weight: LinearWeight, @unchecked Sendable {
     public let outFeatures: Int   // N
     public let inFeatures: Int    // K
@@ -80,30 +80,35 @@ public final class Int8Weight: LinearWeight, @unchecked Sendable {
         }
     }
 
-    /// y[N] = W · x[K] (+ y), rows split over threads: each row's int8 values are widened to fp32 into an
-    /// L1-resident per-thread buffer (a loop the compiler vectorizes), dotted with x in SIMD8 lanes, and
-    /// scaled once by the row scale.
+    /// y[N] = W · x[K] (+ y), rows split over threads, two at a time: both rows' int8 values are widened
+    /// to fp32 into an L1-resident per-thread buffer (a loop the compiler vectorizes), dotted with x sharing
+    /// each x load, and scaled once by their row scales. K not a multiple of 16 finishes with a scalar tail.
     func gemv(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         let k = inFeatures
-        let vecs = k / 16
+        let k16 = k / 16 * 16
         q.withUnsafeBufferPointer { qb in
             scales.withUnsafeBufferPointer { sb in
                 let xr = UnsafeRawPointer(x)
                 Parallel.forEachChunk(outFeatures, minChunk: 16) { rows in
-                    let rowBuf = QuantizedScratch.floats(k)
-                    let rb = UnsafeRawPointer(rowBuf)
-                    for r in rows {
+                    let bufA = QuantizedScratch.floats(2 * k), bufB = bufA + k
+                    var r = rows.lowerBound
+                    while r < rows.upperBound {
+                        let two = r + 1 < rows.upperBound
                         let src = qb.baseAddress! + r * k
-                        for c in 0..<k { rowBuf[c] = Float(src[c]) }
-                        var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>()
-                        for v in 0..<vecs {
-                            acc0 += rb.load(fromByteOffset: v * 64, as: SIMD8<Float>.self) * xr.loadUnaligned(fromByteOffset: v * 64, as: SIMD8<Float>.self)
-                            acc1 += rb.load(fromByteOffset: v * 64 + 32, as: SIMD8<Float>.self) * xr.loadUnaligned(fromByteOffset: v * 64 + 32, as: SIMD8<Float>.self)
+                        let n = two ? 2 * k : k
+                        for c in 0..<n { bufA[c] = Float(src[c]) }
+                        var (va, vb) = QuantizedGGUFRows.dot2(bufA, two ? bufB : bufA, xr, count: k16)
+                        for c in k16..<k {
+                            va += bufA[c] * x[c]
+                            if two { vb += bufB[c] * x[c] }
                         }
-                        var sum = (acc0 + acc1).sum()
-                        for c in (vecs * 16)..<k { sum += rowBuf[c] * x[c] }
-                        let out = sum * sb[r]
-                        y[r] = accumulate ? y[r] + out : out
+                        let outA = va * sb[r]
+                        y[r] = accumulate ? y[r] + outA : outA
+                        if two {
+                            let outB = vb * sb[r + 1]
+                            y[r + 1] = accumulate ? y[r + 1] + outB : outB
+                        }
+                        r += two ? 2 : 1
                     }
                 }
             }

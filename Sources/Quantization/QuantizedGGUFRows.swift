@@ -30,6 +30,27 @@ enum QuantizedGGUFRows {
         return ((acc0 + acc1) + (acc2 + acc3)).sum()
     }
 
+    /// (Σ a[i] * x[i], Σ b[i] * x[i]) over count floats (a multiple of 16): two rows share each x load.
+    @inline(__always)
+    static func dot2(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ x: UnsafeRawPointer, count: Int) -> (Float, Float) {
+        let ar = UnsafeRawPointer(a), br = UnsafeRawPointer(b)
+        var a0 = SIMD4<Float>(), a1 = SIMD4<Float>(), b0 = SIMD4<Float>(), b1 = SIMD4<Float>()
+        var o = 0
+        let bytes = count * 4
+        while o < bytes {
+            let x0 = x.loadUnaligned(fromByteOffset: o, as: SIMD4<Float>.self)
+            let x1 = x.loadUnaligned(fromByteOffset: o + 16, as: SIMD4<Float>.self)
+            let x2 = x.loadUnaligned(fromByteOffset: o + 32, as: SIMD4<Float>.self)
+            let x3 = x.loadUnaligned(fromByteOffset: o + 48, as: SIMD4<Float>.self)
+            a0 += ar.loadUnaligned(fromByteOffset: o, as: SIMD4<Float>.self) * x0 + ar.loadUnaligned(fromByteOffset: o + 32, as: SIMD4<Float>.self) * x2
+            a1 += ar.loadUnaligned(fromByteOffset: o + 16, as: SIMD4<Float>.self) * x1 + ar.loadUnaligned(fromByteOffset: o + 48, as: SIMD4<Float>.self) * x3
+            b0 += br.loadUnaligned(fromByteOffset: o, as: SIMD4<Float>.self) * x0 + br.loadUnaligned(fromByteOffset: o + 32, as: SIMD4<Float>.self) * x2
+            b1 += br.loadUnaligned(fromByteOffset: o + 16, as: SIMD4<Float>.self) * x1 + br.loadUnaligned(fromByteOffset: o + 48, as: SIMD4<Float>.self) * x3
+            o += 64
+        }
+        return ((a0 + a1).sum(), (b0 + b1).sum())
+    }
+
     static func check(format: String, n: Int, k: Int, blockElements: Int, blockBytes: Int, actual: Int) throws {
         guard n > 0, k > 0, k % blockElements == 0 else {
             throw QuantizedError.badShape(field: "\(format) linear weight (K must be a multiple of \(blockElements))", shape: [n, k])

@@ -125,10 +125,10 @@ public final class Q4_1Weight: LinearWeight, @unchecked Sendable {
                                 let wa = pa.loadUnaligned(fromByteOffset: 4 + h * 8, as: UInt64.self)
                                 let wb = pb.loadUnaligned(fromByteOffset: 4 + h * 8, as: UInt64.self)
                                 let xh = xo + h * 64
-                                let x0 = xr.load(fromByteOffset: xh, as: SIMD4<Float>.self)
-                                let x1 = xr.load(fromByteOffset: xh + 16, as: SIMD4<Float>.self)
-                                let x2 = xr.load(fromByteOffset: xh + 32, as: SIMD4<Float>.self)
-                                let x3 = xr.load(fromByteOffset: xh + 48, as: SIMD4<Float>.self)
+                                let x0 = xr.loadUnaligned(fromByteOffset: xh, as: SIMD4<Float>.self)
+                                let x1 = xr.loadUnaligned(fromByteOffset: xh + 16, as: SIMD4<Float>.self)
+                                let x2 = xr.loadUnaligned(fromByteOffset: xh + 32, as: SIMD4<Float>.self)
+                                let x3 = xr.loadUnaligned(fromByteOffset: xh + 48, as: SIMD4<Float>.self)
                                 dotA += (quad(wa, 0) * x0 + quad(wa, 16) * x1) + (quad(wa, 32) * x2 + quad(wa, 48) * x3)
                                 dotB += (quad(wb, 0) * x0 + quad(wb, 16) * x1) + (quad(wb, 32) * x2 + quad(wb, 48) * x3)
                             }

@@ -67,19 +67,29 @@ public final class Q8_0Weight: LinearWeight, @unchecked Sendable {
         }
     }
 
-    /// y[N] = W · x[K] (+ y), rows split over threads: each row is dequantized into an L1-resident
-    /// per-thread buffer and dotted with x in SIMD8 lanes.
+    /// y[N] = W · x[K] (+ y), rows split over threads, two at a time: both rows are dequantized into an
+    /// L1-resident per-thread buffer (a loop the compiler vectorizes), then dotted with x sharing each x load.
     func gemv(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         let k = inFeatures, bpr = k / 32
         let xr = UnsafeRawPointer(x)
         blocks.withUnsafeBytes { raw in
             let base = raw.baseAddress!
             Parallel.forEachChunk(outFeatures, minChunk: 16) { rows in
-                let rowBuf = QuantizedScratch.floats(k)
-                for r in rows {
-                    Self.dequantize(base + r * bpr * Self.blockBytes, blockCount: bpr, into: rowBuf)
-                    let v = QuantizedGGUFRows.dot(rowBuf, xr, count: k)
-                    y[r] = accumulate ? y[r] + v : v
+                let bufA = QuantizedScratch.floats(2 * k), bufB = bufA + k
+                var r = rows.lowerBound
+                while r < rows.upperBound {
+                    if r + 1 < rows.upperBound {
+                        Self.dequantize(base + r * bpr * Self.blockBytes, blockCount: 2 * bpr, into: bufA)
+                        let (va, vb) = QuantizedGGUFRows.dot2(bufA, bufB, xr, count: k)
+                        y[r] = accumulate ? y[r] + va : va
+                        y[r + 1] = accumulate ? y[r + 1] + vb : vb
+                        r += 2
+                    } else {
+                        Self.dequantize(base + r * bpr * Self.blockBytes, blockCount: bpr, into: bufA)
+                        let v = QuantizedGGUFRows.dot(bufA, xr, count: k)
+                        y[r] = accumulate ? y[r] + v : v
+                        r += 1
+                    }
                 }
             }
         }
