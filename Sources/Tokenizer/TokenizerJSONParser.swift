@@ -249,11 +249,11 @@ struct TokenizerJSONParser {
             return .replace(pattern: lit, content: try f.string(o["content"], "\(field).content"))
         case "Strip":
             let c = try f.string(o["content"], "\(field).content")
-            guard c.count == 1 else { throw f.invalid("\(field).content", "expected one character") }
-            return .strip(content: c.first!, start: try f.int(o["start"], "\(field).start"), stop: try f.int(o["stop"], "\(field).stop"))
+            guard c.unicodeScalars.count == 1, let scalar = c.unicodeScalars.first else { throw f.invalid("\(field).content", "expected one character") }
+            return .strip(content: scalar, start: try f.int(o["start"], "\(field).start"), stop: try f.int(o["stop"], "\(field).stop"))
         case "Metaspace":
             let (replacement, scheme) = try metaspaceFields(o, field)
-            return .metaspace(replacement: Character(replacement), prependScheme: scheme)
+            return .metaspace(replacement: replacement, prependScheme: scheme)
         case "Sequence":
             let items = try f.array(o["decoders"], "\(field).decoders")
             return .sequence(try items.enumerated().map { i, n in
