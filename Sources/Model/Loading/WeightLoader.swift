@@ -100,26 +100,39 @@ enum WeightLoader {
         return ModelWeights(embedding: embedding, layers: layers, finalNorm: finalNorm, lmHead: lmHead)
     }
 
-    /// Undoes llama.cpp's q/k row permutation (convert_hf_to_gguf.py `LlamaModel.permute`: rows viewed
-    /// as [heads, 2, E/2] with the last two axes swapped, so a head's rows go from HF's rotate-half
-    /// order (first halves, then second halves) to interleaved pairs). In the GGUF, row 2j + a of a head
-    /// is HF row a * E/2 + j; this puts every row back. `data` is [heads * E, columns] row-major.
-    static func unpermuteRows(_ data: inout [Float], heads: Int, headDim E: Int, columns: Int) {
-        let half = E / 2
-        var head = [Float](repeating: 0, count: E * columns)
-        data.withUnsafeMutableBufferPointer { w in
-            head.withUnsafeMutableBufferPointer { tmp in
-                for h in 0..<heads {
-                    let base = w.baseAddress! + h * E * columns
-                    tmp.baseAddress!.update(from: base, count: E * columns)
-                    for j in 0..<half {
-                        for a in 0..<2 {
-                            let src = tmp.baseAddress! + (2 * j + a) * columns
-                            let dst = base + (a * half + j) * columns
-                            dst.update(from: src, count: columns)
-                        }
-                    }
-                }
+    static func unpermuteRows(_ data: inout [Float], heads: Int, headDim: Int, columns: Int) {
+        data.withUnsafeMutableBytes { raw in
+            LlamaQKPermutation.unpermuteRows(raw, heads: heads, headDim: headDim, rowBytes: columns * MemoryLayout<Float>.size)
+        }
+    }
+}
+
+/// llama.cpp's q/k row permutation for arch `llama` and its inverse.
+///
+/// convert_hf_to_gguf.py `LlamaModel.permute` views a q (or k) weight's rows as [heads, 2, E/2] and swaps
+/// the last two axes, turning each head's rows from HF's rotate-half order (all first halves, then all
+/// second halves) into interleaved pairs for adjacent-pair rotary. So GGUF row h*E + 2j + a holds HF row
+/// h*E + a*E/2 + j. q uses the query head count, k the key/value head count. Whole rows move, so the
+/// same inverse applies to fp32 rows and to rows of quantized blocks.
+public enum LlamaQKPermutation {
+    /// The GGUF row that holds HF row `hfRow`.
+    public static func ggufRow(forHFRow hfRow: Int, headDim E: Int) -> Int {
+        let h = hfRow / E, r = hfRow % E, half = E / 2
+        return h * E + 2 * (r % half) + r / half
+    }
+
+    /// Reorders the `heads * headDim` rows of `rowBytes` bytes each in `data` from GGUF order to HF order.
+    public static func unpermuteRows(_ data: UnsafeMutableRawBufferPointer, heads: Int, headDim E: Int, rowBytes: Int) {
+        precondition(data.count >= heads * E * rowBytes, "unpermuteRows: buffer smaller than heads*E rows")
+        guard heads > 0, E > 0, rowBytes > 0, let base = data.baseAddress else { return }
+        let headBytes = E * rowBytes
+        let tmp = UnsafeMutableRawPointer.allocate(byteCount: headBytes, alignment: 16)
+        defer { tmp.deallocate() }
+        for h in 0..<heads {
+            let head = base + h * headBytes
+            tmp.copyMemory(from: head, byteCount: headBytes)
+            for r in 0..<E {
+                (head + r * rowBytes).copyMemory(from: tmp + ggufRow(forHFRow: r, headDim: E) * rowBytes, byteCount: rowBytes)
             }
         }
     }
