@@ -88,6 +88,11 @@ public struct TrainingService {
             try Checkpoint.restore(trainer, from: last)
         }
         var best = trainer.position.bestEvalLoss
+        if request.evalGenerate > 0 && trainer.position.step == 0 && !eval.isEmpty {
+            // Where the run starts: the base model alone when the adapter is new (B = 0).
+            onEvent(.eval(step: 0, loss: try trainer.evaluate(),
+                          accuracy: exactMatch(evalRecords, limit: request.evalGenerate, adapter: adapter)))
+        }
         let summary = try trainer.run(
             onEvent: { event in
                 switch event {
