@@ -153,7 +153,7 @@ final class ConfigLoadingTests: XCTestCase {
 
     func testGGUFRefusesOtherArchitecturesAndRopeScalingNamingTheKey() throws {
         let cases: [(String, (inout GGUFTestBuilder) -> Void)] = [
-            ("general.architecture", { $0.kvs[0] = ("general.architecture", 8, GGUFTestBuilder.str("qwen2")) }),
+            ("general.architecture", { $0.kvs[0] = ("general.architecture", 8, GGUFTestBuilder.str("gemma")) }),
             ("llama.rope.scaling.type", { $0.add("llama.rope.scaling.type", string: "yarn") }),
             ("llama.expert_count", { $0.add("llama.expert_count", u32: 8) }),
             ("llama.rope.dimension_count", { $0.add("llama.rope.dimension_count", u32: 2) }),

@@ -89,6 +89,21 @@ final class FamilyConfigTests: XCTestCase {
         }
     }
 
+    func testQwen2GGUFLoadsBiasesAndUnpermutedRowsEqualToTheHFDirectory() throws {
+        let g = try ModelLoader.load(TestPaths.fixture("models/tiny-qwen2-gguf/tiny-qwen2.gguf"))
+        let h = try ModelLoader.load(TestPaths.fixture("models/tiny-qwen2"))
+        XCTAssertEqual(g.config.architecture, "Qwen2ForCausalLM")
+        XCTAssertEqual(g.config.headDim, 12)            // qwen2.attention.key_length
+        XCTAssertEqual(g.config.ropeTheta, h.config.ropeTheta)
+        for (a, b) in zip(g.weights.layers, h.weights.layers) {
+            XCTAssertEqual(a.qBias, b.qBias)
+            XCTAssertEqual(a.kBias, b.kBias)
+            XCTAssertEqual(a.vBias, b.vBias)
+            XCTAssertEqual((a.q as! DenseWeight).data, (b.q as! DenseWeight).data)   // no llama q/k permutation
+            XCTAssertEqual((a.k as! DenseWeight).data, (b.k as! DenseWeight).data)
+        }
+    }
+
     func testFamilyDefaultsFollowTransformersConfigs() throws {
         let m = try parse(Self.sizes("MistralForCausalLM", "mistral"))
         XCTAssertEqual(m.numKVHeads, 8)                  // MistralConfig's default, not the head count

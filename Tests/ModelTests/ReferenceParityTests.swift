@@ -28,7 +28,7 @@ final class ReferenceParityTests: XCTestCase {
     /// of the scaled-rope models, written by scripts/fixtures/make_family_fixtures.py).
     static let models = ["tiny-llama-tied", "tiny-llama-untied", "tiny-llama-bf16", "tiny-llama-f16", "tiny-llama-gguf",
                          "tiny-qwen2", "tiny-mistral", "tiny-llama3-rope", "tiny-llama-linear-rope",
-                         "tiny-llama3-rope-gguf", "tiny-llama-linear-rope-gguf"]
+                         "tiny-qwen2-gguf", "tiny-llama3-rope-gguf", "tiny-llama-linear-rope-gguf"]
 
     /// A "-gguf" directory holds one .gguf file; without a reference.json of its own, its expected
     /// outputs are those of the HF directory it was converted from (same fp32 weights).

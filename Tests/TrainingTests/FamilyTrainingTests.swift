@@ -7,7 +7,7 @@ import XCTest
 /// The training forward of every family fixture (Qwen2 biases, Mistral's window, scaled RoPE)
 /// computes the same loss as the inference forward that is checked against transformers.
 final class FamilyTrainingTests: XCTestCase {
-    static let families = ["tiny-qwen2", "tiny-mistral", "tiny-llama3-rope", "tiny-llama-linear-rope", "tiny-llama3-rope-gguf"]
+    static let families = ["tiny-qwen2", "tiny-mistral", "tiny-llama3-rope", "tiny-llama-linear-rope", "tiny-llama3-rope-gguf", "tiny-qwen2-gguf"]
     /// Relative difference allowed between the two fp32 forwards' loss sums.
     static let tolerance = 1e-5
 

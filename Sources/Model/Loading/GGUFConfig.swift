@@ -9,7 +9,12 @@ import Tokenizer
 /// `.rope.dimension_count`, `.rope.scaling.type`, `.rope.scaling.factor`, and the `rope_freqs.weight`
 /// tensor; tokenizer keys `tokenizer.ggml.*`.
 extension GGUFFile {
-    public static let supportedArchitectures = ["llama"]
+    public static let supportedArchitectures = ["llama", "qwen2"]
+
+    /// The transformers architecture of a GGUF `general.architecture`.
+    static func hfArchitecture(_ arch: String) -> String {
+        arch == "qwen2" ? "Qwen2ForCausalLM" : "LlamaForCausalLM"
+    }
 
     private func require(_ key: String) throws -> GGUFValue {
         guard let v = metadata[key] else { throw ModelError.missingConfigField(path: path, field: key) }
@@ -36,7 +41,8 @@ extension GGUFFile {
         return f
     }
 
-    /// The `LlamaConfig` of an arch-`llama` GGUF. Refuses other architectures (naming
+    /// The `LlamaConfig` of an arch-`llama` or arch-`qwen2` GGUF (same keys under the arch's
+    /// prefix; qwen2 adds q/k/v bias tensors). Refuses other architectures (naming
     /// `general.architecture`), RoPE scaling, partial rotary and mixture-of-experts keys.
     public func llamaConfig() throws -> LlamaConfig {
         let archValue = try require("general.architecture")
@@ -113,7 +119,7 @@ extension GGUFFile {
             if let id = metadata[key]?.int, !eos.contains(id) { eos.append(id) }
         }
 
-        return LlamaConfig(architecture: "LlamaForCausalLM", vocabSize: vocab, hiddenSize: hidden, intermediateSize: ffn,
+        return LlamaConfig(architecture: Self.hfArchitecture(arch), vocabSize: vocab, hiddenSize: hidden, intermediateSize: ffn,
                            numLayers: layers, numHeads: heads, numKVHeads: kvHeads, headDim: headDim, rmsNormEps: eps,
                            ropeTheta: theta, maxPositionEmbeddings: context,
                            tieWordEmbeddings: tensor(named: "output.weight") == nil, bosTokenId: bos, eosTokenIds: eos,

@@ -125,8 +125,8 @@ enum WeightLoader {
         layers.reserveCapacity(c.numLayers)
         for i in 0..<c.numLayers {
             let n = { (t: TensorNames.LayerTensor) in names.layer(i, t) }
-            // Biases are vectors of the projection's rows (HF order: GGUF q/k biases would need the
-            // row permutation too, but only arch-llama GGUFs, which have none, are read).
+            // Biases are vectors of the projection's rows, in HF order (qwen2 GGUFs, the only ones
+            // with biases, do not permute q/k rows).
             func bias(_ t: TensorNames.LayerTensor, _ rows: Int) throws -> [Float]? {
                 c.hasQKVBias ? try tensor(n(t), [rows]) : nil
             }
