@@ -32,6 +32,36 @@ final class FamilyTrainingTests: XCTestCase {
         return LlamaModel(config: loaded.config, weights: loaded.weights)
     }
 
+    func testGradientCheckpointingGivesTheSameGradientsWithBiasesAndTheWindow() throws {
+        let recs = try records()
+        for name in ["tiny-qwen2", "tiny-mistral", "tiny-llama3-rope"] {
+            let model = try model(name)
+            let adapter = LoRAAdapter(config: LoRAConfig(rank: 2, alpha: 4, dropout: 0), base: model.config)
+            adapter.initialize(seed: 9)
+            for p in adapter.pairs { for i in 0..<p.bCount { adapter.parameters[p.bOffset + i] = 0.01 * Float(i % 7) - 0.03 } }
+            let batch = MicroBatch.packed([Array(recs.prefix(3)), Array(recs.suffix(2))],
+                                          length: recs.prefix(3).map(\.tokens.count).reduce(0, +))
+            let plain = TrainingEngine(model: model, adapter: adapter)
+            let ckpt = TrainingEngine(model: model, adapter: adapter, gradientCheckpointing: true)
+            let a = try plain.accumulate(batch, lossScale: 0.1, dropoutSeed: 0)
+            let b = try ckpt.accumulate(batch, lossScale: 0.1, dropoutSeed: 0)
+            XCTAssertEqual(a.sum, b.sum, name)
+            XCTAssertTrue(plain.gradients.contains { $0 != 0 }, name)
+            XCTAssertEqual(plain.gradients, ckpt.gradients, name)
+        }
+    }
+
+    func testNF4LoadingKeepsQwen2BiasesInFloat32() throws {
+        let url = TestPaths.fixture("models/tiny-qwen2")
+        let nf4 = try ModelLoader.load(url, quantization: .nf4), dense = try ModelLoader.load(url)
+        for (a, b) in zip(nf4.weights.layers, dense.weights.layers) {
+            XCTAssertNotNil(a.qBias)
+            XCTAssertEqual(a.qBias, b.qBias)
+            XCTAssertEqual(a.kBias, b.kBias)
+            XCTAssertEqual(a.vBias, b.vBias)
+        }
+    }
+
     func testTrainingLossEqualsInferenceNLLForEveryFamilyWithAnAdapter() throws {
         let recs = try records()
         for name in Self.families {
