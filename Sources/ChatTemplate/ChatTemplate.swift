@@ -68,6 +68,7 @@ public struct AssistantSpan: Sendable, Equatable {
 /// so the assistant span of `messageIndex` is not defined.
 public struct ChatTemplateSpanError: Error, Equatable, CustomStringConvertible {
     public var messageIndex: Int
+    public init(messageIndex: Int) { self.messageIndex = messageIndex }
     public var description: String {
         "the chat template's rendering of messages[..<\(messageIndex)] (with the generation prompt) or messages[...\(messageIndex)] "
             + "is not a prefix of the whole conversation's rendering, so assistant message \(messageIndex) has no span"
