@@ -22,7 +22,7 @@ final class ChatTemplateFixtureTests: XCTestCase {
 
     func testFamilyTemplatesRenderByteIdenticalToTransformers() throws {
         let cases = try loadCases("cases.json")
-        XCTAssertGreaterThanOrEqual(cases.count, 80)
+        XCTAssertGreaterThanOrEqual(cases.count, 96)
         var templates: [String: ChatTemplate] = [:]
         var families = Set<String>()
         for c in cases {
@@ -33,13 +33,21 @@ final class ChatTemplateFixtureTests: XCTestCase {
             }
             let label = "\(path) \(string(c, "conversation")!) add_generation_prompt=\(c["add_generation_prompt"]!)"
             guard case let .array(rawMessages)? = c["messages"] else { return XCTFail("no messages in \(label)") }
+            // Plain role/content conversations go through [ChatMessage]; tool conversations as JSON values.
+            let plain = rawMessages.allSatisfy { if case let .object(o) = $0 { return Set(o.keys) == ["role", "content"] } else { return false } }
             let messages = rawMessages.map { m -> ChatMessage in
                 guard case let .object(o) = m else { return ChatMessage(role: "", content: "") }
-                return ChatMessage(role: string(o, "role")!, content: string(o, "content")!)
+                return ChatMessage(role: string(o, "role") ?? "", content: string(o, "content") ?? "")
             }
+            let extra: [String: JinjaValue] = c["tools"].map { ["tools": $0] } ?? [:]
+            let agp = c["add_generation_prompt"]!.truthy
             do {
-                let out = try templates[path]!.render(messages: messages, addGenerationPrompt: c["add_generation_prompt"]!.truthy,
-                                                      bosToken: string(c, "bos_token"), eosToken: string(c, "eos_token"))
+                let template = templates[path]!
+                let out = plain
+                    ? try template.render(messages: messages, addGenerationPrompt: agp, bosToken: string(c, "bos_token"),
+                                          eosToken: string(c, "eos_token"), extra: extra)
+                    : try template.render(messages: .array(rawMessages), addGenerationPrompt: agp, bosToken: string(c, "bos_token"),
+                                          eosToken: string(c, "eos_token"), extra: extra)
                 if let expected = string(c, "expected") {
                     XCTAssertEqual(Array(out.utf8), Array(expected.utf8), "\(label)\n got: \(out.debugDescription)\nwant: \(expected.debugDescription)")
                 } else {
