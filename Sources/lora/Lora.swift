@@ -10,6 +10,7 @@ struct Lora: ParsableCommand {
             PullCommand.self,
             ScoreCommand.self,
             TrainCommand.self,
+            InfoCommand.self,
         ]
     )
 }

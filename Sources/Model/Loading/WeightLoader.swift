@@ -1,4 +1,5 @@
 import Kernels
+import Quantization
 
 /// Where tensors come from when building `ModelWeights`: their names in the file, their shapes in
 /// PyTorch order, and fp32 data. One tensor is dequantized at a time, so loading holds the fp32
@@ -7,6 +8,8 @@ struct TensorSource {
     var path: (String) -> String
     var shape: (String) -> [Int]?
     var floats: (String) throws -> [Float]
+    /// GGUF only: a tensor's block type and its bytes as stored (for `--quant keep`).
+    var raw: ((String) throws -> (type: GGMLType, bytes: UnsafeRawBufferPointer)?)? = nil
 }
 
 /// The tensor names of each checkpoint format.
@@ -57,26 +60,61 @@ struct TensorNames {
 }
 
 enum WeightLoader {
-    /// Builds fp32 `ModelWeights`, checking every tensor's presence and shape against `config`.
-    static func load(config c: LlamaConfig, names: TensorNames, source: TensorSource) throws -> ModelWeights {
+    /// GGUF block types that `keep` computes with directly.
+    static let keptTypes: Set<GGMLType> = [.q4_1, .q8_0]
+
+    /// Builds `ModelWeights`, checking every tensor's presence and shape against `config`.
+    /// Linear weights are held as `quant` says (already resolved: never `.auto`); each is
+    /// quantized as soon as it is read, so the whole fp32 model is never resident at once.
+    static func load(config c: LlamaConfig, names: TensorNames, source: TensorSource,
+                     quant: QuantizationMode = .none) throws -> ModelWeights {
+        precondition(quant != .auto, "resolve .auto before loading")
         let D = c.hiddenSize, F = c.intermediateSize, V = c.vocabSize
 
-        func tensor(_ name: String, _ expected: [Int]) throws -> [Float] {
+        func checkShape(_ name: String, _ expected: [Int]) throws {
             guard let shape = source.shape(name) else {
                 throw ModelError.missingTensor(path: source.path(name), name: name, expectedShape: expected)
             }
             guard shape == expected else {
                 throw ModelError.wrongShape(path: source.path(name), name: name, expected: expected, actual: shape)
             }
+        }
+        func tensor(_ name: String, _ expected: [Int]) throws -> [Float] {
+            try checkShape(name, expected)
             return try source.floats(name)
         }
-        func linear(_ name: String, _ out: Int, _ inp: Int, unpermuteHeads: Int? = nil) throws -> DenseWeight {
+        /// The stored blocks of a tensor when `keep` can compute with them directly.
+        func keptBlocks(_ name: String, _ out: Int, _ inp: Int, unpermuteHeads: Int?) throws -> (GGMLType, [UInt8])? {
+            guard quant == .keep, let raw = source.raw else { return nil }
+            try checkShape(name, [out, inp])
+            guard let stored = try raw(name), keptTypes.contains(stored.type) else { return nil }
+            var bytes = [UInt8](stored.bytes)
+            if let heads = unpermuteHeads {
+                let rowBytes = inp / stored.type.blockSize * stored.type.bytesPerBlock
+                bytes.withUnsafeMutableBytes { LlamaQKPermutation.unpermuteRows($0, heads: heads, headDim: c.headDim, rowBytes: rowBytes) }
+            }
+            return (stored.type, bytes)
+        }
+        func linear(_ name: String, _ out: Int, _ inp: Int, unpermuteHeads: Int? = nil) throws -> LinearWeight {
+            if let (type, bytes) = try keptBlocks(name, out, inp, unpermuteHeads: unpermuteHeads) {
+                return type == .q4_1 ? try Q4_1Weight(outFeatures: out, inFeatures: inp, blocks: bytes)
+                                     : try Q8_0Weight(outFeatures: out, inFeatures: inp, blocks: bytes)
+            }
             var data = try tensor(name, [out, inp])
             if let heads = unpermuteHeads { unpermuteRows(&data, heads: heads, headDim: c.headDim, columns: inp) }
-            return DenseWeight(outFeatures: out, inFeatures: inp, data: data)
+            switch quant {
+            case .nf4: return try NF4Weight(outFeatures: out, inFeatures: inp, data: data)
+            case .int8: return try Int8Weight(outFeatures: out, inFeatures: inp, data: data)
+            case .none, .keep, .auto: return DenseWeight(outFeatures: out, inFeatures: inp, data: data)
+            }
         }
 
-        let embedding = try tensor(names.embedding, [V, D])
+        // Under `keep` a quantized embedding table stays as stored, and so does a tied head.
+        var quantizedEmbedding: QuantizedRows?
+        if let (type, bytes) = try keptBlocks(names.embedding, V, D, unpermuteHeads: nil) {
+            quantizedEmbedding = QuantizedRows(type: type, rows: V, columns: D, bytes: bytes)
+        }
+        let embedding = quantizedEmbedding == nil ? try tensor(names.embedding, [V, D]) : []
         var layers: [LayerWeights] = []
         layers.reserveCapacity(c.numLayers)
         for i in 0..<c.numLayers {
@@ -93,11 +131,24 @@ enum WeightLoader {
                 down: try linear(n(.down), D, F)))
         }
         let finalNorm = try tensor(names.finalNorm, [D])
-        // Tied: the head shares the embedding's storage (copy-on-write array, no copy made).
-        let lmHead = c.tieWordEmbeddings
-            ? DenseWeight(outFeatures: V, inFeatures: D, data: embedding)
-            : try linear(names.lmHead, V, D)
-        return ModelWeights(embedding: embedding, layers: layers, finalNorm: finalNorm, lmHead: lmHead)
+        // Tied: the head shares the embedding's storage (copy-on-write array, no copy made), or its
+        // kept blocks. The head is never NF4/int8: transformers leaves lm_head unquantized.
+        let lmHead: LinearWeight
+        if c.tieWordEmbeddings {
+            if let q = quantizedEmbedding {
+                lmHead = q.type == .q4_1 ? try Q4_1Weight(outFeatures: V, inFeatures: D, blocks: q.bytes)
+                                         : try Q8_0Weight(outFeatures: V, inFeatures: D, blocks: q.bytes)
+            } else {
+                lmHead = DenseWeight(outFeatures: V, inFeatures: D, data: embedding)
+            }
+        } else if let (type, bytes) = try keptBlocks(names.lmHead, V, D, unpermuteHeads: nil) {
+            lmHead = type == .q4_1 ? try Q4_1Weight(outFeatures: V, inFeatures: D, blocks: bytes)
+                                   : try Q8_0Weight(outFeatures: V, inFeatures: D, blocks: bytes)
+        } else {
+            lmHead = DenseWeight(outFeatures: V, inFeatures: D, data: try tensor(names.lmHead, [V, D]))
+        }
+        return ModelWeights(embedding: embedding, layers: layers, finalNorm: finalNorm, lmHead: lmHead,
+                            quantizedEmbedding: quantizedEmbedding)
     }
 
     static func unpermuteRows(_ data: inout [Float], heads: Int, headDim: Int, columns: Int) {
