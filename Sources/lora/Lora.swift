@@ -5,6 +5,11 @@ struct Lora: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lora",
         abstract: "LoRA/QLoRA fine-tuning, registry and serving on CPU.",
-        subcommands: []
+        subcommands: [
+            // Registry (issue 7).
+            ModelsCommand.self, ImportCommand.self, TasksCommand.self, VersionsCommand.self, ExportCommand.self,
+            ResolveCommand.self, PromoteCommand.self, RollbackCommand.self, HistoryCommand.self, ArchiveCommand.self,
+            TagCommand.self, DbCommand.self,
+        ]
     )
 }
