@@ -54,7 +54,8 @@ public final class EmbeddedCluster: @unchecked Sendable {
     /// libpq keyword/value connection string for the cluster's `lora` database.
     public var conninfo: String { conninfo(database: Self.database) }
 
-    func conninfo(database: String) -> String {
+    /// The connection string for another database of the cluster.
+    public func conninfo(database: String) -> String {
         func q(_ s: String) -> String {
             "'" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
         }
@@ -223,7 +224,8 @@ public final class EmbeddedCluster: @unchecked Sendable {
     }
 
     func withFileLock<T>(_ url: URL, _ body: () throws -> T) throws -> T {
-        let fd = open(url.path, O_CREAT | O_RDWR, 0o644)
+        // O_CLOEXEC: a server started under the lock must not inherit (and keep holding) it.
+        let fd = open(url.path, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw ClusterError.io(path: url.path, reason: "cannot open lock file: errno \(errno)") }
         defer { close(fd) }
         while flock(fd, LOCK_EX) != 0 {

@@ -1,7 +1,13 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// Runs a helper program (initdb, pg_ctl, useradd) to completion. Output goes to a temporary
-/// file, not a pipe: pg_ctl's server child could inherit a pipe and keep it open forever.
+/// Runs a helper program (initdb, pg_ctl, useradd) to completion with posix_spawn + waitpid.
+///
+/// Not Foundation's Process: on Linux it learns that a child exited from a socket the child
+/// inherits, and `pg_ctl start` leaves a server holding every inherited descriptor, so the
+/// wait would never end. Output goes to a temporary file, never a pipe, for the same reason.
 enum ProcessRunner {
     struct Result {
         let status: Int32
@@ -9,40 +15,55 @@ enum ProcessRunner {
     }
 
     static func run(_ executable: String, _ arguments: [String], asUser user: String? = nil,
-                    directory: URL? = nil, environment: [String: String]? = nil) throws -> Result {
-        let p = Process()
+                    directory: URL? = nil) throws -> Result {
+        var argv: [String]
         if let user {
             // runuser (util-linux) switches user without PAM prompts; root only.
-            let runuser = ["/usr/sbin/runuser", "/sbin/runuser"].first { FileManager.default.isExecutableFile(atPath: $0) }
-            if let runuser {
-                p.executableURL = URL(fileURLWithPath: runuser)
-                p.arguments = ["-u", user, "--", executable] + arguments
+            if let runuser = ["/usr/sbin/runuser", "/sbin/runuser"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) {
+                argv = [runuser, "-u", user, "--", executable] + arguments
             } else {
-                p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-                p.arguments = ["--reuid=\(user)", "--regid=\(user)", "--init-groups", "--", executable] + arguments
+                argv = ["/usr/bin/setpriv", "--reuid=\(user)", "--regid=\(user)", "--init-groups", "--", executable] + arguments
             }
         } else {
-            p.executableURL = URL(fileURLWithPath: executable)
-            p.arguments = arguments
+            argv = [executable] + arguments
         }
-        if let directory { p.currentDirectoryURL = directory }
-        var env = environment ?? ProcessInfo.processInfo.environment
+        if let directory {
+            // coreutils env -C: start the tool in a directory its user can enter (not root's home).
+            argv = ["/usr/bin/env", "-C", directory.path] + argv
+        }
+        var env = ProcessInfo.processInfo.environment
         // Never let a caller's libpq settings leak into the server tools.
         for k in env.keys where k.hasPrefix("PG") { env.removeValue(forKey: k) }
         env["LC_ALL"] = "C"
-        p.environment = env
-        let outPath = FileManager.default.temporaryDirectory
-            .appendingPathComponent("lora-cmd-\(getpid())-\(UUID().uuidString).out")
-        FileManager.default.createFile(atPath: outPath.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: outPath) }
-        let out = try FileHandle(forWritingTo: outPath)
-        defer { try? out.close() }
-        p.standardOutput = out
-        p.standardError = out
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
+
+        let outPath = FileManager.default.temporaryDirectory.appendingPathComponent("lora-cmd-\(getpid())-\(UUID().uuidString).out")
+        defer { unlink(outPath.path) }
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outPath.path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+
+        let cArgs = argv.map { strdup($0) } + [nil]
+        let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for p in cArgs { free(p) }
+            for p in cEnv { free(p) }
+        }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, argv[0], &actions, nil, cArgs, cEnv)
+        guard rc == 0 else {
+            throw ClusterError.commandFailed(command: argv.joined(separator: " "), status: rc, output: "posix_spawn failed: errno \(rc)")
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            if errno != EINTR { throw ClusterError.commandFailed(command: argv[0], status: -1, output: "waitpid failed: errno \(errno)") }
+        }
+        // WIFEXITED / WEXITSTATUS by hand (the macros are not imported).
+        let exitCode: Int32 = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
         let text = (try? String(contentsOf: outPath, encoding: .utf8)) ?? ""
-        return Result(status: p.terminationStatus, output: text.trimmingCharacters(in: .whitespacesAndNewlines))
+        return Result(status: exitCode, output: text.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 }
