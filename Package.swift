@@ -27,6 +27,7 @@ let package = Package(
         .target(name: "Quantization", dependencies: ["Kernels"], swiftSettings: fastMath),
         .target(name: "Tokenizer"),
         .target(name: "Model", dependencies: ["Kernels", "Quantization", "Tokenizer"], swiftSettings: fastMath),
+        .target(name: "Training", dependencies: ["Kernels", "Model"], swiftSettings: fastMath),
         .target(name: "Fetch", dependencies: ["CCurl", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Registry", dependencies: [
             "CLibPQ",
@@ -34,7 +35,8 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Service", dependencies: [
-            "Model", "Fetch", "Registry",
+            "Model", "Training", "Fetch", "Registry",
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "lora", dependencies: [
@@ -48,6 +50,7 @@ let package = Package(
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "TestSupport"]),
         .testTarget(name: "FetchTests", dependencies: ["Fetch", "TestSupport"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Service", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),

@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build -c release
-swift test -c release "$@"
+swift test -c release --disable-swift-testing "$@"

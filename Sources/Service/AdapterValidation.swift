@@ -75,10 +75,11 @@ public enum AdapterValidation {
     /// Checks every tensor name and shape; every targeted module of every layer must have both
     /// factors. `base` is nil when the base model's shape is unknown: then only names and the
     /// rank are checked.
-    public static func checkTensors(_ header: SafetensorsHeader, config: LoraConfig, base: LlamaConfig?,
+    public static func checkTensors(_ file: SafetensorsFile, config: LoraConfig, base: LlamaConfig?,
                                     path: String) throws {
         var seen = Set<String>()
-        for (name, t) in header.tensors {
+        for name in file.names {
+            guard let t = file.info(name) else { continue }
             // base_model.model.model.layers.{i}.{self_attn|mlp}.{module}.lora_{A|B}.weight
             let parts = name.split(separator: ".").map(String.init)
             guard parts.count == 9, parts[0] == "base_model", parts[1] == "model", parts[2] == "model", parts[3] == "layers",

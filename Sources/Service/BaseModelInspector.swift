@@ -30,50 +30,27 @@ public struct ClosureInspector: BaseModelInspector {
     public func inspect(_ source: URL) throws -> BaseModelInfo { try body(source) }
 }
 
-/// Reads HF-style directories (`config.json`: hidden_size, intermediate_size, num_hidden_layers,
-/// num_attention_heads, num_key_value_heads, head_dim, vocab_size, quantization_config) itself,
-/// and hands other sources (GGUF files) to `fallback`. Without a fallback a GGUF file is
-/// recorded as architecture "gguf", quantization "unknown", shape unknown.
+/// Reads a base model with the Model target's loaders (metadata only, no tensor data):
+/// `ModelLoader.loadConfig` for the shape of an HF directory or a GGUF file; quantization
+/// from config.json's `quantization_config.quant_method` (else its dtype), or for GGUF the
+/// most common type of the 2-D weight tensors (e.g. "Q4_1").
 public struct DefaultBaseModelInspector: BaseModelInspector {
-    let fallback: (@Sendable (URL) throws -> BaseModelInfo)?
-
-    public init(fallback: (@Sendable (URL) throws -> BaseModelInfo)? = nil) {
-        self.fallback = fallback
-    }
+    public init() {}
 
     public func inspect(_ source: URL) throws -> BaseModelInfo {
+        let config = try ModelLoader.loadConfig(source)
         var isDir: ObjCBool = false
-        let configURL = source.appendingPathComponent("config.json")
-        if FileManager.default.fileExists(atPath: source.path, isDirectory: &isDir), isDir.boolValue,
-           FileManager.default.fileExists(atPath: configURL.path) {
-            return try Self.readHFConfig(configURL)
+        FileManager.default.fileExists(atPath: source.path, isDirectory: &isDir)
+        if isDir.boolValue {
+            let json = try? JSONValue.parse(try Data(contentsOf: source.appendingPathComponent("config.json")))
+            let quant = json?["quantization_config"]?["quant_method"]?.stringValue
+                ?? json?["torch_dtype"]?.stringValue ?? json?["dtype"]?.stringValue ?? "none"
+            return BaseModelInfo(architecture: config.architecture, quantization: quant, config: config)
         }
-        if let fallback { return try fallback(source) }
-        return BaseModelInfo(architecture: source.pathExtension.lowercased() == "gguf" ? "gguf" : "unknown",
-                             quantization: "unknown", config: nil)
-    }
-
-    /// Parses the fields of an HF config.json that fix adapter shapes.
-    public static func readHFConfig(_ url: URL) throws -> BaseModelInfo {
-        let json = try JSONValue.parse(try Data(contentsOf: url))
-        func int(_ key: String) throws -> Int {
-            guard let v = json[key]?.intValue else { throw ModelError.missingConfigField(path: url.path, field: key) }
-            return v
-        }
-        let heads = try int("num_attention_heads"), hidden = try int("hidden_size")
-        let eos: [Int] = json["eos_token_id"]?.intValue.map { [$0] } ?? json["eos_token_id"]?.arrayValue?.compactMap(\.intValue) ?? []
-        let config = LlamaConfig(
-            architecture: json["architectures"]?.arrayValue?.first?.stringValue ?? "LlamaForCausalLM",
-            vocabSize: try int("vocab_size"), hiddenSize: hidden, intermediateSize: try int("intermediate_size"),
-            numLayers: try int("num_hidden_layers"), numHeads: heads,
-            numKVHeads: json["num_key_value_heads"]?.intValue ?? heads, headDim: json["head_dim"]?.intValue,
-            rmsNormEps: Float(json["rms_norm_eps"]?.doubleValue ?? 1e-5),
-            ropeTheta: Float(json["rope_theta"]?.doubleValue ?? 10000),
-            maxPositionEmbeddings: json["max_position_embeddings"]?.intValue ?? 2048,
-            tieWordEmbeddings: json["tie_word_embeddings"]?.boolValue ?? false,
-            bosTokenId: json["bos_token_id"]?.intValue, eosTokenIds: eos)
-        let quant = json["quantization_config"]?["quant_method"]?.stringValue
-            ?? json["torch_dtype"]?.stringValue ?? json["dtype"]?.stringValue ?? "none"
+        let gguf = try GGUFFile(source)
+        var counts: [String: Int] = [:]
+        for t in gguf.tensors where t.shape.count == 2 { counts["\(t.type)".uppercased(), default: 0] += 1 }
+        let quant = counts.max { ($0.value, $1.key) < ($1.value, $0.key) }?.key ?? "unknown"
         return BaseModelInfo(architecture: config.architecture, quantization: quant, config: config)
     }
 }

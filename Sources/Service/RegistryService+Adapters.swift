@@ -48,7 +48,7 @@ extension RegistryService {
         let names = try AdapterArchive.files(in: directory)
         let config = try AdapterValidation.readConfig(directory.appendingPathComponent("adapter_config.json"))
         let tensorsURL = directory.appendingPathComponent("adapter_model.safetensors")
-        let header = try SafetensorsHeader.read(tensorsURL)
+        let header = try SafetensorsFile(tensorsURL)
         let baseRecord = try baseModel(named: try chooseBase(base, task: task))
         var llama: LlamaConfig?
         if let c = baseRecord.config {
@@ -147,12 +147,19 @@ extension RegistryService {
 
     /// For `--adapter ARG` of generate/score: a directory when such a path exists, else a
     /// registry reference (`TASK`, `TASK@N`, `TASK@ALIAS`). Opens the registry only when needed.
+    /// `fallbackReference` is the reference to use when `argument` (e.g. an expanded path) is
+    /// not a directory; it defaults to `argument` itself.
     public static func adapterDirectory(for argument: String, configuration: RegistryConfiguration,
-                                        inspector: BaseModelInspector = DefaultBaseModelInspector()) throws -> URL {
+                                        inspector: BaseModelInspector = DefaultBaseModelInspector(),
+                                        fallbackReference: String? = nil) throws -> URL {
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: argument, isDirectory: &isDir), isDir.boolValue {
             return URL(fileURLWithPath: argument)
         }
-        return try open(configuration, inspector: inspector, maxConnections: 1).resolve(argument).directory
+        let reference = fallbackReference ?? argument
+        guard (try? AdapterReference.parse(reference)) != nil else {
+            throw ModelError.invalidArgument("--adapter: '\(reference)' is neither an adapter directory nor a registry reference (TASK, TASK@N, TASK@ALIAS)")
+        }
+        return try open(configuration, inspector: inspector, maxConnections: 1).resolve(reference).directory
     }
 }

@@ -22,14 +22,17 @@ public struct GGUFTokenizerData: Sendable, Equatable {
     public var addEosToken: Bool?
     /// `tokenizer.chat_template`, when present.
     public var chatTemplate: String?
+    /// `tokenizer.ggml.add_space_prefix` (SentencePiece models: prepend "▁" to the text), when present.
+    public var addSpacePrefix: Bool?
 
     public init(model: String, pre: String? = nil, tokens: [String], tokenTypes: [Int32]? = nil,
                 merges: [String] = [], scores: [Float]? = nil, bosTokenId: Int? = nil, eosTokenId: Int? = nil,
                 unknownTokenId: Int? = nil, paddingTokenId: Int? = nil, addBosToken: Bool? = nil,
-                addEosToken: Bool? = nil, chatTemplate: String? = nil) {
+                addEosToken: Bool? = nil, chatTemplate: String? = nil, addSpacePrefix: Bool? = nil) {
         self.model = model; self.pre = pre; self.tokens = tokens; self.tokenTypes = tokenTypes
         self.merges = merges; self.scores = scores; self.bosTokenId = bosTokenId; self.eosTokenId = eosTokenId
         self.unknownTokenId = unknownTokenId; self.paddingTokenId = paddingTokenId
         self.addBosToken = addBosToken; self.addEosToken = addEosToken; self.chatTemplate = chatTemplate
+        self.addSpacePrefix = addSpacePrefix
     }
 }

@@ -6,6 +6,9 @@ struct Lora: ParsableCommand {
         commandName: "lora",
         abstract: "LoRA/QLoRA fine-tuning, registry and serving on CPU.",
         subcommands: [
+            GenerateCommand.self,
+            ScoreCommand.self,
+            TrainCommand.self,
             // Registry (issue 7).
             ModelsCommand.self, ImportCommand.self, TasksCommand.self, VersionsCommand.self, ExportCommand.self,
             ResolveCommand.self, PromoteCommand.self, RollbackCommand.self, HistoryCommand.self, ArchiveCommand.self,

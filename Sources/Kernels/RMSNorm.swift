@@ -1,0 +1,48 @@
+/// RMSNorm as LlamaRMSNorm computes it in fp32: y = w * x / sqrt(mean(x²) + eps).
+public enum RMSNorm {
+    /// X[T, D] -> Y[T, D]. `y` may alias `x`.
+    @inline(__always)
+    public static func forward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, eps: Float,
+                               tokens: Int, dim: Int, into y: UnsafeMutablePointer<Float>) {
+        for t in 0..<tokens {
+            let xr = x + t * dim, yr = y + t * dim
+            var ss: Float = 0
+            for i in 0..<dim { ss += xr[i] * xr[i] }
+            let inv = 1 / (ss / Float(dim) + eps).squareRoot()
+            for i in 0..<dim { yr[i] = weight[i] * (xr[i] * inv) }
+        }
+    }
+
+    /// Plain reference twin in Double, for tests.
+    public static func reference(_ x: [Float], weight: [Float], eps: Float, tokens: Int, dim: Int) -> [Float] {
+        var y = [Float](repeating: 0, count: x.count)
+        for t in 0..<tokens {
+            var ss = 0.0
+            for i in 0..<dim { ss += Double(x[t * dim + i]) * Double(x[t * dim + i]) }
+            let inv = 1 / (ss / Double(dim) + Double(eps)).squareRoot()
+            for i in 0..<dim { y[t * dim + i] = Float(Double(weight[i]) * Double(x[t * dim + i]) * inv) }
+        }
+        return y
+    }
+}
+
+extension RMSNorm {
+    /// Backward of `forward` for a frozen weight: dX[T, D] += ∂y/∂x · dY[T, D].
+    /// With r = 1/sqrt(mean(x²) + eps) and g = w ⊙ dy: dx = r·g - x · r³ · Σ(g ⊙ x) / D.
+    @inline(__always)
+    public static func backward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, eps: Float,
+                                dy: UnsafePointer<Float>, tokens: Int, dim: Int, dx: UnsafeMutablePointer<Float>) {
+        for t in 0..<tokens {
+            let xr = x + t * dim, dyr = dy + t * dim, dxr = dx + t * dim
+            var ss: Float = 0
+            var gx: Float = 0
+            for i in 0..<dim {
+                ss += xr[i] * xr[i]
+                gx += weight[i] * dyr[i] * xr[i]
+            }
+            let r = 1 / (ss / Float(dim) + eps).squareRoot()
+            let c = r * r * r * gx / Float(dim)
+            for i in 0..<dim { dxr[i] += r * weight[i] * dyr[i] - xr[i] * c }
+        }
+    }
+}

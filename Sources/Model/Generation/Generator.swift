@@ -1,0 +1,111 @@
+import Foundation
+import Kernels
+
+public enum FinishReason: String, Sendable, Codable {
+    /// An end-of-sequence token or a stop string.
+    case stop
+    /// The token limit.
+    case length
+}
+
+public struct GenerationRequest: Sendable {
+    public var prompt: [Int]
+    public var maxTokens: Int
+    public var sampling: SamplingParameters
+    public var stopStrings: [String]
+    /// Token ids that end generation (not included in the output).
+    public var eosTokenIds: Set<Int>
+
+    public init(prompt: [Int], maxTokens: Int, sampling: SamplingParameters = .greedy,
+                stopStrings: [String] = [], eosTokenIds: Set<Int>) {
+        self.prompt = prompt; self.maxTokens = maxTokens; self.sampling = sampling
+        self.stopStrings = stopStrings; self.eosTokenIds = eosTokenIds
+    }
+}
+
+public struct GenerationResult: Sendable {
+    /// Generated ids, excluding an EOS that ended generation.
+    public var tokens: [Int]
+    public var text: String
+    public var finishReason: FinishReason
+}
+
+extension LlamaModel {
+    /// Prefills the prompt in one batched forward pass, then decodes one token at a time from the
+    /// KV cache. `decode` turns generated ids into text (for stop strings and the result);
+    /// `onText` receives each new piece of text as it becomes final.
+    public func generate(_ request: GenerationRequest, adapters: AdapterSet = .none,
+                         decode: ([Int]) -> String,
+                         onText: ((String) -> Void)? = nil) throws -> GenerationResult {
+        try request.sampling.validate()
+        guard !request.prompt.isEmpty else { throw ModelError.invalidArgument("the prompt encodes to no tokens") }
+        guard request.maxTokens >= 0 else { throw ModelError.invalidArgument("max tokens must be >= 0") }
+        let capacity = request.prompt.count + request.maxTokens
+        if capacity > config.maxPositionEmbeddings && config.maxPositionEmbeddings > 0 {
+            throw ModelError.invalidArgument("prompt (\(request.prompt.count) tokens) + max tokens (\(request.maxTokens)) exceeds the model's context of \(config.maxPositionEmbeddings)")
+        }
+        let cache = KVCache(config: config, capacity: max(1, capacity))
+        let ws = Workspace()
+        let V = config.vocabSize, D = config.hiddenSize
+        var hidden = FloatBuffer(count: request.prompt.count * D)
+        var logitsBuf = FloatBuffer(count: V)
+        defer { hidden.free(); logitsBuf.free() }
+        var sampler = Sampler(request.sampling)
+        var out: [Int] = []
+        var emitted = ""   // text already handed to onText
+        var finish = FinishReason.length
+
+        var input = request.prompt
+        while out.count < request.maxTokens {
+            hidden.reserve(input.count * D)
+            try forward(input, cache: cache, adapters: adapters, workspace: ws, hidden: hidden.pointer)
+            // Only the last position's logits are needed to choose the next token.
+            logits(hidden: hidden.pointer + (input.count - 1) * D, tokens: 1, into: logitsBuf.pointer)
+            let next = sampler.sample(logitsBuf.pointer, count: V)
+            if request.eosTokenIds.contains(next) { finish = .stop; break }
+            out.append(next)
+            if !request.stopStrings.isEmpty || onText != nil {
+                let text = decode(out)
+                if let cut = Self.firstStop(in: text, stops: request.stopStrings) {
+                    let final = String(text[..<cut])
+                    if let onText, final.count > emitted.count { onText(String(final.dropFirst(emitted.count))) }
+                    return GenerationResult(tokens: out, text: final, finishReason: .stop)
+                }
+                if let onText {
+                    // Hold back a trailing replacement character (an incomplete UTF-8 sequence) and any
+                    // suffix that could still grow into a stop string.
+                    var stable = text
+                    while stable.hasSuffix("\u{FFFD}") { stable.removeLast() }
+                    let hold = Self.longestStopPrefixSuffix(stable, stops: request.stopStrings)
+                    stable.removeLast(hold)
+                    if stable.count > emitted.count, stable.hasPrefix(emitted) {
+                        onText(String(stable.dropFirst(emitted.count)))
+                        emitted = stable
+                    }
+                }
+            }
+            input = [next]
+        }
+        let text = decode(out)
+        if let onText, text.count > emitted.count, text.hasPrefix(emitted) { onText(String(text.dropFirst(emitted.count))) }
+        return GenerationResult(tokens: out, text: text, finishReason: finish)
+    }
+
+    static func firstStop(in text: String, stops: [String]) -> String.Index? {
+        var best: String.Index?
+        for s in stops where !s.isEmpty {
+            if let r = text.range(of: s), best == nil || r.lowerBound < best! { best = r.lowerBound }
+        }
+        return best
+    }
+
+    /// Length in characters of the longest suffix of `text` that is a proper prefix of a stop string.
+    static func longestStopPrefixSuffix(_ text: String, stops: [String]) -> Int {
+        var best = 0
+        for s in stops where s.count > 1 {
+            for n in stride(from: min(s.count - 1, text.count), to: best, by: -1)
+            where text.hasSuffix(String(s.prefix(n))) { best = n; break }
+        }
+        return best
+    }
+}

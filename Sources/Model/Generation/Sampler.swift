@@ -1,0 +1,127 @@
+import Foundation
+
+/// How the next token is chosen. `temperature == 0` is greedy (argmax); otherwise sampling with
+/// transformers' warper order: temperature, then top-k, then top-p.
+public struct SamplingParameters: Sendable, Equatable {
+    public var temperature: Float
+    public var topK: Int?
+    public var topP: Float?
+    public var seed: UInt64?
+
+    public init(temperature: Float = 0, topK: Int? = nil, topP: Float? = nil, seed: UInt64? = nil) {
+        self.temperature = temperature; self.topK = topK; self.topP = topP; self.seed = seed
+    }
+
+    public static let greedy = SamplingParameters()
+
+    public func validate() throws {
+        if !(temperature >= 0) || !temperature.isFinite { throw ModelError.invalidArgument("temperature must be >= 0, got \(temperature)") }
+        if let k = topK, k < 1 { throw ModelError.invalidArgument("top-k must be >= 1, got \(k)") }
+        if let p = topP, !(p > 0 && p <= 1) { throw ModelError.invalidArgument("top-p must be in (0, 1], got \(p)") }
+    }
+}
+
+/// xoshiro256** seeded through SplitMix64: a small, fast, reproducible generator.
+public struct SeededGenerator: RandomNumberGenerator, Sendable, Codable, Equatable {
+    private var s: (UInt64, UInt64, UInt64, UInt64)
+
+    public init(seed: UInt64) {
+        var z = seed
+        func splitmix(_ z: inout UInt64) -> UInt64 {
+            z &+= 0x9E37_79B9_7F4A_7C15
+            var r = z
+            r = (r ^ (r >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            r = (r ^ (r >> 27)) &* 0x94D0_49BB_1331_11EB
+            return r ^ (r >> 31)
+        }
+        s = (splitmix(&z), splitmix(&z), splitmix(&z), splitmix(&z))
+    }
+
+    public mutating func next() -> UInt64 {
+        let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
+        let t = s.1 << 17
+        s.2 ^= s.0; s.3 ^= s.1; s.1 ^= s.2; s.0 ^= s.3
+        s.2 ^= t
+        s.3 = (s.3 << 45) | (s.3 >> 19)
+        return result
+    }
+
+    /// Uniform in [0, 1) with 24 bits, like a float draw.
+    public mutating func nextUnitFloat() -> Double { Double(next() >> 11) * 0x1.0p-53 }
+
+    public static func == (a: Self, b: Self) -> Bool { a.s == b.s }
+
+    public init(from decoder: Decoder) throws {
+        var c = try decoder.unkeyedContainer()
+        s = (try c.decode(UInt64.self), try c.decode(UInt64.self), try c.decode(UInt64.self), try c.decode(UInt64.self))
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.unkeyedContainer()
+        try c.encode(s.0); try c.encode(s.1); try c.encode(s.2); try c.encode(s.3)
+    }
+}
+
+/// Picks tokens from logits. Holds its RNG, so one sampler serves one sequence.
+public struct Sampler {
+    public let parameters: SamplingParameters
+    private var rng: SeededGenerator
+    private var order: [Int] = []
+    private var probs: [Double] = []
+
+    public init(_ parameters: SamplingParameters) {
+        self.parameters = parameters
+        rng = SeededGenerator(seed: parameters.seed ?? UInt64.random(in: 0...UInt64.max))
+    }
+
+    /// Argmax; the lowest id wins a tie, as torch.argmax does.
+    public static func argmax(_ logits: UnsafePointer<Float>, count: Int) -> Int {
+        var best = 0
+        var m = logits[0]
+        for i in 1..<count where logits[i] > m { m = logits[i]; best = i }
+        return best
+    }
+
+    public mutating func sample(_ logits: UnsafePointer<Float>, count v: Int) -> Int {
+        let p = parameters
+        if p.temperature == 0 { return Sampler.argmax(logits, count: v) }
+        // Candidates sorted by logit, descending (stable: lower id first on ties).
+        if order.count != v { order = Array(0..<v) } else { for i in 0..<v { order[i] = i } }
+        order.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+        var keep = v
+        if let k = p.topK, k < v {
+            // transformers keeps every token whose logit is >= the k-th largest.
+            let kth = logits[order[k - 1]]
+            keep = k
+            while keep < v && logits[order[keep]] >= kth { keep += 1 }
+        }
+        // Softmax of logit / temperature over the kept candidates, in Double after max-subtraction.
+        let invT = 1 / Double(p.temperature)
+        let m = Double(logits[order[0]]) * invT
+        if probs.count < keep { probs = [Double](repeating: 0, count: keep) }
+        var sum = 0.0
+        for i in 0..<keep { let e = exp(Double(logits[order[i]]) * invT - m); probs[i] = e; sum += e }
+        for i in 0..<keep { probs[i] /= sum }
+        if let topP = p.topP, topP < 1 {
+            // transformers drops tokens whose ascending cumulative probability is <= 1 - top_p,
+            // which keeps the smallest descending prefix reaching top_p (and always the top token).
+            var tail = 0.0
+            var cut = keep
+            while cut > 1 {
+                let next = tail + probs[cut - 1]
+                if next <= 1 - Double(topP) { tail = next; cut -= 1 } else { break }
+            }
+            keep = cut
+            var s2 = 0.0
+            for i in 0..<keep { s2 += probs[i] }
+            for i in 0..<keep { probs[i] /= s2 }
+        }
+        let r = rng.nextUnitFloat()
+        var acc = 0.0
+        for i in 0..<keep {
+            acc += probs[i]
+            if r < acc { return order[i] }
+        }
+        return order[keep - 1]
+    }
+}

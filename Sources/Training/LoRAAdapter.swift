@@ -1,0 +1,103 @@
+import Foundation
+import Kernels
+import Model
+
+/// One adapted linear layer: A [R, K] and B [N, R] live in the adapter's flat parameter buffer
+/// at `aOffset` / `bOffset`. y += scaling * B · A · x.
+public struct LoRAPair: Sendable, Equatable {
+    public let layer: Int
+    public let module: LinearModule
+    public let rank: Int          // R
+    public let inFeatures: Int    // K
+    public let outFeatures: Int   // N
+    public let scaling: Float
+    public let aOffset: Int
+    public let bOffset: Int
+
+    public var aCount: Int { rank * inFeatures }
+    public var bCount: Int { outFeatures * rank }
+}
+
+/// A LoRA adapter over a Llama-family base: every A and B in one flat fp32 buffer (so the
+/// optimizer, gradient clipping and checkpoints see a single vector), indexed by `pairs`.
+///
+/// As a `LinearDelta` it is what the inference forward pass applies; the training forward and
+/// backward read the same buffer.
+public final class LoRAAdapter: LinearDelta, @unchecked Sendable {
+    public let config: LoRAConfig
+    public let pairs: [LoRAPair]
+    /// All parameters: for each pair, A then B.
+    public var parameters: [Float]
+    /// pairIndex[layer * 7 + module index] -> index into `pairs`, or -1.
+    let pairIndex: [Int]
+
+    public static let moduleOrder = LinearModule.allCases
+
+    /// A zero-initialised adapter shaped for `base` (B zeros, A zeros: call `initialize(seed:)`
+    /// for PEFT's initialisation, or load values).
+    public init(config: LoRAConfig, base: LlamaConfig) {
+        self.config = config
+        var pairs: [LoRAPair] = []
+        var index = [Int](repeating: -1, count: base.numLayers * Self.moduleOrder.count)
+        var offset = 0
+        for l in 0..<base.numLayers {
+            for (mi, m) in Self.moduleOrder.enumerated() where config.targets.contains(m) {
+                let (n, k) = Self.shape(of: m, base)
+                let r = config.rank(layer: l, module: m) as Int
+                index[l * Self.moduleOrder.count + mi] = pairs.count
+                pairs.append(LoRAPair(layer: l, module: m, rank: r, inFeatures: k, outFeatures: n,
+                                      scaling: config.scaling(layer: l, module: m),
+                                      aOffset: offset, bOffset: offset + r * k))
+                offset += r * k + n * r
+            }
+        }
+        self.pairs = pairs
+        self.pairIndex = index
+        self.parameters = [Float](repeating: 0, count: offset)
+    }
+
+    /// [out N, in K] of a module in the base model.
+    public static func shape(of m: LinearModule, _ c: LlamaConfig) -> (Int, Int) {
+        switch m {
+        case .q: return (c.qDim, c.hiddenSize)
+        case .k, .v: return (c.kvDim, c.hiddenSize)
+        case .o: return (c.hiddenSize, c.qDim)
+        case .gate, .up: return (c.intermediateSize, c.hiddenSize)
+        case .down: return (c.hiddenSize, c.intermediateSize)
+        }
+    }
+
+    public func pair(layer: Int, module: LinearModule) -> LoRAPair? {
+        let mi = Self.moduleOrder.firstIndex(of: module)!
+        let i = pairIndex[layer * Self.moduleOrder.count + mi]
+        return i < 0 ? nil : pairs[i]
+    }
+
+    /// PEFT's initialisation: A ~ kaiming_uniform(a = sqrt(5)), i.e. U(-1/sqrt(K), 1/sqrt(K)); B = 0,
+    /// so a new adapter leaves the base model's outputs unchanged.
+    public func initialize(seed: UInt64) {
+        var rng = SeededGenerator(seed: seed)
+        for p in pairs {
+            let bound = 1 / Float(p.inFeatures).squareRoot()
+            for i in 0..<p.aCount { parameters[p.aOffset + i] = Float(rng.nextUnitFloat() * 2 - 1) * bound }
+            for i in 0..<p.bCount { parameters[p.bOffset + i] = 0 }
+        }
+    }
+
+    /// Y[T, N] += scaling * (X[T, K] · Aᵀ) · Bᵀ. Dropout is a training-time operation only.
+    public func apply(layer: Int, module: LinearModule, x: UnsafePointer<Float>, tokens: Int,
+                      y: UnsafeMutablePointer<Float>) {
+        guard let p = pair(layer: layer, module: module) else { return }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: tokens * p.rank) { h in
+            parameters.withUnsafeBufferPointer { w in
+                let a = w.baseAddress! + p.aOffset, b = w.baseAddress! + p.bOffset
+                // h[T, R] = X · Aᵀ ; Y += scaling * h · Bᵀ
+                BLAS.sgemm(transB: true, m: tokens, n: p.rank, k: p.inFeatures, a: x, b: a, c: h.baseAddress!)
+                BLAS.sgemm(transB: true, m: tokens, n: p.outFeatures, k: p.rank, alpha: p.scaling,
+                           a: h.baseAddress!, b: b, beta: 1, c: y)
+            }
+        }
+    }
+
+    public var parameterCount: Int { parameters.count }
+}

@@ -1,0 +1,80 @@
+import Model
+
+/// The shape of a LoRA adapter, in PEFT's terms (`adapter_config.json`).
+public struct LoRAConfig: Sendable, Equatable, Codable {
+    /// Rank R (PEFT `r`).
+    public var rank: Int
+    /// PEFT `lora_alpha`.
+    public var alpha: Float
+    public var dropout: Float
+    /// HF module names (q_proj ... down_proj).
+    public var targets: [LinearModule]
+    /// rsLoRA: scaling alpha / sqrt(R) instead of alpha / R.
+    public var useRSLoRA: Bool
+    /// PEFT `rank_pattern` / `alpha_pattern`: per-module overrides keyed by a module path suffix
+    /// (e.g. "q_proj" or "model.layers.3.self_attn.q_proj").
+    public var rankPattern: [String: Int]
+    public var alphaPattern: [String: Float]
+
+    public init(rank: Int = 16, alpha: Float = 32, dropout: Float = 0.05, targets: [LinearModule] = LinearModule.allCases,
+                useRSLoRA: Bool = false, rankPattern: [String: Int] = [:], alphaPattern: [String: Float] = [:]) {
+        self.rank = rank; self.alpha = alpha; self.dropout = dropout; self.targets = targets
+        self.useRSLoRA = useRSLoRA; self.rankPattern = rankPattern; self.alphaPattern = alphaPattern
+    }
+
+    /// The PEFT module path of a linear layer, e.g. "model.layers.3.self_attn.q_proj".
+    public static func modulePath(layer: Int, module: LinearModule) -> String {
+        let block: String
+        switch module {
+        case .q, .k, .v, .o: block = "self_attn"
+        case .gate, .up, .down: block = "mlp"
+        }
+        return "model.layers.\(layer).\(block).\(module.rawValue)"
+    }
+
+    /// PEFT resolves a pattern key by matching it against the end of the module's name
+    /// (`re.match(rf".*\.{key}$", name)`): the first key that matches wins, in insertion order;
+    /// we pick the longest matching key so the most specific override applies.
+    private static func lookup<V>(_ pattern: [String: V], path: String) -> V? {
+        var best: (Int, V)?
+        for (key, value) in pattern where path == key || path.hasSuffix("." + key) {
+            if best == nil || key.count > best!.0 { best = (key.count, value) }
+        }
+        return best?.1
+    }
+
+    public func rank(layer: Int, module: LinearModule) -> Int {
+        Self.lookup(rankPattern, path: Self.modulePath(layer: layer, module: module)) ?? rank
+    }
+
+    public func scaling(layer: Int, module: LinearModule) -> Float {
+        let r = Float(rank(layer: layer, module: module))
+        let a = Self.lookup(alphaPattern, path: Self.modulePath(layer: layer, module: module)) ?? alpha
+        return useRSLoRA ? a / r.squareRoot() : a / r
+    }
+
+    public func validate() throws {
+        if rank < 1 { throw TrainingError.invalidConfig(field: "rank", reason: "must be >= 1, got \(rank)") }
+        if !(alpha > 0) { throw TrainingError.invalidConfig(field: "alpha", reason: "must be > 0, got \(alpha)") }
+        if !(dropout >= 0 && dropout < 1) { throw TrainingError.invalidConfig(field: "dropout", reason: "must be in [0, 1), got \(dropout)") }
+        if targets.isEmpty { throw TrainingError.invalidConfig(field: "targets", reason: "at least one module") }
+        for (k, r) in rankPattern where r < 1 { throw TrainingError.invalidConfig(field: "rank_pattern.\(k)", reason: "must be >= 1, got \(r)") }
+    }
+}
+
+public enum TrainingError: Error, CustomStringConvertible, Equatable {
+    case invalidConfig(field: String, reason: String)
+    case invalidAdapter(path: String, reason: String)
+    case shapeMismatch(path: String, tensor: String, expected: [Int], actual: [Int])
+    case data(String)
+
+    public var description: String {
+        switch self {
+        case let .invalidConfig(field, reason): return "invalid setting '\(field)': \(reason)"
+        case let .invalidAdapter(path, reason): return "\(path): \(reason)"
+        case let .shapeMismatch(path, tensor, expected, actual):
+            return "\(path): tensor '\(tensor)' has shape \(actual), but the base model needs \(expected) (hint: was this adapter trained on another base model?)"
+        case let .data(message): return message
+        }
+    }
+}

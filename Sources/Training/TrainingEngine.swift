@@ -1,0 +1,138 @@
+import Foundation
+import Kernels
+import Model
+
+/// Forward and backward of a LoRA adapter over a frozen base, on whole micro-batches.
+///
+/// Gradients exist only for the adapter's parameters (`gradients`, same layout as
+/// `LoRAAdapter.parameters`); frozen weights get none. `accumulate(_:lossScale:step:)` adds
+/// one micro-batch's gradient; zeroing is explicit (`zeroGradients()`).
+public final class TrainingEngine {
+    public let model: LlamaModel
+    public let adapter: LoRAAdapter
+    public var gradients: [Float]
+
+    /// Activations saved by the forward for the backward, per layer, planned for N positions.
+    final class LayerSaved {
+        var xIn = FloatBuffer(count: 0)     // [N, D] residual entering the block
+        var xn1 = FloatBuffer(count: 0)     // [N, D] attention input (normed)
+        var q = FloatBuffer(count: 0)       // [N, H*E] after RoPE
+        var k = FloatBuffer(count: 0)       // [N, Hk*E] after RoPE
+        var v = FloatBuffer(count: 0)       // [N, Hk*E]
+        var lse = FloatBuffer(count: 0)     // [B, H, T] log-sum-exp of each attention row
+        var att = FloatBuffer(count: 0)     // [N, H*E] attention output (o_proj input)
+        var xMid = FloatBuffer(count: 0)    // [N, D] residual after attention
+        var xn2 = FloatBuffer(count: 0)     // [N, D] MLP input (normed)
+        var gate = FloatBuffer(count: 0)    // [N, F] pre-activation
+        var up = FloatBuffer(count: 0)      // [N, F]
+        func plan(_ c: LlamaConfig, n: Int, heads: Int) {
+            xIn.reserve(n * c.hiddenSize); xn1.reserve(n * c.hiddenSize)
+            q.reserve(n * c.qDim); k.reserve(n * c.kvDim); v.reserve(n * c.kvDim)
+            lse.reserve(n * heads); att.reserve(n * c.qDim)
+            xMid.reserve(n * c.hiddenSize); xn2.reserve(n * c.hiddenSize)
+            gate.reserve(n * c.intermediateSize); up.reserve(n * c.intermediateSize)
+        }
+        deinit { for b in [xIn, xn1, q, k, v, lse, att, xMid, xn2, gate, up] { b.free() } }
+    }
+
+    var saved: [LayerSaved]
+    /// Per LoRA pair: h = dropout(x) · Aᵀ [N, R], and the dropout keep-mask bits [N*K] when dropout > 0.
+    var loraH: [FloatBuffer]
+    var loraMask: [[UInt64]]
+    var plannedN = 0
+
+    // Scratch (not saved across layers).
+    var x = FloatBuffer(count: 0)        // [N, D] residual stream
+    var dx = FloatBuffer(count: 0)       // [N, D] gradient of the residual stream
+    var dtmp = FloatBuffer(count: 0)     // [N, max(D, F, H*E)] gradient of a sublayer input
+    var dq = FloatBuffer(count: 0)       // [N, H*E]
+    var dk = FloatBuffer(count: 0)       // [N, Hk*E]
+    var dv = FloatBuffer(count: 0)       // [N, Hk*E]
+    var act = FloatBuffer(count: 0)      // [N, F]
+    var dgate = FloatBuffer(count: 0)    // [N, F]
+    var dup = FloatBuffer(count: 0)      // [N, F]
+    var scores = FloatBuffer(count: 0)   // [T, T]
+    var dscores = FloatBuffer(count: 0)  // [T, T]
+    var dropScratch = FloatBuffer(count: 0)  // [N, max K]
+    var dh = FloatBuffer(count: 0)       // [N, max R]
+    var logitChunk = FloatBuffer(count: 0)   // [chunk, V]
+    var hiddenFinal = FloatBuffer(count: 0)  // [N, D]
+
+    public init(model: LlamaModel, adapter: LoRAAdapter) {
+        self.model = model
+        self.adapter = adapter
+        gradients = [Float](repeating: 0, count: adapter.parameters.count)
+        saved = (0..<model.config.numLayers).map { _ in LayerSaved() }
+        loraH = adapter.pairs.map { _ in FloatBuffer(count: 0) }
+        loraMask = adapter.pairs.map { _ in [] }
+    }
+
+    deinit {
+        for b in loraH { b.free() }
+        for b in [x, dx, dtmp, dq, dk, dv, act, dgate, dup, scores, dscores, dropScratch, dh, logitChunk, hiddenFinal] { b.free() }
+    }
+
+    public func zeroGradients() {
+        for i in gradients.indices { gradients[i] = 0 }
+    }
+
+    static let logitRows = 64
+
+    func plan(_ batch: MicroBatch) {
+        let c = model.config
+        let n = batch.count, T = batch.length
+        for s in saved { s.plan(c, n: n, heads: c.numHeads) }
+        for (i, p) in adapter.pairs.enumerated() { loraH[i].reserve(n * p.rank) }
+        let wide = max(c.hiddenSize, c.intermediateSize, c.qDim)
+        x.reserve(n * c.hiddenSize); dx.reserve(n * c.hiddenSize); dtmp.reserve(n * wide)
+        dq.reserve(n * c.qDim); dk.reserve(n * c.kvDim); dv.reserve(n * c.kvDim)
+        act.reserve(n * c.intermediateSize); dgate.reserve(n * c.intermediateSize); dup.reserve(n * c.intermediateSize)
+        scores.reserve(T * T); dscores.reserve(T * T)
+        let maxK = adapter.pairs.map(\.inFeatures).max() ?? 1
+        let maxR = adapter.pairs.map(\.rank).max() ?? 1
+        dropScratch.reserve(n * maxK); dh.reserve(n * maxR)
+        logitChunk.reserve(Self.logitRows * c.vocabSize)
+        hiddenFinal.reserve(n * c.hiddenSize)
+        plannedN = n
+    }
+
+    /// Result of one micro-batch.
+    public struct MicroBatchLoss: Sendable {
+        /// Σ over scored tokens of -log p(target), in nats (unscaled).
+        public var sum: Double
+        public var scored: Int
+    }
+
+    /// Forward and backward of one micro-batch: gradients += lossScale * ∂(Σ NLL)/∂θ.
+    /// With lossScale = 1 / (scored tokens of the whole accumulated batch), accumulating every
+    /// micro-batch gives the gradient of the mean loss, as transformers' Trainer normalizes it.
+    /// `dropoutSeed` fixes this micro-batch's dropout masks (0 dropout ignores it).
+    @discardableResult
+    public func accumulate(_ batch: MicroBatch, lossScale: Float, dropoutSeed: UInt64) throws -> MicroBatchLoss {
+        try validate(batch)
+        plan(batch)
+        forward(batch, dropoutSeed: dropoutSeed, training: true)
+        let loss = lossAndHiddenGradient(batch, lossScale: lossScale)
+        backward(batch)
+        return loss
+    }
+
+    /// The loss alone (no gradient, no dropout): evaluation.
+    public func evaluate(_ batch: MicroBatch) throws -> MicroBatchLoss {
+        try validate(batch)
+        plan(batch)
+        forward(batch, dropoutSeed: 0, training: false)
+        return lossAndHiddenGradient(batch, lossScale: 0, wantGradient: false)
+    }
+
+    func validate(_ batch: MicroBatch) throws {
+        let V = model.config.vocabSize
+        for t in batch.tokens where t < 0 || t >= V {
+            throw TrainingError.data("token id \(t) is outside the vocabulary (0..<\(V))")
+        }
+        if let maxPos = batch.positions.max(), model.config.maxPositionEmbeddings > 0,
+           Int(maxPos) >= model.config.maxPositionEmbeddings {
+            throw TrainingError.data("a sequence of \(maxPos + 1) tokens is longer than the model's context of \(model.config.maxPositionEmbeddings)")
+        }
+    }
+}

@@ -1,0 +1,135 @@
+import Kernels
+import Model
+import XCTest
+
+/// A random tiny model built in memory: checks that need no reference file.
+enum RandomModel {
+    static func make(seed: UInt64 = 7, vocab: Int = 50, d: Int = 32, f: Int = 48, layers: Int = 2,
+                     heads: Int = 4, kvHeads: Int = 2, headDim: Int? = nil, tied: Bool = true) -> LlamaModel {
+        var s = seed
+        func rand(_ n: Int, _ scale: Float) -> [Float] {
+            (0..<n).map { _ in
+                s = s &* 6364136223846793005 &+ 1442695040888963407
+                return (Float(s >> 40) / Float(1 << 24) * 2 - 1) * scale
+            }
+        }
+        let e = headDim ?? d / heads
+        let config = LlamaConfig(vocabSize: vocab, hiddenSize: d, intermediateSize: f, numLayers: layers,
+                                 numHeads: heads, numKVHeads: kvHeads, headDim: e, rmsNormEps: 1e-6,
+                                 ropeTheta: 10000, maxPositionEmbeddings: 128, tieWordEmbeddings: tied,
+                                 bosTokenId: 0, eosTokenIds: [1])
+        func lin(_ n: Int, _ k: Int) -> DenseWeight { DenseWeight(outFeatures: n, inFeatures: k, data: rand(n * k, 0.3)) }
+        let layerWeights = (0..<layers).map { _ in
+            LayerWeights(attnNorm: rand(d, 0.5).map { $0 + 1 }, q: lin(heads * e, d), k: lin(kvHeads * e, d),
+                         v: lin(kvHeads * e, d), o: lin(d, heads * e), mlpNorm: rand(d, 0.5).map { $0 + 1 },
+                         gate: lin(f, d), up: lin(f, d), down: lin(d, f))
+        }
+        let emb = rand(vocab * d, 1)
+        let head: LinearWeight = tied ? DenseWeight(outFeatures: vocab, inFeatures: d, data: emb) : lin(vocab, d)
+        return LlamaModel(config: config, weights: ModelWeights(embedding: emb, layers: layerWeights,
+                                                                finalNorm: rand(d, 0.5).map { $0 + 1 }, lmHead: head))
+    }
+}
+
+final class ForwardCacheTests: XCTestCase {
+    static let cacheTolerance: Float = 1e-4
+
+    func testIncrementalDecodingFromTheCacheEqualsFullRecomputation() throws {
+        for (heads, kv, e) in [(4, 2, 8), (6, 2, 12), (4, 4, 8)] {
+            let model = RandomModel.make(heads: heads, kvHeads: kv, headDim: e, tied: heads != 6)
+            let tokens = [3, 17, 42, 8, 8, 29, 11, 0, 49]
+            let full = try model.logits(for: tokens)
+            let V = model.config.vocabSize, D = model.config.hiddenSize
+            let cache = KVCache(config: model.config, capacity: tokens.count)
+            let ws = Workspace()
+            var hidden = [Float](repeating: 0, count: 4 * D)
+            var logits = [Float](repeating: 0, count: V)
+            // A 4-token prefill, then one token at a time.
+            var pos = 0
+            for step in [4, 1, 1, 1, 1, 1] {
+                let chunk = Array(tokens[pos..<(pos + step)])
+                try hidden.withUnsafeMutableBufferPointer { h in
+                    try model.forward(chunk, cache: cache, adapters: .none, workspace: ws, hidden: h.baseAddress!)
+                    logits.withUnsafeMutableBufferPointer { model.logits(hidden: h.baseAddress! + (step - 1) * D, tokens: 1, into: $0.baseAddress!) }
+                }
+                pos += step
+                let ref = full[((pos - 1) * V)..<(pos * V)]
+                for (a, b) in zip(logits, ref) { XCTAssertEqual(a, b, accuracy: Self.cacheTolerance, "heads \(heads)/\(kv) position \(pos - 1)") }
+            }
+            XCTAssertEqual(cache.count, tokens.count)
+        }
+    }
+
+    func testForwardRefusesTokensOutsideTheVocabularyAndCacheOverflow() throws {
+        let model = RandomModel.make()
+        XCTAssertThrowsError(try model.logits(for: [1, 50])) { XCTAssertTrue("\($0)".contains("token id 50")) }
+        let cache = KVCache(config: model.config, capacity: 2)
+        var h = [Float](repeating: 0, count: 3 * model.config.hiddenSize)
+        XCTAssertThrowsError(try h.withUnsafeMutableBufferPointer {
+            try model.forward([1, 2, 3], cache: cache, adapters: .none, workspace: Workspace(), hidden: $0.baseAddress!)
+        })
+    }
+
+    func testGreedyGenerationEqualsArgmaxOfFullRecomputationAtEveryStep() throws {
+        let model = RandomModel.make(seed: 11)
+        let prompt = [5, 9, 2]
+        let result = try model.generate(GenerationRequest(prompt: prompt, maxTokens: 8, eosTokenIds: []),
+                                        decode: { $0.map(String.init).joined(separator: " ") })
+        XCTAssertEqual(result.tokens.count, 8)
+        XCTAssertEqual(result.finishReason, .length)
+        var seq = prompt
+        let V = model.config.vocabSize
+        for tok in result.tokens {
+            let logits = try model.logits(for: seq)
+            let last = Array(logits[((seq.count - 1) * V)...])
+            let best = last.indices.max { last[$0] < last[$1] || (last[$0] == last[$1] && $0 > $1) }!
+            XCTAssertEqual(tok, best)
+            seq.append(tok)
+        }
+    }
+
+    func testGenerationStopsOnEOSAndOnStopStrings() throws {
+        let model = RandomModel.make(seed: 11)
+        let free = try model.generate(GenerationRequest(prompt: [5, 9, 2], maxTokens: 6, eosTokenIds: []), decode: { $0.map(String.init).joined(separator: ",") })
+        // Make the third generated token an EOS: generation stops before it.
+        let eos = free.tokens[2]
+        let stopped = try model.generate(GenerationRequest(prompt: [5, 9, 2], maxTokens: 6, eosTokenIds: [eos]), decode: { $0.map(String.init).joined(separator: ",") })
+        XCTAssertEqual(stopped.finishReason, .stop)
+        XCTAssertEqual(stopped.tokens, Array(free.tokens.prefix(while: { $0 != eos })))
+        // A stop string cuts the text before it.
+        let text = free.text
+        let stopAt = String(free.tokens[1])
+        let cut = try model.generate(GenerationRequest(prompt: [5, 9, 2], maxTokens: 6, stopStrings: ["," + stopAt], eosTokenIds: []),
+                                     decode: { $0.map(String.init).joined(separator: ",") })
+        XCTAssertEqual(cut.finishReason, .stop)
+        XCTAssertEqual(cut.text, String(text[..<text.range(of: "," + stopAt)!.lowerBound]))
+    }
+
+    func testSamplingIsReproducibleForASeedAndTopKOneIsGreedy() throws {
+        let model = RandomModel.make(seed: 12)
+        let decode: ([Int]) -> String = { $0.map(String.init).joined(separator: " ") }
+        let sampled = SamplingParameters(temperature: 1.3, topK: 20, topP: 0.9, seed: 42)
+        let a = try model.generate(GenerationRequest(prompt: [1, 2], maxTokens: 10, sampling: sampled, eosTokenIds: []), decode: decode)
+        let b = try model.generate(GenerationRequest(prompt: [1, 2], maxTokens: 10, sampling: sampled, eosTokenIds: []), decode: decode)
+        XCTAssertEqual(a.tokens, b.tokens)
+        let greedy = try model.generate(GenerationRequest(prompt: [1, 2], maxTokens: 10, eosTokenIds: []), decode: decode)
+        let topK1 = try model.generate(GenerationRequest(prompt: [1, 2], maxTokens: 10,
+                                                         sampling: SamplingParameters(temperature: 0.7, topK: 1, seed: 3), eosTokenIds: []), decode: decode)
+        XCTAssertEqual(topK1.tokens, greedy.tokens)
+        let seeds = try (0..<6).map { s in
+            try model.generate(GenerationRequest(prompt: [1, 2], maxTokens: 10, sampling: SamplingParameters(temperature: 2, seed: UInt64(s)), eosTokenIds: []), decode: decode).tokens
+        }
+        XCTAssertGreaterThan(Set(seeds.map { $0.description }).count, 1, "different seeds should give different samples at temperature 2")
+    }
+
+    func testTopPKeepsTheSmallestPrefixReachingP() {
+        // probabilities ~ [0.5, 0.3, 0.2] for logits log(5), log(3), log(2)
+        let logits: [Float] = [log(3), log(5), log(2)]
+        var counts = [0, 0, 0]
+        var sampler = Sampler(SamplingParameters(temperature: 1, topP: 0.75, seed: 9))
+        for _ in 0..<2000 { counts[logits.withUnsafeBufferPointer { sampler.sample($0.baseAddress!, count: 3) }] += 1 }
+        // top_p 0.75: keep {id1: .5, id0: .3} (cumulative .8 >= .75), drop id2.
+        XCTAssertEqual(counts[2], 0)
+        XCTAssertEqual(Double(counts[1]) / 2000, 0.625, accuracy: 0.04)
+    }
+}

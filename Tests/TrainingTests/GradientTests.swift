@@ -1,0 +1,119 @@
+import Kernels
+import Model
+import Training
+import XCTest
+
+final class GradientTests: XCTestCase {
+    /// Norm of (analytic - finite difference) over norm of the finite difference, on sampled parameters.
+    static let finiteDifferenceTolerance = 2e-3
+
+    static func tinyModel(seed: UInt64, tied: Bool = true, heads: Int = 4, kvHeads: Int = 2, headDim: Int = 8) -> LlamaModel {
+        var s = seed
+        func rand(_ n: Int, _ scale: Float) -> [Float] {
+            (0..<n).map { _ in
+                s = s &* 6364136223846793005 &+ 1442695040888963407
+                return (Float(s >> 40) / Float(1 << 24) * 2 - 1) * scale
+            }
+        }
+        let d = 16, f = 24, vocab = 29, layers = 2
+        let config = LlamaConfig(vocabSize: vocab, hiddenSize: d, intermediateSize: f, numLayers: layers, numHeads: heads,
+                                 numKVHeads: kvHeads, headDim: headDim, rmsNormEps: 1e-5, ropeTheta: 10000,
+                                 maxPositionEmbeddings: 64, tieWordEmbeddings: tied, bosTokenId: nil, eosTokenIds: [1])
+        func lin(_ n: Int, _ k: Int) -> DenseWeight { DenseWeight(outFeatures: n, inFeatures: k, data: rand(n * k, 0.4)) }
+        let qd = heads * headDim, kd = kvHeads * headDim
+        let ls = (0..<layers).map { _ in
+            LayerWeights(attnNorm: rand(d, 0.3).map { $0 + 1 }, q: lin(qd, d), k: lin(kd, d), v: lin(kd, d), o: lin(d, qd),
+                         mlpNorm: rand(d, 0.3).map { $0 + 1 }, gate: lin(f, d), up: lin(f, d), down: lin(d, f))
+        }
+        let emb = rand(vocab * d, 1)
+        let head: LinearWeight = tied ? DenseWeight(outFeatures: vocab, inFeatures: d, data: emb) : lin(vocab, d)
+        return LlamaModel(config: config, weights: ModelWeights(embedding: emb, layers: ls, finalNorm: rand(d, 0.3).map { $0 + 1 }, lmHead: head))
+    }
+
+    static func batch() -> MicroBatch {
+        // Two rows of different lengths (padding), one packed row of two records.
+        let r1 = TokenizedRecord(tokens: [3, 7, 2, 9, 11, 4], scored: [false, true, true, true, true, true])
+        let r2 = TokenizedRecord(tokens: [5, 1, 8], scored: [false, false, true])
+        let r3 = TokenizedRecord(tokens: [6, 6], scored: [false, true])
+        return MicroBatch.packed([[r1], [r2, r3]], length: 6)
+    }
+
+    func testLoRAGradientsMatchFloat64FiniteDifferencesThroughTheWholeStack() throws {
+        for (tied, heads, kv, e) in [(true, 4, 2, 8), (false, 3, 1, 6)] {
+            let model = Self.tinyModel(seed: 21, tied: tied, heads: heads, kvHeads: kv, headDim: e)
+            let adapter = LoRAAdapter(config: LoRAConfig(rank: 3, alpha: 6, dropout: 0), base: model.config)
+            adapter.initialize(seed: 5)
+            // Non-zero B so every A gets a gradient.
+            var rng = SeededGenerator(seed: 77)
+            for p in adapter.pairs { for i in 0..<p.bCount { adapter.parameters[p.bOffset + i] = Float(rng.nextUnitFloat() - 0.5) * 0.4 } }
+            let engine = TrainingEngine(model: model, adapter: adapter)
+            let batch = Self.batch()
+            let scale = 1 / Float(batch.scoredCount)
+            let loss = try engine.accumulate(batch, lossScale: scale, dropoutSeed: 0)
+            let params = adapter.parameters.map(Double.init)
+            let refLoss = DoubleReference.loss(model: model, adapter: adapter, params: params, batch: batch, lossScale: 1)
+            XCTAssertEqual(loss.sum, refLoss, accuracy: 1e-4 * abs(refLoss))
+            XCTAssertEqual(loss.scored, batch.scoredCount)
+
+            var num = 0.0, den = 0.0
+            var idx = SeededGenerator(seed: 3)
+            var sample = Set<Int>()
+            // Every pair's A and B, a few entries each.
+            for p in adapter.pairs {
+                for _ in 0..<3 {
+                    sample.insert(p.aOffset + Int(idx.next() % UInt64(p.aCount)))
+                    sample.insert(p.bOffset + Int(idx.next() % UInt64(p.bCount)))
+                }
+            }
+            for i in sample {
+                let h = 1e-5
+                var plus = params, minus = params
+                plus[i] += h; minus[i] -= h
+                let fd = (DoubleReference.loss(model: model, adapter: adapter, params: plus, batch: batch, lossScale: Double(scale))
+                        - DoubleReference.loss(model: model, adapter: adapter, params: minus, batch: batch, lossScale: Double(scale))) / (2 * h)
+                num += (Double(engine.gradients[i]) - fd) * (Double(engine.gradients[i]) - fd)
+                den += fd * fd
+            }
+            XCTAssertGreaterThan(den, 0)
+            XCTAssertLessThan((num / den).squareRoot(), Self.finiteDifferenceTolerance, "tied \(tied) heads \(heads)/\(kv)")
+        }
+    }
+
+    func testPaddingChangesNoRealTokenLossOrGradient() throws {
+        let model = Self.tinyModel(seed: 8)
+        let adapter = LoRAAdapter(config: LoRAConfig(rank: 2, alpha: 4, dropout: 0), base: model.config)
+        adapter.initialize(seed: 1)
+        for p in adapter.pairs { for i in 0..<p.bCount { adapter.parameters[p.bOffset + i] = 0.05 * Float(i % 7) - 0.1 } }
+        let rec = TokenizedRecord(tokens: [3, 7, 2, 9], scored: [false, true, true, true])
+        let alone = TrainingEngine(model: model, adapter: adapter)
+        let l1 = try alone.accumulate(MicroBatch.padded([rec]), lossScale: 1, dropoutSeed: 0)
+        let padded = TrainingEngine(model: model, adapter: adapter)
+        let l2 = try padded.accumulate(MicroBatch.packed([[rec]], length: 9), lossScale: 1, dropoutSeed: 0)
+        XCTAssertEqual(l1.sum, l2.sum, accuracy: 1e-6 * abs(l1.sum))
+        for i in alone.gradients.indices { XCTAssertEqual(alone.gradients[i], padded.gradients[i], accuracy: 1e-6) }
+    }
+
+    func testPackedRecordsGiveTheSameLossAsSeparateRows() throws {
+        let model = Self.tinyModel(seed: 9)
+        let adapter = LoRAAdapter(config: LoRAConfig(rank: 2, alpha: 4, dropout: 0), base: model.config)
+        adapter.initialize(seed: 2)
+        let a = TokenizedRecord(tokens: [3, 7, 2], scored: [false, true, true])
+        let b = TokenizedRecord(tokens: [4, 4, 8, 1], scored: [false, true, true, true])
+        let e1 = TrainingEngine(model: model, adapter: adapter), e2 = TrainingEngine(model: model, adapter: adapter)
+        let sep = try e1.accumulate(MicroBatch.padded([a, b]), lossScale: 1, dropoutSeed: 0)
+        let packed = try e2.accumulate(MicroBatch.packed([[a, b]], length: 7), lossScale: 1, dropoutSeed: 0)
+        XCTAssertEqual(sep.sum, packed.sum, accuracy: 1e-5 * abs(sep.sum))
+        for i in e1.gradients.indices { XCTAssertEqual(e1.gradients[i], e2.gradients[i], accuracy: 1e-5) }
+    }
+
+    func testTrainingForwardLossEqualsInferenceScoring() throws {
+        let model = Self.tinyModel(seed: 10)
+        let adapter = LoRAAdapter(config: LoRAConfig(rank: 2, alpha: 4, dropout: 0), base: model.config)
+        adapter.initialize(seed: 3)
+        for p in adapter.pairs { for i in 0..<p.bCount { adapter.parameters[p.bOffset + i] = 0.03 } }
+        let rec = TokenizedRecord(tokens: [3, 7, 2, 9, 11], scored: [false, true, true, true, true])
+        let eval = try TrainingEngine(model: model, adapter: adapter).evaluate(MicroBatch.padded([rec]))
+        let inference = try model.negativeLogLikelihood(rec, adapters: AdapterSet([adapter]))
+        XCTAssertEqual(eval.sum, inference.sum, accuracy: 1e-5 * abs(inference.sum))
+    }
+}
