@@ -1,6 +1,7 @@
 import Foundation
 import Registry
 import Service
+import TestSupport
 import XCTest
 
 final class VersionTests: RegistryTestCase {
@@ -72,10 +73,21 @@ final class VersionTests: RegistryTestCase {
         XCTAssertEqual(try service.baseModels().map(\.name), ["tiny"])
         assertThrows(RegistryError.alreadyExists(kind: "base model", name: "tiny")) { try self.addTinyBase() }
         // A single file hashes to its own sha256.
-        let f = scratch.appendingPathComponent("one.gguf")
-        try Data("GGUF-not-really".utf8).write(to: f)
-        let single = try service.addBaseModel(name: "one.gguf", source: f, actor: "tester")
-        XCTAssertEqual(single.sha256, ArtifactStore.sha256(Data("GGUF-not-really".utf8)))
+        let f = scratch.appendingPathComponent("one.bin")
+        try Data("not-a-model".utf8).write(to: f)
+        XCTAssertEqual(try RegistryService.hashModelFiles(f).sha256, ArtifactStore.sha256(Data("not-a-model".utf8)))
+    }
+
+    /// The default GGUF through the Model target's loaders: the sha256 REFERENCE.md gives,
+    /// its quantization and its shape.
+    func testTheDefaultGGUFModelIsRegisteredWithItsSha256QuantizationAndShape() throws {
+        let url = try TestPaths.requireDefaultModel()
+        let b = try service.addBaseModel(name: "SmolLM2-135M-Instruct.Q4_1.gguf", source: url, actor: "tester")
+        XCTAssertEqual(b.sha256, "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53")
+        XCTAssertEqual(b.files.map(\.size), [98_362_432])
+        XCTAssertEqual(b.quantization, "Q4_1")
+        XCTAssertEqual(b.config?["numLayers"]?.intValue, 30)
+        XCTAssertEqual(b.config?["hiddenSize"]?.intValue, 576)
     }
 
     func testReferencesParseAndBadNamesAreRefused() throws {

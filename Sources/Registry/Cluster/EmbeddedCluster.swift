@@ -20,11 +20,17 @@ public final class EmbeddedCluster: @unchecked Sendable {
     public static let database = "lora"
     static let port = 5432
 
+    /// `.full` for real data; `.fastUnsafe` (no fsync anywhere) for throwaway test clusters,
+    /// where a power cut may lose or corrupt data. Applies when the cluster is created.
+    public enum Durability: Sendable { case full, fastUnsafe }
+
     public let dataDirectory: URL
+    public let durability: Durability
     let logger: Logger
 
-    public init(dataDirectory: URL, logger: Logger = Logger(label: "lora.registry.cluster")) {
+    public init(dataDirectory: URL, durability: Durability = .full, logger: Logger = Logger(label: "lora.registry.cluster")) {
         self.dataDirectory = dataDirectory.standardizedFileURL
+        self.durability = durability
         self.logger = logger
     }
 
@@ -144,7 +150,7 @@ public final class EmbeddedCluster: @unchecked Sendable {
         let r = try ProcessRunner.run(bin.initdb, [
             "-D", pgData.path, "-U", Self.role, "--auth-local=trust", "--auth-host=reject",
             "-E", "UTF8", "--locale=C", "--no-instructions",
-        ], asUser: serverUser, directory: dataDirectory)
+        ] + (durability == .fastUnsafe ? ["--no-sync"] : []), asUser: serverUser, directory: dataDirectory)
         guard r.status == 0 else { throw ClusterError.commandFailed(command: "initdb", status: r.status, output: r.output) }
         let conf = """
 
@@ -157,7 +163,7 @@ public final class EmbeddedCluster: @unchecked Sendable {
             shared_buffers = 32MB
             logging_collector = off
 
-            """
+            """ + (durability == .fastUnsafe ? "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n" : "")
         let confURL = pgData.appendingPathComponent("postgresql.conf")
         let h = try FileHandle(forWritingTo: confURL)
         defer { try? h.close() }
