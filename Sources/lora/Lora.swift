@@ -11,6 +11,7 @@ struct Lora: ParsableCommand {
             ScoreCommand.self,
             TrainCommand.self,
             InfoCommand.self,
+            QuantizeCommand.self,
         ]
     )
 }

@@ -66,8 +66,7 @@ public enum HFConfigLoader {
             throw ModelError.unsupportedConfig(path: path, field: "sliding_window", reason: "sliding-window attention is not implemented (value \(v))")
         }
         if let v = c.present("quantization_config") {
-            throw ModelError.unsupportedConfig(path: path, field: "quantization_config",
-                                               reason: "pre-quantized checkpoints are not supported (\(v))")
+            try BnB4bitCheckpoint.validateConfig(v, path: path)  // bnb 4-bit NF4 double-quant only
         }
         if let v = c.present("rope_scaling") {
             guard let d = v as? [String: Any], let t = (d["rope_type"] ?? d["type"]) as? String, t == "default" else {
