@@ -181,7 +181,7 @@ public enum BnB4bitWriter {
             do { tokenizerJSON = try g.tokenizerJSONObject() } catch {
                 throw ModelError.invalidArgument("\(model.sourcePath.path): cannot write tokenizer.json: \(error)")
             }
-            try writeJSON(tokenizerJSON, to: dir.appendingPathComponent("tokenizer.json"))
+            try writeJSON(tokenizerJSON, to: dir.appendingPathComponent("tokenizer.json"), compact: true)
             try writeJSON(g.tokenizerConfigObject(modelMaxLength: model.config.maxPositionEmbeddings),
                           to: dir.appendingPathComponent("tokenizer_config.json"))
             if let template = model.chatTemplate {
@@ -199,9 +199,15 @@ public enum BnB4bitWriter {
         return g
     }
 
-    static func writeJSON(_ object: [String: Any], to url: URL) throws {
-        var data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
-        data.append(0x0A)
+    /// Configs as Python writes them (floats keep their fraction); tokenizer.json (large, no floats) compactly.
+    static func writeJSON(_ object: [String: Any], to url: URL, compact: Bool = false) throws {
+        var data: Data
+        if compact {
+            data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+            data.append(0x0A)
+        } else {
+            data = try PythonStyleJSON.data(object)
+        }
         try write(data, to: url)
     }
 
