@@ -22,6 +22,8 @@ final class BPEModel: @unchecked Sendable {
     private var cache: [String: [Int32]] = [:]
     private let cacheLock = NSLock()
     private static let cacheLimit = 100_000
+    /// Larger than any real vocabulary (the largest are ~260k tokens).
+    static let maxTokenId = 1 << 24
 
     /// - Parameters:
     ///   - merges: pairs of token strings, in rank order.
@@ -30,13 +32,16 @@ final class BPEModel: @unchecked Sendable {
          ignoreMerges: Bool, source: String, mergesField: String) throws {
         self.vocab = vocab
         var maxId = -1
-        for (_, id) in vocab where id > maxId { maxId = id }
+        for (t, id) in vocab {
+            // Ids index arrays and are packed into 32 bits: refuse absurd ones instead of allocating them.
+            guard id >= 0, id < BPEModel.maxTokenId else {
+                throw TokenizerError.invalidField(file: source, field: "model.vocab", reason: "token \(t.debugDescription) has id \(id), outside 0..<\(BPEModel.maxTokenId)")
+            }
+            if id > maxId { maxId = id }
+        }
         var tokens = [String](repeating: "", count: maxId + 1)
         var scalarIds: [UInt32: Int32] = [:]
         for (t, id) in vocab {
-            guard id >= 0 else {
-                throw TokenizerError.invalidField(file: source, field: "model.vocab", reason: "token \(t.debugDescription) has negative id \(id)")
-            }
             tokens[id] = t
             let u = t.unicodeScalars
             if u.count == 1 { scalarIds[u.first!.value] = Int32(id) }

@@ -7,7 +7,7 @@ extension Tokenizer {
         let data = try Tokenizer.read(tokenizerJSON)
         let config = try tokenizerConfig.map { try Tokenizer.read($0) }
         try self.init(tokenizerJSONData: data, tokenizerConfigData: config,
-                      jsonName: tokenizerJSON.lastPathComponent, configName: tokenizerConfig?.lastPathComponent ?? "tokenizer_config.json")
+                      jsonName: tokenizerJSON.path, configName: tokenizerConfig?.path ?? "tokenizer_config.json")
     }
 
     public convenience init(tokenizerJSONData: Data, tokenizerConfigData: Data?) throws {

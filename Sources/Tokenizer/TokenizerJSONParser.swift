@@ -77,7 +77,9 @@ struct TokenizerJSONParser {
             }
             return out
         }
-        for (i, item) in try f.array(v, "model.merges").enumerated() {
+        let items = try f.array(v, "model.merges")
+        if items.isEmpty { return [] }
+        for (i, item) in items.enumerated() {
             if item is String || (item as? JSONArray)?.strings?.count == 2 { continue }
             throw f.invalid("model.merges[\(i)]", "expected a string \"left right\" or a pair of strings")
         }
@@ -92,7 +94,9 @@ struct TokenizerJSONParser {
             let o = try f.object(item, field)
             let content = try f.string(o["content"], "\(field).content")
             guard !content.isEmpty else { throw f.invalid("\(field).content", "empty token") }
-            out.append(AddedToken(id: try f.int(o["id"], "\(field).id"), content: content,
+            let id = try f.int(o["id"], "\(field).id")
+            guard id >= 0, id < BPEModel.maxTokenId else { throw f.invalid("\(field).id", "id \(id) is outside 0..<\(BPEModel.maxTokenId)") }
+            out.append(AddedToken(id: id, content: content,
                                   special: try f.bool(o["special"], "\(field).special", default: false),
                                   singleWord: try f.bool(o["single_word"], "\(field).single_word", default: false),
                                   lstrip: try f.bool(o["lstrip"], "\(field).lstrip", default: false),
@@ -245,11 +249,11 @@ struct TokenizerJSONParser {
             return .replace(pattern: lit, content: try f.string(o["content"], "\(field).content"))
         case "Strip":
             let c = try f.string(o["content"], "\(field).content")
-            guard c.count == 1 else { throw f.invalid("\(field).content", "expected one character") }
-            return .strip(content: c.first!, start: try f.int(o["start"], "\(field).start"), stop: try f.int(o["stop"], "\(field).stop"))
+            guard c.unicodeScalars.count == 1, let scalar = c.unicodeScalars.first else { throw f.invalid("\(field).content", "expected one character") }
+            return .strip(content: scalar, start: try f.int(o["start"], "\(field).start"), stop: try f.int(o["stop"], "\(field).stop"))
         case "Metaspace":
             let (replacement, scheme) = try metaspaceFields(o, field)
-            return .metaspace(replacement: Character(replacement), prependScheme: scheme)
+            return .metaspace(replacement: replacement, prependScheme: scheme)
         case "Sequence":
             let items = try f.array(o["decoders"], "\(field).decoders")
             return .sequence(try items.enumerated().map { i, n in

@@ -20,6 +20,14 @@ final class TokenizerErrorTests: XCTestCase {
 
     private let vocab = #"{"a": 0, "b": 1, "ab": 2}"#
 
+    func testEmptyMergesAndNoMergesAreAccepted() throws {
+        for merges in [#""merges": [],"#, ""] {
+            let tok = try Tokenizer(tokenizerJSONData: Data(#"{"model": {"type": "BPE", \#(merges) "vocab": {"a": 0, "b": 1}}}"#.utf8),
+                                    tokenizerConfigData: nil)
+            XCTAssertEqual(tok.encode("ab"), [0, 1])
+        }
+    }
+
     func testMissingModelIsNamed() {
         XCTAssertEqual(error(#"{"added_tokens": []}"#), .missingField(file: "tokenizer.json", field: "model"))
     }
@@ -37,6 +45,17 @@ final class TokenizerErrorTests: XCTestCase {
     func testMergeWhoseResultIsNotInTheVocabularyIsNamed() {
         XCTAssertEqual(error(#"{"model": {"type": "BPE", "vocab": \#(vocab), "merges": [["b", "a"]]}}"#),
                        .unknownMergeToken(file: "tokenizer.json", field: "model.merges[0]", token: "ba"))
+    }
+
+    func testAbsurdIdsAreRefusedNotAllocated() {
+        guard case let .invalidField(_, field, _)? = error(#"{"model": {"type": "BPE", "vocab": {"a": 1099511627776}, "merges": []}}"#) else {
+            return XCTFail("expected invalidField")
+        }
+        XCTAssertEqual(field, "model.vocab")
+        guard case let .invalidField(_, addedField, _)? = error(#"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "added_tokens": [{"id": -3, "content": "<x>"}]}"#) else {
+            return XCTFail("expected invalidField")
+        }
+        XCTAssertEqual(addedField, "added_tokens[0].id")
     }
 
     func testNotJSONIsRefused() {
@@ -63,6 +82,28 @@ final class TokenizerErrorTests: XCTestCase {
                        .unsupported(file: "tokenizer.json", field: "pre_tokenizer.pattern.Regex", value: #""\\d+""#))
         XCTAssertEqual(error(#"{\#(model), "decoder": {"type": "WordPiece"}}"#),
                        .unsupported(file: "tokenizer.json", field: "decoder.type", value: "WordPiece"))
+    }
+
+    func testEveryTruncationOfATokenizerJSONIsAnErrorNotACrash() throws {
+        let data = try Data(contentsOf: TokenizerFixtures.url("bytelevel/tokenizer.json"))
+        for cut in stride(from: 0, to: data.count - 1, by: 97) {
+            XCTAssertThrowsError(try Tokenizer(tokenizerJSONData: data.prefix(cut), tokenizerConfigData: nil), "cut at \(cut)")
+        }
+    }
+
+    func testInconsistentGGUFMetadataIsNamed() {
+        let bad: [(GGUFTokenizerData, String)] = [
+            (GGUFTokenizerData(model: "gpt2", tokens: ["a", "b"], tokenTypes: [1]), "tokenizer.ggml.token_type"),
+            (GGUFTokenizerData(model: "gpt2", tokens: ["a", "b"], bosTokenId: 7), "tokenizer.ggml.bos_token_id"),
+            (GGUFTokenizerData(model: "llama", tokens: ["a", "b"], scores: [0]), "tokenizer.ggml.scores"),
+            (GGUFTokenizerData(model: "gpt2", tokens: ["a", "b"], merges: ["ab"]), "tokenizer.ggml.merges[0]"),
+            (GGUFTokenizerData(model: "bert", tokens: ["a"]), "tokenizer.ggml.model"),
+        ]
+        for (g, field) in bad {
+            XCTAssertThrowsError(try Tokenizer(gguf: g)) { e in
+                XCTAssertTrue("\(e)".contains(field) && "\(e)".contains("GGUF metadata"), "\(e) does not name \(field)")
+            }
+        }
     }
 
     func testMissingFileIsNamed() {
