@@ -128,7 +128,9 @@ public enum BnB4bitCheckpoint {
         guard qt as? String == "nf4" else { throw bad(stateName, "quant_type \(qt) is not supported (nf4 is)") }
         let bs = try int("blocksize")
         guard bs == NF4Tensor.blockSize else { throw bad(stateName, "blocksize \(bs) is not supported (\(NF4Tensor.blockSize) is)") }
-        // dtype is the original weight's dtype (what dequantize_4bit returns); compute here is fp32.
+        // dtype is the original weight's dtype, which bitsandbytes' dequantize_4bit rounds its fp32 output to.
+        // Here weights stay fp32 (code * absmax) for every dtype: exact for float32; for float16/bfloat16
+        // each weight may differ from bitsandbytes' by that rounding (2^-11 / 2^-8 relative).
         let dt = try field("dtype")
         guard let dts = dt as? String, ["float32", "float16", "bfloat16"].contains(dts) else {
             throw bad(stateName, "dtype \(dt) is not supported (float32, float16, bfloat16 are)")
