@@ -84,6 +84,18 @@ final class BnB4bitCheckpointTests: XCTestCase {
         }
     }
 
+    /// Tests/Fixtures/bnb/ours-quantized is what transformers + bitsandbytes were shown to load (interop-check.json):
+    /// the writer still writes exactly those files.
+    func testOurWriterStillWritesTheFilesTransformersWasCheckedOn() throws {
+        let out = try writeOurs()
+        let committed = TestPaths.fixture("bnb/ours-quantized")
+        let names = try FileManager.default.contentsOfDirectory(atPath: committed.path).sorted()
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.path).sorted(), names)
+        for n in names {
+            XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent(n)), try Data(contentsOf: committed.appendingPathComponent(n)), n)
+        }
+    }
+
     func testOurCheckpointReloadsWithIdenticalWeightsAndLogits() throws {
         let out = try writeOurs()
         let direct = try ModelLoader.load(tiny, quantization: .nf4)
