@@ -124,6 +124,21 @@ final class BnB4bitCheckpointTests: XCTestCase {
         }
     }
 
+    func testUntiedAndBF16SourcesRoundTripWithIdenticalLogits() throws {
+        for name in ["tiny-llama-untied", "tiny-llama-bf16"] {
+            let src = TestPaths.fixture("models/\(name)")
+            let out = tmp.appendingPathComponent(name)
+            let direct = try ModelLoader.load(src, quantization: .nf4)
+            try BnB4bitWriter.write(direct, to: out)
+            let file = try SafetensorsFile(out.appendingPathComponent("model.safetensors"))
+            XCTAssertEqual(file.contains("lm_head.weight"), !direct.config.tieWordEmbeddings, name)
+            let reloaded = try ModelLoader.load(out, quantization: .auto)
+            let ids = [1, 5, 77, 200, 3, 9, 42]
+            XCTAssertEqual(try LlamaModel(config: reloaded.config, weights: reloaded.weights).logits(for: ids),
+                           try LlamaModel(config: direct.config, weights: direct.weights).logits(for: ids), name)
+        }
+    }
+
     func testWriterRefusesAnExistingOutputAndNonNF4Weights() throws {
         let out = try writeOurs()
         XCTAssertThrowsError(try BnB4bitWriter.write(try ModelLoader.load(tiny, quantization: .nf4), to: out)) {
