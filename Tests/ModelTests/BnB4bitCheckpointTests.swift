@@ -124,10 +124,13 @@ final class BnB4bitCheckpointTests: XCTestCase {
         }
     }
 
-    func testUntiedAndBF16SourcesRoundTripWithIdenticalLogits() throws {
-        for name in ["tiny-llama-untied", "tiny-llama-bf16"] {
+    func testEveryFamilyAndFormatRoundTripsWithIdenticalLogits() throws {
+        let sources = ["tiny-llama-untied", "tiny-llama-bf16", "tiny-qwen2", "tiny-mistral", "tiny-llama3-rope",
+                       "tiny-qwen2-gguf/tiny-qwen2.gguf", "tiny-llama-linear-rope-gguf/tiny-llama-linear-rope.gguf",
+                       "tiny-llama-gguf/tiny-llama.gguf"]
+        for (k, name) in sources.enumerated() {
             let src = TestPaths.fixture("models/\(name)")
-            let out = tmp.appendingPathComponent(name)
+            let out = tmp.appendingPathComponent("family-\(k)")
             let direct = try ModelLoader.load(src, quantization: .nf4)
             try BnB4bitWriter.write(direct, to: out)
             let file = try SafetensorsFile(out.appendingPathComponent("model.safetensors"))
@@ -137,6 +140,15 @@ final class BnB4bitCheckpointTests: XCTestCase {
             XCTAssertEqual(try LlamaModel(config: reloaded.config, weights: reloaded.weights).logits(for: ids),
                            try LlamaModel(config: direct.config, weights: direct.weights).logits(for: ids), name)
         }
+    }
+
+    func testGGUFRoPEFrequencyFactorsAreRefusedNamingTheField() throws {
+        let src = TestPaths.fixture("models/tiny-llama3-rope-gguf/tiny-llama3-rope.gguf")
+        let out = tmp.appendingPathComponent("llama3-gguf")
+        XCTAssertThrowsError(try BnB4bitWriter.write(try ModelLoader.load(src, quantization: .nf4), to: out)) {
+            XCTAssertTrue("\($0)".contains("rope_parameters"), "\($0)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
     }
 
     func testWriterRefusesAnExistingOutputAndNonNF4Weights() throws {

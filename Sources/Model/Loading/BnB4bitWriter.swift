@@ -8,7 +8,7 @@ import Tokenizer
 ///
 /// - `model.safetensors`: per linear the packed `weight` and its state tensors (see `BnB4bitCheckpoint`),
 ///   embeddings, norms and an untied lm_head in F32 (a tied head is not saved, as transformers does);
-/// - `config.json`: the source's HF config (a GGUF's is derived from `LlamaConfig`) with
+/// - `config.json`: the source's HF config (a GGUF's is derived from `LlamaConfig`: Llama, Mistral, Qwen2) with
 ///   `quantization_config` as transformers writes it and `dtype` float32;
 /// - `generation_config.json`, `tokenizer.json`, `tokenizer_config.json`, `chat_template.jinja` (copied from
 ///   an HF source; built from the tokenizer metadata of a GGUF source).
@@ -59,8 +59,12 @@ public enum BnB4bitWriter {
         out.append(f32(names.embedding, [c.vocabSize, c.hiddenSize], w.embedding))
         out.append(f32(names.finalNorm, [c.hiddenSize], w.finalNorm))
         for (i, layer) in w.layers.enumerated() {
-            out.append(.init(name: names.layer(i, .attnNorm), shape: [c.hiddenSize], floats: layer.attnNorm))
-            out.append(.init(name: names.layer(i, .mlpNorm), shape: [c.hiddenSize], floats: layer.mlpNorm))
+            out.append(f32(names.layer(i, .attnNorm), [c.hiddenSize], layer.attnNorm))
+            out.append(f32(names.layer(i, .mlpNorm), [c.hiddenSize], layer.mlpNorm))
+            // Qwen2's q/k/v biases stay F32 beside the packed weights (Linear4bit keeps its bias unquantized).
+            for (t, b) in [(TensorNames.LayerTensor.qBias, layer.qBias), (.kBias, layer.kBias), (.vBias, layer.vBias)] {
+                if let b { out.append(f32(names.layer(i, t), [b.count], b)) }
+            }
             let linears: [(TensorNames.LayerTensor, LinearWeight)] = [
                 (.q, layer.q), (.k, layer.k), (.v, layer.v), (.o, layer.o), (.gate, layer.gate), (.up, layer.up), (.down, layer.down),
             ]
@@ -119,7 +123,7 @@ public enum BnB4bitWriter {
            let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] {
             json = obj
         } else {
-            json = derivedConfig(model.config)
+            json = try derivedConfig(model.config)
         }
         json["quantization_config"] = BnB4bitCheckpoint.quantizationConfig
         json["dtype"] = "float32"
@@ -128,12 +132,26 @@ public enum BnB4bitWriter {
         return json
     }
 
-    /// An HF `LlamaForCausalLM` config.json for `c`, with the fields transformers 5.24 writes.
-    public static func derivedConfig(_ c: LlamaConfig) -> [String: Any] {
+    /// An HF config.json for `c` (Llama, Mistral or Qwen2), with the fields transformers 5.24 writes and
+    /// rope scaling in `rope_parameters`. llama.cpp's per-frequency factors (`rope_freqs.weight`) have no
+    /// config.json spelling and are refused.
+    public static func derivedConfig(_ c: LlamaConfig) throws -> [String: Any] {
         func ids(_ v: [Int]) -> Any { v.isEmpty ? NSNull() : (v.count == 1 ? v[0] as Any : v as Any) }
-        return [
-            "architectures": ["LlamaForCausalLM"],
-            "attention_bias": false,
+        var rope: [String: Any] = ["rope_theta": shortest(c.ropeTheta), "rope_type": "default"]
+        switch c.ropeScaling {
+        case nil: break
+        case let .linear(factor)?:
+            rope["rope_type"] = "linear"; rope["factor"] = shortest(factor)
+        case let .llama3(factor, low, high, original)?:
+            rope["rope_type"] = "llama3"; rope["factor"] = shortest(factor)
+            rope["low_freq_factor"] = shortest(low); rope["high_freq_factor"] = shortest(high)
+            rope["original_max_position_embeddings"] = original
+        case .frequencyFactors?:
+            throw ModelError.unsupportedConfig(path: "config.json", field: "rope_parameters",
+                                               reason: "the GGUF's per-frequency RoPE factors (rope_freqs.weight) have no config.json form")
+        }
+        var json: [String: Any] = [
+            "architectures": [c.architecture],
             "attention_dropout": 0.0,
             "bos_token_id": c.bosTokenId.map { $0 as Any } ?? NSNull(),
             "eos_token_id": ids(c.eosTokenIds),
@@ -143,18 +161,36 @@ public enum BnB4bitWriter {
             "initializer_range": 0.02,
             "intermediate_size": c.intermediateSize,
             "max_position_embeddings": c.maxPositionEmbeddings,
-            "mlp_bias": false,
-            "model_type": "llama",
             "num_attention_heads": c.numHeads,
             "num_hidden_layers": c.numLayers,
             "num_key_value_heads": c.numKVHeads,
-            "pretraining_tp": 1,
             "rms_norm_eps": shortest(c.rmsNormEps),
-            "rope_parameters": ["rope_theta": shortest(c.ropeTheta), "rope_type": "default"] as [String: Any],
+            "rope_parameters": rope,
             "tie_word_embeddings": c.tieWordEmbeddings,
             "use_cache": true,
             "vocab_size": c.vocabSize,
         ]
+        switch c.architecture {
+        case "LlamaForCausalLM":
+            json["model_type"] = "llama"
+            json["attention_bias"] = false
+            json["mlp_bias"] = false
+            json["pretraining_tp"] = 1
+        case "MistralForCausalLM":
+            json["model_type"] = "mistral"
+            json["sliding_window"] = c.slidingWindow.map { $0 as Any } ?? NSNull()
+        case "Qwen2ForCausalLM":
+            json["model_type"] = "qwen2"
+            json["use_sliding_window"] = false
+        default:
+            throw ModelError.unsupportedConfig(path: "config.json", field: "architectures",
+                                               reason: "\(c.architecture) cannot be written as an HF config")
+        }
+        if c.slidingWindow != nil && c.architecture != "MistralForCausalLM" {
+            throw ModelError.unsupportedConfig(path: "config.json", field: "sliding_window",
+                                               reason: "a sliding window on \(c.architecture) cannot be written")
+        }
+        return json
     }
 
     /// An fp32 value as the double its shortest decimal spells (1e-5, not 9.99999974737875e-06).
