@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 model=$(bash scripts/fetch-default-model.sh)
 bin=$(swift build -c release --show-bin-path)/lora
 out=${1:-$(mktemp -d)}
+mkdir -p "$out"
 printf '| task | exact match before | after | steps | minutes | tokens/s | peak RSS |\n|---|---|---|---|---|---|---|\n'
 for dir in adapters/*/; do
   task=$(basename "$dir")

@@ -12,6 +12,10 @@ struct Lora: ParsableCommand {
             TrainCommand.self,
             InfoCommand.self,
             QuantizeCommand.self,
+            // Registry (issue 7).
+            ModelsCommand.self, ImportCommand.self, TasksCommand.self, VersionsCommand.self, ExportCommand.self,
+            ResolveCommand.self, PromoteCommand.self, RollbackCommand.self, HistoryCommand.self, ArchiveCommand.self,
+            TagCommand.self, DbCommand.self,
         ]
     )
 }
