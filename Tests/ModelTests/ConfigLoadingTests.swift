@@ -95,7 +95,7 @@ final class ConfigLoadingTests: XCTestCase {
         assertRefused({ $0["attention_bias"] = true }, field: "attention_bias")
         assertRefused({ $0["mlp_bias"] = true }, field: "mlp_bias")
         assertRefused({ $0["hidden_act"] = "gelu" }, field: "hidden_act")
-        assertRefused({ $0["quantization_config"] = ["quant_method": "bitsandbytes"] }, field: "quantization_config")
+        assertRefused({ $0["quantization_config"] = ["quant_method": "bitsandbytes"] }, field: "quantization_config.load_in_4bit")
         assertRefused({ $0["num_key_value_heads"] = 4 }, field: "num_key_value_heads")
         assertRefused({ $0["hidden_size"] = "576" }, field: "hidden_size")
     }

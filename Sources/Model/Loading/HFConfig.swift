@@ -73,8 +73,7 @@ public enum HFConfigLoader {
         }
         let slidingWindow = try Self.slidingWindow(c, family: family)
         if let v = c.present("quantization_config") {
-            throw ModelError.unsupportedConfig(path: path, field: "quantization_config",
-                                               reason: "pre-quantized checkpoints are not supported (\(v))")
+            try BnB4bitCheckpoint.validateConfig(v, path: path)  // bnb 4-bit NF4 double-quant only
         }
         let maxPos = c.present("max_position_embeddings") == nil
             ? family.defaultMaxPositionEmbeddings : try c.positiveInt("max_position_embeddings")

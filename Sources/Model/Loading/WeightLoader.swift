@@ -10,6 +10,8 @@ struct TensorSource {
     var floats: (String) throws -> [Float]
     /// GGUF only: a tensor's block type and its bytes as stored (for `--quant keep`).
     var raw: ((String) throws -> (type: GGMLType, bytes: UnsafeRawBufferPointer)?)? = nil
+    /// bnb-4bit checkpoints only: a linear weight's stored NF4 state (name, [out, in]), nil when stored unquantized.
+    var nf4: ((String, [Int]) throws -> NF4Tensor?)? = nil
 }
 
 /// The tensor names of each checkpoint format.
@@ -106,7 +108,10 @@ enum WeightLoader {
                 return type == .q4_1 ? try Q4_1Weight(outFeatures: out, inFeatures: inp, blocks: bytes)
                                      : try Q8_0Weight(outFeatures: out, inFeatures: inp, blocks: bytes)
             }
-            var data = try tensor(name, [out, inp])
+            // A bnb-4bit checkpoint's NF4 state is used as stored under nf4/keep, else dequantized.
+            let stored = try source.nf4?(name, [out, inp])
+            if let stored, quant == .nf4 || quant == .keep { return try NF4Weight(stored) }
+            var data = try stored?.dequantized() ?? tensor(name, [out, inp])
             if let heads = unpermuteHeads { unpermuteRows(&data, heads: heads, headDim: c.headDim, columns: inp) }
             switch quant {
             case .nf4: return try NF4Weight(outFeatures: out, inFeatures: inp, data: data)
