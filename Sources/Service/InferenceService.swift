@@ -80,14 +80,11 @@ public struct InferenceService {
 
     /// Scores every record of a JSONL file (see `TextRecord`).
     public func score(file: URL, adapters: AdapterSet = .none) throws -> ScoreReport {
-        let records = try JSONLReader.readTextRecords(file)
-        let eos = records.contains { if case .promptCompletion = $0 { return true } else { return false } }
-            ? try model.scoringEOS() : 0
+        let records = try model.tokenize(JSONLReader.readTextRecords(file), file: file)
         let maxLen = model.model.config.maxPositionEmbeddings
         var results: [RecordScore] = []
         var sum = 0.0, count = 0
-        for (i, r) in records.enumerated() {
-            let tr = r.tokenize(with: model.tokenizer, eosTokenId: eos)
+        for (i, tr) in records.enumerated() {
             if maxLen > 0 && tr.tokens.count > maxLen {
                 throw ModelError.invalidArgument("\(file.path): record \(i + 1) has \(tr.tokens.count) tokens, more than the model's context of \(maxLen)")
             }

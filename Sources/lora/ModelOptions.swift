@@ -29,17 +29,17 @@ struct ModelOptions: ParsableArguments {
 
 /// `--adapter`: a PEFT adapter directory applied over the base model.
 struct AdapterOptions: ParsableArguments {
-    @Option(name: .long, help: "A PEFT adapter directory to apply over the base model.")
+    @Option(name: .long, help: "A PEFT adapter directory, else a registry adapter: TASK, TASK@N or TASK@ALIAS.")
     var adapter: String?
 
     func adapters(for model: LanguageModel) throws -> AdapterSet {
         guard let spec = adapter else { return .none }
         let url = URL(fileURLWithPath: (spec as NSString).expandingTildeInPath)
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue else {
-            throw ValidationError("--adapter: no adapter directory at \(url.path)")
-        }
-        let a = try TrainingService.loadAdapter(url, for: model) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+        // A directory when such a path exists, else a registry reference: TASK, TASK@N, TASK@ALIAS
+        // (registry location from DATABASE_URL / LORA_DATA_DIR).
+        let dir = try RegistryService.adapterDirectory(
+            for: url.path, configuration: .resolve(databaseURL: nil, dataDirectory: nil), fallbackReference: spec)
+        let a = try TrainingService.loadAdapter(dir, for: model) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
         return AdapterSet([a])
     }
 }

@@ -87,7 +87,10 @@ public enum ModelLoader {
             let q = file.tensor(named: TensorNames.gguf.layer(0, .q))?.type
             quant = q.map { WeightLoader.keptTypes.contains($0) } == true ? .keep : .nf4
         }
-        let weights = try WeightLoader.load(config: config, names: .gguf, source: source, quant: quant)
+        // convert_hf_to_gguf.py permutes q/k rows for arch llama only (qwen2 keeps HF's rotate-half rows).
+        var names = TensorNames.gguf
+        names.permutedQK = config.architecture == "LlamaForCausalLM"
+        let weights = try WeightLoader.load(config: config, names: names, source: source, quant: quant)
         let name = file.metadata["general.name"]?.string ?? url.deletingPathExtension().lastPathComponent
         return LoadedModel(config: config, weights: weights, tokenizer: .gguf(tokenizer),
                            chatTemplate: tokenizer.chatTemplate, sourcePath: url, format: .gguf, name: name)

@@ -1,0 +1,88 @@
+import ArgumentParser
+import Foundation
+import Registry
+import Service
+
+struct ImportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import", abstract: "Register a PEFT adapter directory as a task's next version.")
+    @Argument(help: "Task name ([a-z0-9][a-z0-9_-]*); created if new.") var task: String
+    @Argument(help: "Directory with adapter_config.json and adapter_model.safetensors.") var directory: String
+    @Option(help: "Base model name (default: the task's current base, else the only registered one).") var base: String?
+    @Option(name: .customLong("metric"), help: "A metric to record, NAME=NUMBER (repeatable).") var metrics: [String] = []
+    @Option(name: .customLong("tag"), help: "A tag, KEY=VALUE (repeatable).") var tags: [String] = []
+    @OptionGroup var registry: RegistryOptions
+
+    func validate() throws {
+        for (k, v) in try parseKeyValues(metrics, option: "--metric") where Double(v) == nil {
+            throw ValidationError("--metric \(k)=\(v): the value must be a number")
+        }
+        _ = try parseKeyValues(tags, option: "--tag")
+    }
+
+    func run() throws {
+        let m = try parseKeyValues(metrics, option: "--metric").mapValues { Double($0)! }
+        let v = try registry.open().importAdapter(task: task, directory: URL(fileURLWithPath: directory), base: base,
+                                                  metrics: m, tags: try parseKeyValues(tags, option: "--tag"))
+        try registry.emit(v) { "registered \(v.reference) (base \(v.base), sha256 \(v.sha256))" }
+    }
+}
+
+struct TasksCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "tasks", abstract: "List tasks and their aliases.")
+    @OptionGroup var registry: RegistryOptions
+
+    func run() throws {
+        let all = try registry.open().tasks()
+        try registry.emit(ListEnvelope(all)) {
+            table(["TASK", "VERSIONS", "ALIASES"], all.map { t in
+                [t.name, String(t.versionCount), t.aliases.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")]
+            })
+        }
+    }
+}
+
+struct VersionsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "versions", abstract: "List a task's versions.")
+    @Argument(help: "Task name.") var task: String
+    @Flag(help: "Include archived versions.") var all = false
+    @OptionGroup var registry: RegistryOptions
+
+    func run() throws {
+        let vs = try registry.open().versions(task: task, includeArchived: all)
+        try registry.emit(ListEnvelope(vs)) {
+            table(["VERSION", "BASE", "ALIASES", "SHA256", "METRICS", "CREATED", "STATE"], vs.map { v in
+                [String(v.version), v.base, v.aliases.joined(separator: ","), String(v.sha256.prefix(12)),
+                 v.metrics.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "),
+                 v.createdAt, v.archived ? "archived" : "live"]
+            })
+        }
+    }
+}
+
+struct ExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "export", abstract: "Write a version's adapter files into a directory.")
+    @Argument(help: "TASK, TASK@N or TASK@ALIAS.") var reference: String
+    @Argument(help: "Destination directory (created if missing).") var directory: String
+    @Flag(help: "Overwrite adapter files already in the directory.") var force = false
+    @OptionGroup var registry: RegistryOptions
+
+    func run() throws {
+        let v = try registry.open().export(reference, to: URL(fileURLWithPath: directory), overwrite: force)
+        try registry.emit(v) { "exported \(v.reference) to \(directory)" }
+    }
+}
+
+struct ResolveCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resolve", abstract: "Print the local (verified, cached) directory of a registry adapter.")
+    @Argument(help: "TASK, TASK@N or TASK@ALIAS.") var reference: String
+    @OptionGroup var registry: RegistryOptions
+
+    struct Output: Encodable { let directory: String; let version: VersionRecord }
+
+    func run() throws {
+        let r = try registry.open().resolve(reference)
+        try registry.emit(Output(directory: r.directory.path, version: r.version)) { r.directory.path }
+    }
+}

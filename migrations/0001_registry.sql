@@ -1,0 +1,180 @@
+-- 0001: the adapter registry. Base models, tasks, immutable adapter versions with their
+-- artifacts stored in chunks, aliases and their append-only history.
+-- Invariants live here as CHECK / UNIQUE / FOREIGN KEY constraints and triggers; the service
+-- layer checks the same rules first only to give friendlier errors.
+
+CREATE TABLE base_models (
+    id            bigserial PRIMARY KEY,
+    name          text NOT NULL,
+    source        text NOT NULL,
+    -- sha256 of the file, or for a directory of sorted "path\0sha256\n" lines of its files.
+    sha256        text NOT NULL,
+    -- [{"path": ..., "size": ..., "sha256": ...}] for every file.
+    files         jsonb NOT NULL DEFAULT '[]',
+    architecture  text NOT NULL,
+    quantization  text NOT NULL,
+    -- The model's shape (Model's LlamaConfig as JSON), used to check adapters against it.
+    config        jsonb,
+    created_by    text NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT base_models_name_key UNIQUE (name),
+    CONSTRAINT base_model_name_format CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9._-]*$' AND length(name) <= 200),
+    CONSTRAINT base_model_sha256_format CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+    CONSTRAINT base_model_files_array CHECK (jsonb_typeof(files) = 'array'),
+    CONSTRAINT base_model_source_nonempty CHECK (source <> '')
+);
+
+CREATE TABLE tasks (
+    id          bigserial PRIMARY KEY,
+    name        text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT tasks_name_key UNIQUE (name),
+    CONSTRAINT task_name_format CHECK (name ~ '^[a-z0-9][a-z0-9_-]*$' AND length(name) <= 100)
+);
+
+-- Content-addressed blobs. The bytes live in artifact_chunks, `chunk_size` bytes each (the
+-- last one shorter), so an artifact of any size fits (a single bytea stops at 1 GB).
+CREATE TABLE artifacts (
+    sha256       text PRIMARY KEY,
+    size         bigint NOT NULL,
+    chunk_size   integer NOT NULL,
+    chunk_count  integer NOT NULL,
+    -- What the bytes are: 'peft-adapter-tar' (an adapter directory as a deterministic ustar).
+    media_type   text NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT artifact_sha256_format CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+    CONSTRAINT artifact_size_nonnegative CHECK (size >= 0),
+    CONSTRAINT artifact_chunk_size_positive CHECK (chunk_size > 0),
+    CONSTRAINT artifact_chunk_count_matches CHECK (chunk_count = (size + chunk_size - 1) / chunk_size)
+);
+
+CREATE TABLE artifact_chunks (
+    sha256  text NOT NULL REFERENCES artifacts (sha256) ON DELETE CASCADE,
+    seq     integer NOT NULL,
+    bytes   bytea NOT NULL,
+    PRIMARY KEY (sha256, seq),
+    CONSTRAINT artifact_chunk_seq_nonnegative CHECK (seq >= 0)
+);
+-- Safetensors payloads do not compress: store chunks out of line without trying.
+ALTER TABLE artifact_chunks ALTER COLUMN bytes SET STORAGE EXTERNAL;
+
+CREATE TABLE adapter_versions (
+    id               bigserial PRIMARY KEY,
+    task_id          bigint NOT NULL REFERENCES tasks (id),
+    -- Numbered from 1 per task, computed while holding the task row's lock.
+    version          integer NOT NULL,
+    base_model_id    bigint NOT NULL REFERENCES base_models (id),
+    -- adapter_config.json as imported.
+    lora_config      jsonb NOT NULL,
+    metrics          jsonb NOT NULL DEFAULT '{}',
+    artifact_sha256  text NOT NULL REFERENCES artifacts (sha256),
+    -- Lineage: the job that produced it (the job daemon's migration adds the foreign key),
+    -- the training data's sha256 and the hyperparameters.
+    job_id           bigint,
+    data_sha256      text,
+    hyperparameters  jsonb NOT NULL DEFAULT '{}',
+    source           text,
+    created_by       text NOT NULL,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    -- The only mutable columns: tags, and archived_at (set once).
+    tags             jsonb NOT NULL DEFAULT '{}',
+    archived_at      timestamptz,
+    CONSTRAINT adapter_versions_task_version_key UNIQUE (task_id, version),
+    CONSTRAINT adapter_version_positive CHECK (version >= 1),
+    CONSTRAINT adapter_version_lora_config_object CHECK (jsonb_typeof(lora_config) = 'object'),
+    CONSTRAINT adapter_version_metrics_object CHECK (jsonb_typeof(metrics) = 'object'),
+    CONSTRAINT adapter_version_hyperparameters_object CHECK (jsonb_typeof(hyperparameters) = 'object'),
+    CONSTRAINT adapter_version_tags_object CHECK (jsonb_typeof(tags) = 'object'),
+    CONSTRAINT adapter_version_data_sha256_format CHECK (data_sha256 IS NULL OR data_sha256 ~ '^[0-9a-f]{64}$')
+);
+CREATE INDEX adapter_versions_artifact_idx ON adapter_versions (artifact_sha256);
+
+-- Alias names: never all digits (TASK@3 is always version 3), same alphabet as task names.
+-- `latest` is moved automatically only (see alias_history's check).
+CREATE TABLE aliases (
+    task_id     bigint NOT NULL REFERENCES tasks (id),
+    name        text NOT NULL,
+    version     integer NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (task_id, name),
+    FOREIGN KEY (task_id, version) REFERENCES adapter_versions (task_id, version),
+    CONSTRAINT alias_name_format CHECK (name ~ '^[a-z0-9][a-z0-9_-]*$' AND name !~ '^[0-9]+$' AND length(name) <= 100)
+);
+
+-- Every move of every alias, in order (id). Append-only: a trigger refuses UPDATE and DELETE.
+CREATE TABLE alias_history (
+    id            bigserial PRIMARY KEY,
+    task_id       bigint NOT NULL REFERENCES tasks (id),
+    alias         text NOT NULL,
+    from_version  integer,
+    to_version    integer,
+    -- promote and rollback are a person's moves; auto is the system's (`latest`, or a job's
+    -- auto-promotion).
+    action        text NOT NULL,
+    actor         text NOT NULL,
+    reason        text NOT NULL DEFAULT '',
+    created_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+    FOREIGN KEY (task_id, from_version) REFERENCES adapter_versions (task_id, version),
+    FOREIGN KEY (task_id, to_version) REFERENCES adapter_versions (task_id, version),
+    CONSTRAINT alias_history_action CHECK (action IN ('promote', 'rollback', 'auto')),
+    CONSTRAINT latest_is_automatic CHECK (alias <> 'latest' OR action = 'auto'),
+    CONSTRAINT alias_history_moves CHECK (from_version IS DISTINCT FROM to_version),
+    CONSTRAINT alias_history_name_format CHECK (alias ~ '^[a-z0-9][a-z0-9_-]*$' AND alias !~ '^[0-9]+$')
+);
+CREATE INDEX alias_history_task_alias_idx ON alias_history (task_id, alias, id);
+
+CREATE FUNCTION alias_history_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'alias_history is append-only (% refused)', TG_OP
+        USING ERRCODE = 'integrity_constraint_violation';
+END;
+$$;
+CREATE TRIGGER alias_history_append_only BEFORE UPDATE OR DELETE ON alias_history
+    FOR EACH ROW EXECUTE FUNCTION alias_history_append_only();
+
+-- Versions are immutable: only tags change, and archived_at is set once. No version is deleted.
+CREATE FUNCTION adapter_versions_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        RAISE EXCEPTION 'adapter versions are never deleted (task %, version %)', OLD.task_id, OLD.version
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    IF (NEW.id, NEW.task_id, NEW.version, NEW.base_model_id, NEW.lora_config, NEW.metrics,
+        NEW.artifact_sha256, NEW.job_id, NEW.data_sha256, NEW.hyperparameters, NEW.source,
+        NEW.created_by, NEW.created_at)
+       IS DISTINCT FROM
+       (OLD.id, OLD.task_id, OLD.version, OLD.base_model_id, OLD.lora_config, OLD.metrics,
+        OLD.artifact_sha256, OLD.job_id, OLD.data_sha256, OLD.hyperparameters, OLD.source,
+        OLD.created_by, OLD.created_at) THEN
+        RAISE EXCEPTION 'adapter versions are immutable (task %, version %)', OLD.task_id, OLD.version
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    IF OLD.archived_at IS NOT NULL AND NEW.archived_at IS DISTINCT FROM OLD.archived_at THEN
+        RAISE EXCEPTION 'version % of task % is archived for good', OLD.version, OLD.task_id
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    IF OLD.archived_at IS NULL AND NEW.archived_at IS NOT NULL AND EXISTS (
+        SELECT 1 FROM aliases a
+        WHERE a.task_id = NEW.task_id AND a.version = NEW.version AND a.name <> 'latest') THEN
+        RAISE EXCEPTION 'version % of task % is the target of an alias', NEW.version, NEW.task_id
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER adapter_versions_immutable BEFORE UPDATE OR DELETE ON adapter_versions
+    FOR EACH ROW EXECUTE FUNCTION adapter_versions_immutable();
+
+-- An alias never points at an archived version.
+CREATE FUNCTION aliases_target_live() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM adapter_versions v
+               WHERE v.task_id = NEW.task_id AND v.version = NEW.version AND v.archived_at IS NOT NULL) THEN
+        RAISE EXCEPTION 'alias % cannot point at archived version %', NEW.name, NEW.version
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER aliases_target_live BEFORE INSERT OR UPDATE ON aliases
+    FOR EACH ROW EXECUTE FUNCTION aliases_target_live();
