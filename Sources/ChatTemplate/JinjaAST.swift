@@ -17,6 +17,8 @@ final class Expr {
         case item(Expr, Expr)
         case slice(Expr, Expr?, Expr?, Expr?)
         case call(Expr, [Expr], [(String, Expr)])
+        /// `*expr` inside call arguments: the elements of a list passed as positional arguments.
+        case splat(Expr)
         case filter(Expr, String, [Expr], [(String, Expr)])
         case test(Expr, String, [Expr], negated: Bool)
     }
@@ -46,6 +48,8 @@ indirect enum Node {
     case set(AssignTarget, Expr, location: SourceLocation)
     case setBlock(String, [Node])
     case macro(name: String, parameters: [(String, Expr?)], body: [Node])
+    /// `{% call macro(args) %}body{% endcall %}`: calls the macro with `caller()` rendering the body.
+    case callBlock(Expr, [Node])
     case breakLoop(SourceLocation)
     case continueLoop(SourceLocation)
     /// transformers' `{% generation %}` extension: renders its body (assistant-token tracking is not used here).

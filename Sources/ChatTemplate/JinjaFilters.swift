@@ -29,7 +29,7 @@ enum JinjaFilters {
             return .int(try length(value))
         case "upper": return .string(value.description.uppercased())
         case "lower": return .string(value.description.lowercased())
-        case "title": return .string(JinjaMethods.title(value.description))
+        case "title": return .string(JinjaMethods.titleFilter(value.description))
         case "capitalize": return .string(JinjaMethods.capitalize(value.description))
         case "string": return .string(value.description)
         case "safe": return value

@@ -72,6 +72,13 @@ final class JinjaInterpreter {
                 scope.set(name, .string(captured))
             case let .macro(name, parameters, body):
                 scope.set(name, makeMacro(name, parameters, body, scope))
+            case let .callBlock(callExpr, body):
+                let caller = JinjaValue.function(JinjaFunction(name: "caller") { [unowned self] _, _ in
+                    var captured = ""
+                    _ = try self.execute(body, JinjaScope(parent: scope), &captured)
+                    return .string(captured)
+                })
+                out += try eval(callExpr, scope, caller: caller).description
             case .breakLoop:
                 return .breakLoop
             case .continueLoop:
@@ -161,7 +168,10 @@ final class JinjaInterpreter {
                     s.set(param, .undefined("'\(param)' is undefined (missing argument of macro '\(name)')"))
                 }
             }
-            for (k, _) in kwargs where !parameters.contains(where: { $0.0 == k }) {
+            if let caller = kwargs.first(where: { $0.0 == "caller" }), !parameters.contains(where: { $0.0 == "caller" }) {
+                s.set("caller", caller.1)
+            }
+            for (k, _) in kwargs where k != "caller" && !parameters.contains(where: { $0.0 == k }) {
                 throw JinjaCallError(message: "macro '\(name)' has no parameter '\(k)'")
             }
             var out = ""
@@ -172,7 +182,8 @@ final class JinjaInterpreter {
 
     // MARK: Expressions
 
-    func eval(_ e: Expr, _ scope: JinjaScope) throws -> JinjaValue {
+    /// Evaluates `e`; a call expression gets `caller` as an extra keyword argument when given (call blocks).
+    func eval(_ e: Expr, _ scope: JinjaScope, caller: JinjaValue? = nil) throws -> JinjaValue {
         switch e.kind {
         case let .literal(v):
             return v
@@ -227,9 +238,23 @@ final class JinjaInterpreter {
             return try JinjaOperators.slice(v, try start.map { try eval($0, scope) }, try stop.map { try eval($0, scope) },
                                             try step.map { try eval($0, scope) }, e.location)
         case let .call(callee, argExprs, kwargExprs):
-            let args = try argExprs.map { try eval($0, scope) }
-            let kwargs = try kwargExprs.map { ($0.0, try eval($0.1, scope)) }
+            var args: [JinjaValue] = []
+            for a in argExprs {
+                if case let .splat(inner) = a.kind {
+                    let v = try eval(inner, scope)
+                    guard let items = v.sequence else {
+                        throw ChatTemplateError.runtime("argument after * must be a list, not \(v.typeName)", a.location)
+                    }
+                    args += items
+                } else {
+                    args.append(try eval(a, scope))
+                }
+            }
+            var kwargs = try kwargExprs.map { ($0.0, try eval($0.1, scope)) }
+            if let caller { kwargs.append(("caller", caller)) }
             return try call(callee, args, kwargs, scope, e.location)
+        case .splat:
+            throw ChatTemplateError.syntax("'*' is only allowed in call arguments", e.location)
         case let .filter(target, name, argExprs, kwargExprs):
             let value = try eval(target, scope)
             let args = try argExprs.map { try eval($0, scope) }

@@ -136,6 +136,27 @@ enum JinjaMethods {
         return out
     }
 
+    /// jinja2's `title` filter (not str.title): split before runs of `-`, whitespace, `(`, `{`, `[`, `<`,
+    /// then upper-case each piece's first character and lower-case the rest.
+    static func titleFilter(_ s: String) -> String {
+        func isSeparator(_ u: Unicode.Scalar) -> Bool { JinjaLexer.isSpace(u) || "-({[<".unicodeScalars.contains(u) }
+        var out = ""
+        var piece = String.UnicodeScalarView()
+        var pieceIsSeparator: Bool?
+        func flush() {
+            guard let first = piece.first else { return }
+            out += String(first).uppercased() + String(String.UnicodeScalarView(piece.dropFirst())).lowercased()
+            piece = String.UnicodeScalarView()
+        }
+        for u in s.unicodeScalars {
+            let sep = isSeparator(u)
+            if sep != pieceIsSeparator { flush(); pieceIsSeparator = sep }
+            piece.append(u)
+        }
+        flush()
+        return out
+    }
+
     static func replace(_ s: String, _ old: String, _ new: String, count: Int?) -> String {
         let limit = count.flatMap { $0 < 0 ? nil : $0 } ?? Int.max
         if old.isEmpty {

@@ -143,6 +143,20 @@ enum JinjaOperators {
         }
     }
 
+    /// jinja2's `object_type_repr`, used in its Undefined messages.
+    static func objectTypeRepr(_ v: JinjaValue) -> String {
+        v.isNone ? "None" : "\(v.typeName) object"
+    }
+
+    /// The Undefined jinja2 returns for a missing attribute or element, with jinja2's message
+    /// (runtime.py `Undefined._undefined_message`).
+    static func missing(_ v: JinjaValue, _ key: JinjaValue) -> JinjaValue {
+        if case let .string(name) = key {
+            return .undefined(JinjaValue.pythonStringRepr(objectTypeRepr(v)) + " has no attribute " + JinjaValue.pythonStringRepr(name))
+        }
+        return .undefined(objectTypeRepr(v) + " has no element " + key.repr)
+    }
+
     /// `x.name`: a dict key or namespace attribute; anything missing is Undefined, except that an
     /// attribute of Undefined is an error (jinja2's default Undefined).
     static func attribute(_ v: JinjaValue, _ name: String, _ location: SourceLocation) throws -> JinjaValue {
@@ -150,11 +164,11 @@ enum JinjaOperators {
         case let .undefined(message):
             throw ChatTemplateError.runtime(message, location)
         case let .object(o):
-            return o[name] ?? .undefined("'dict object' has no attribute '\(name)'")
+            return o[name] ?? missing(v, .string(name))
         case let .namespace(ns):
-            return ns.attributes[name] ?? .undefined("'Namespace object' has no attribute '\(name)'")
+            return ns.attributes[name] ?? missing(v, .string(name))
         default:
-            return .undefined("'\(v.typeName) object' has no attribute '\(name)'")
+            return missing(v, .string(name))
         }
     }
 
@@ -166,20 +180,20 @@ enum JinjaOperators {
         case let (.array(a), _), let (.tuple(a), _):
             guard let i = key.integer else { break }
             let j = i < 0 ? a.count + i : i
-            return j >= 0 && j < a.count ? a[j] : .undefined("list object has no element \(i)")
+            return j >= 0 && j < a.count ? a[j] : missing(v, key)
         case let (.string(s), _):
             guard let i = key.integer else { break }
             let scalars = Array(s.unicodeScalars)
             let j = i < 0 ? scalars.count + i : i
-            return j >= 0 && j < scalars.count ? .string(String(scalars[j])) : .undefined("string index \(i) out of range")
+            return j >= 0 && j < scalars.count ? .string(String(scalars[j])) : missing(v, key)
         case let (.object(o), .string(k)):
-            return o[k] ?? .undefined("'dict object' has no attribute '\(k)'")
+            return o[k] ?? missing(v, key)
         case let (.namespace(ns), .string(k)):
-            return ns.attributes[k] ?? .undefined("'Namespace object' has no attribute '\(k)'")
+            return ns.attributes[k] ?? missing(v, key)
         default:
             break
         }
-        return .undefined("'\(v.typeName) object' has no element \(key.repr)")
+        return missing(v, key)
     }
 
     static func slice(_ v: JinjaValue, _ start: JinjaValue?, _ stop: JinjaValue?, _ step: JinjaValue?,

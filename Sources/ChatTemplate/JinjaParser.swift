@@ -7,7 +7,7 @@ struct JinjaParser {
 
     /// Tags this interpreter knows are valid Jinja but does not implement.
     private static let unsupportedTags: Set<String> = [
-        "include", "extends", "import", "from", "block", "call", "filter", "with", "autoescape", "do", "trans",
+        "include", "extends", "import", "from", "block", "filter", "with", "autoescape", "do", "trans",
     ]
 
     init(tokens: [JinjaToken]) { self.tokens = tokens }
@@ -120,6 +120,14 @@ struct JinjaParser {
         case "for": return try parseFor(location)
         case "set": return try parseSet(location)
         case "macro": return try parseMacro(location)
+        case "call":
+            if isOp("(") { throw ChatTemplateError.unsupported("call blocks with caller arguments", current.location) }
+            let call = try parseExpression()
+            guard case .call = call.kind else { throw ChatTemplateError.syntax("expected a macro call after 'call'", call.location) }
+            try expectBlockEnd()
+            let (body, _) = try parseBody(until: ["endcall"], opened: "call", at: location)
+            try expectBlockEnd()
+            return .callBlock(call, body)
         case "break":
             try expectBlockEnd()
             return .breakLoop(location)
@@ -441,7 +449,12 @@ struct JinjaParser {
         while !isOp(")") {
             if !args.isEmpty || !kwargs.isEmpty { try expectOp(",") }
             if isOp(")") { break }
-            if isOp("*") || isOp("**") { throw ChatTemplateError.unsupported("*args / **kwargs in calls", current.location) }
+            if isOp("**") { throw ChatTemplateError.unsupported("**kwargs in calls", current.location) }
+            if isOp("*") {
+                let loc = next().location
+                args.append(Expr(.splat(try parseExpression()), loc))
+                continue
+            }
             if case let .name(n) = current.kind, isOp("=", peekToken()) {
                 p += 2
                 kwargs.append((n, try parseExpression()))

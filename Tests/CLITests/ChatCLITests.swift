@@ -11,6 +11,7 @@ final class ChatCLITests: XCTestCase {
 
     private struct Reference: Decodable {
         struct Case: Decodable {
+            let model: String
             let system: String?
             let prompt: String
             let greedy_tokens: [Int]
@@ -20,9 +21,10 @@ final class ChatCLITests: XCTestCase {
     }
 
     private func reference(system: String?, prompt: String) throws -> Reference.Case {
+        let model = "default"
         let data = try Data(contentsOf: TestPaths.fixture("chat-templates/chat-generation.json"))
         let ref = try JSONDecoder().decode(Reference.self, from: data)
-        return try XCTUnwrap(ref.cases.first { $0.system == system && $0.prompt == prompt })
+        return try XCTUnwrap(ref.cases.first { $0.model == model && $0.system == system && $0.prompt == prompt })
     }
 
     private func generate(_ prompt: String, system: String?) throws -> (text: String, tokens: [Int], finish: String) {

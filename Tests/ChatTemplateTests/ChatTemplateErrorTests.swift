@@ -50,8 +50,9 @@ final class ChatTemplateErrorTests: XCTestCase {
         XCTAssertEqual(l2.line, 1)
     }
 
-    func testRawBlocksCallBlocksAndRecursiveLoopsAreUnsupported() {
-        for source in ["x\n{% raw %}{{ }}{% endraw %}", "{% call foo() %}x{% endcall %}", "\n\n{% for x in y recursive %}{% endfor %}"] {
+    func testRawBlocksCallerArgumentsAndRecursiveLoopsAreUnsupported() {
+        for source in ["x\n{% raw %}{{ }}{% endraw %}", "{% call(a) foo() %}x{% endcall %}", "{{ f(**kw) }}",
+                       "\n\n{% for x in y recursive %}{% endfor %}"] {
             guard case .unsupported? = parseError(source) else { return XCTFail("\(source.debugDescription) should be unsupported") }
         }
         guard case let .unsupported(_, l)? = parseError("\n\n{% for x in y recursive %}{% endfor %}") else { return XCTFail() }
