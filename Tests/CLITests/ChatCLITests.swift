@@ -62,3 +62,17 @@ final class ChatCLITests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("--system needs --chat"), r.stderr)
     }
 }
+
+extension ChatCLITests {
+    /// The tiny HF model's chat_template.jinja path (tokenizer_config special tokens, HF directory) against transformers.
+    func testGenerateChatOnTheTinyHFModelEqualsTransformersGreedyTokens() throws {
+        let data = try Data(contentsOf: TestPaths.fixture("chat-templates/chat-generation.json"))
+        let ref = try JSONDecoder().decode(Reference.self, from: data)
+        let c = try XCTUnwrap(ref.cases.first { $0.model == "models/tiny-llama-tied" })
+        let r = try runProcess(lora, ["generate", "--model", TestPaths.fixture("models/tiny-llama-tied").path, "--quant", "none",
+                                      "--chat", "--system", c.system ?? "", "--max-tokens", "\(c.greedy_tokens.count)", "--json", c.prompt])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)
+        XCTAssertEqual(obj["tokens"] as? [Int], c.greedy_tokens)
+    }
+}
