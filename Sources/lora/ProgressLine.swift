@@ -22,8 +22,16 @@ final class ProgressLine {
 }
 
 enum ResourceUsage {
-    /// Peak resident set size of this process (getrusage's ru_maxrss is in KiB on Linux).
+    /// Peak resident set size of this process: VmHWM from /proc/self/status. (getrusage's
+    /// ru_maxrss is not used: Linux carries it across exec, so a process spawned by a large parent
+    /// reports the parent's size.)
     static func peakRSSBytes() -> Int {
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) {
+            for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+                let kb = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
+                return kb * 1024
+            }
+        }
         var u = rusage()
         getrusage(RUSAGE_SELF.rawValue, &u)
         return Int(u.ru_maxrss) * 1024
