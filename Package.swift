@@ -26,7 +26,8 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: fastMath),
         .target(name: "Quantization", dependencies: ["Kernels"], swiftSettings: fastMath),
         .target(name: "Tokenizer"),
-        .target(name: "Model", dependencies: ["Kernels", "Quantization", "Tokenizer"], swiftSettings: fastMath),
+        .target(name: "ChatTemplate"),
+        .target(name: "Model", dependencies: ["Kernels", "Quantization", "Tokenizer", "ChatTemplate"], swiftSettings: fastMath),
         .target(name: "Training", dependencies: ["Kernels", "Model"], swiftSettings: fastMath),
         .target(name: "Fetch", dependencies: ["CCurl", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Registry", dependencies: [
@@ -40,7 +41,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "lora", dependencies: [
-            "Service",
+            "Service", "Fetch",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -48,6 +49,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "TestSupport"]),
+        .testTarget(name: "ChatTemplateTests", dependencies: ["ChatTemplate", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "TestSupport"]),

@@ -1,4 +1,5 @@
 import Kernels
+import Quantization
 
 /// The frozen weights of one decoder block. Linear weights are [out, in] as in PyTorch, in HF's
 /// layout (q/k rows in rotate-half order: GGUF's interleaved rows are un-permuted on load).
@@ -38,13 +39,54 @@ public struct LayerWeights: @unchecked Sendable {
 
 /// All frozen weights of a Llama-family model. Immutable once loaded; shared by every request.
 public struct ModelWeights: @unchecked Sendable {
-    public var embedding: [Float]         // [V, D]  model.embed_tokens.weight
+    /// [V, D] model.embed_tokens.weight in fp32; empty when the table is kept quantized.
+    public var embedding: [Float]
+    /// The embedding table kept in its GGUF block format (`--quant keep`), one row per token.
+    public var quantizedEmbedding: QuantizedRows?
     public var layers: [LayerWeights]     // L
     public var finalNorm: [Float]         // [D]     model.norm.weight
     /// The output head [V, D]; the embedding matrix when embeddings are tied.
     public var lmHead: LinearWeight
 
-    public init(embedding: [Float], layers: [LayerWeights], finalNorm: [Float], lmHead: LinearWeight) {
+    public init(embedding: [Float], layers: [LayerWeights], finalNorm: [Float], lmHead: LinearWeight,
+                quantizedEmbedding: QuantizedRows? = nil) {
         self.embedding = embedding; self.layers = layers; self.finalNorm = finalNorm; self.lmHead = lmHead
+        self.quantizedEmbedding = quantizedEmbedding
+    }
+
+    /// Writes token `id`'s embedding row (D floats) into `out`.
+    @inline(__always)
+    public func embed(_ id: Int, dim D: Int, into out: UnsafeMutablePointer<Float>) {
+        if let q = quantizedEmbedding {
+            q.row(id, into: out)
+        } else {
+            embedding.withUnsafeBufferPointer { out.update(from: $0.baseAddress! + id * D, count: D) }
+        }
+    }
+
+    /// Bytes of the embedding table as held.
+    public var embeddingBytes: Int { quantizedEmbedding?.bytes.count ?? embedding.count * MemoryLayout<Float>.size }
+}
+
+/// Rows of a matrix kept in a GGUF block format, dequantized one row at a time.
+public final class QuantizedRows: @unchecked Sendable {
+    public let type: GGMLType
+    public let rows: Int
+    public let columns: Int
+    public let rowBytes: Int
+    public let bytes: [UInt8]
+
+    public init(type: GGMLType, rows: Int, columns: Int, bytes: [UInt8]) {
+        precondition(columns % type.blockSize == 0 && bytes.count == rows * columns / type.blockSize * type.bytesPerBlock)
+        self.type = type; self.rows = rows; self.columns = columns
+        self.rowBytes = columns / type.blockSize * type.bytesPerBlock
+        self.bytes = bytes
+    }
+
+    @inline(__always)
+    public func row(_ r: Int, into out: UnsafeMutablePointer<Float>) {
+        bytes.withUnsafeBytes { raw in
+            _ = GGUFDequantize.row(type, raw.baseAddress! + r * rowBytes, count: columns, into: out)
+        }
     }
 }

@@ -1,13 +1,8 @@
+import Fetch
 import Foundation
 import Kernels
 import Model
 import Tokenizer
-
-/// How a model's linear weights are held in memory. Only `none` (fp32) exists until the
-/// quantization issue adds the others.
-public enum QuantizationMode: String, CaseIterable, Sendable {
-    case none
-}
 
 /// A base model ready to run: frozen weights, tokenizer, and what generation needs from its config.
 public final class LanguageModel: @unchecked Sendable {
@@ -23,11 +18,20 @@ public final class LanguageModel: @unchecked Sendable {
         self.chatTemplate = chatTemplate
     }
 
-    /// Loads a model from a local path: an HF directory or a .gguf file.
-    public static func load(path: String, quantization: QuantizationMode = .none) throws -> LanguageModel {
-        let url = URL(fileURLWithPath: (path as NSString).expandingTildeInPath)
+    /// Loads a model from a local path (an HF directory or a .gguf file) or a URL, which is
+    /// fetched into the content-addressed cache first (resumable, verified).
+    public static func load(path: String, quantization: QuantizationMode = .auto,
+                            fetcher: ModelFetcher? = nil,
+                            progress: ((FetchProgress) -> Void)? = nil) throws -> LanguageModel {
+        let local: String
+        if ModelFetcher.isRemote(path) {
+            local = try (fetcher ?? ModelFetcher()).fetchModel(path, progress: progress).path
+        } else {
+            local = path
+        }
+        let url = URL(fileURLWithPath: (local as NSString).expandingTildeInPath)
         guard FileManager.default.fileExists(atPath: url.path) else { throw ModelError.fileNotFound(path: url.path) }
-        let loaded = try ModelLoader.load(url)
+        let loaded = try ModelLoader.load(url, quantization: quantization)
         let tokenizer: Tokenizer
         switch loaded.tokenizer {
         case let .huggingFace(json, config):

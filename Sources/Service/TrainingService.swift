@@ -16,9 +16,27 @@ public struct TrainingService {
         public var output: URL
         public var settings: TrainingSettings
         public var initAdapter: URL?
+        /// Save a checkpoint every N optimizer steps, keeping the newest K.
+        public var checkpointEvery: Int?
+        public var keepCheckpoints: Int?
+        /// Continue from the newest checkpoint under `output`.
+        public var resume = false
+        /// Keep the adapter with the best eval loss in `output/best`.
+        public var keepBest = false
+        /// At each evaluation, generate for this many eval records and report exact-match accuracy.
+        public var evalGenerate = 0
+        /// Asked after every micro-batch; true saves a checkpoint and stops (`Trainer.Interrupted`).
+        public var shouldStop: () -> Bool = { false }
         public init(data: URL, evalData: URL?, output: URL, settings: TrainingSettings, initAdapter: URL?) {
             self.data = data; self.evalData = evalData; self.output = output; self.settings = settings; self.initAdapter = initAdapter
         }
+    }
+
+    /// Events a caller sees: the trainer's, with eval accuracy added when asked for.
+    public enum Event {
+        case step(Trainer.StepReport)
+        case eval(step: Int, loss: Double, accuracy: Double?)
+        case checkpoint(URL)
     }
 
     public struct Result: Sendable {
@@ -41,9 +59,10 @@ public struct TrainingService {
         PEFTAdapter.BaseIdentity(name: model.source.lastPathComponent, sha256: try? FileDigest.modelWeightsSHA256(model.source))
     }
 
-    public func train(_ request: Request, onEvent: (Trainer.Event) -> Void) throws -> Result {
+    public func train(_ request: Request, onEvent: (Event) -> Void) throws -> Result {
         try request.settings.validate()
         let train = try records(request.data)
+        let evalRecords = try request.evalData.map(JSONLReader.readTextRecords) ?? []
         let eval = try request.evalData.map(records) ?? []
         let config = model.model.config
         let adapter: LoRAAdapter
@@ -61,10 +80,62 @@ public struct TrainingService {
         var settings = request.settings
         settings.lora = adapter.config
         let trainer = try Trainer(model: model.model, adapter: adapter, settings: settings, train: train, eval: eval)
-        let summary = try trainer.run(onEvent: onEvent)
-        try PEFTAdapter.save(adapter, base: baseIdentity(), to: request.output)
+        let base = baseIdentity()
+        if request.resume {
+            guard let last = try Checkpoint.list(request.output).last else {
+                throw TrainingError.invalidConfig(field: "resume", reason: "no checkpoint under \(request.output.path)")
+            }
+            try Checkpoint.restore(trainer, from: last)
+        }
+        var best = trainer.position.bestEvalLoss
+        if request.evalGenerate > 0 && trainer.position.step == 0 && !eval.isEmpty {
+            // Where the run starts: the base model alone when the adapter is new (B = 0).
+            onEvent(.eval(step: 0, loss: try trainer.evaluate(),
+                          accuracy: exactMatch(evalRecords, limit: request.evalGenerate, adapter: adapter)))
+        }
+        let summary = try trainer.run(
+            onEvent: { event in
+                switch event {
+                case let .step(r): onEvent(.step(r))
+                case let .eval(step, loss):
+                    let accuracy = request.evalGenerate > 0 ? exactMatch(evalRecords, limit: request.evalGenerate, adapter: adapter) : nil
+                    if request.keepBest, best == nil || loss < best! {
+                        best = loss
+                        trainer.position.bestEvalLoss = loss
+                        try? PEFTAdapter.save(adapter, base: base, to: request.output.appendingPathComponent("best"))
+                    }
+                    onEvent(.eval(step: step, loss: loss, accuracy: accuracy))
+                }
+            },
+            shouldStop: request.shouldStop,
+            onStop: { t in onEvent(.checkpoint(try Checkpoint.save(t, base: base, output: request.output, keep: request.keepCheckpoints))) },
+            onStep: { t in
+                if let every = request.checkpointEvery, t.position.step % every == 0, t.position.step < t.totalSteps {
+                    onEvent(.checkpoint(try Checkpoint.save(t, base: base, output: request.output, keep: request.keepCheckpoints)))
+                }
+            })
+        try PEFTAdapter.save(adapter, base: base, to: request.output)
         return Result(adapter: request.output, steps: summary.steps, trainLoss: summary.trainLoss,
                       evalLoss: summary.evalLoss, tokensPerSecond: summary.tokensPerSecond)
+    }
+
+    /// Greedy generation for the first `limit` prompt/completion records: the share whose
+    /// completion (whitespace-trimmed) is generated exactly.
+    public func exactMatch(_ records: [TextRecord], limit: Int, adapter: LoRAAdapter) -> Double? {
+        let pairs = records.compactMap { r -> (String, String)? in
+            if case let .promptCompletion(p, c) = r { return (p, c) } else { return nil }
+        }.prefix(limit)
+        guard !pairs.isEmpty else { return nil }
+        let tok = model.tokenizer
+        var hits = 0
+        for (prompt, completion) in pairs {
+            let want = completion.trimmingCharacters(in: .whitespacesAndNewlines)
+            let budget = tok.encode(completion, addSpecialTokens: false).count + 4
+            let req = GenerationRequest(prompt: tok.encode(prompt, addSpecialTokens: true), maxTokens: budget, eosTokenIds: model.eosTokenIds)
+            if let r = try? model.model.generate(req, adapters: AdapterSet([adapter]), decode: { tok.decode($0) }),
+               r.text.trimmingCharacters(in: .whitespacesAndNewlines) == want { hits += 1 }
+        }
+        return Double(hits) / Double(pairs.count)
     }
 
     /// Loads a PEFT adapter directory for inference, warning (through `warn`) when it was

@@ -22,6 +22,8 @@ final class BPEModel: @unchecked Sendable {
     private var cache: [String: [Int32]] = [:]
     private let cacheLock = NSLock()
     private static let cacheLimit = 100_000
+    /// Larger than any real vocabulary (the largest are ~260k tokens).
+    static let maxTokenId = 1 << 24
 
     /// - Parameters:
     ///   - merges: pairs of token strings, in rank order.
@@ -30,13 +32,16 @@ final class BPEModel: @unchecked Sendable {
          ignoreMerges: Bool, source: String, mergesField: String) throws {
         self.vocab = vocab
         var maxId = -1
-        for (_, id) in vocab where id > maxId { maxId = id }
+        for (t, id) in vocab {
+            // Ids index arrays and are packed into 32 bits: refuse absurd ones instead of allocating them.
+            guard id >= 0, id < BPEModel.maxTokenId else {
+                throw TokenizerError.invalidField(file: source, field: "model.vocab", reason: "token \(t.debugDescription) has id \(id), outside 0..<\(BPEModel.maxTokenId)")
+            }
+            if id > maxId { maxId = id }
+        }
         var tokens = [String](repeating: "", count: maxId + 1)
         var scalarIds: [UInt32: Int32] = [:]
         for (t, id) in vocab {
-            guard id >= 0 else {
-                throw TokenizerError.invalidField(file: source, field: "model.vocab", reason: "token \(t.debugDescription) has negative id \(id)")
-            }
             tokens[id] = t
             let u = t.unicodeScalars
             if u.count == 1 { scalarIds[u.first!.value] = Int32(id) }
@@ -131,12 +136,24 @@ final class BPEModel: @unchecked Sendable {
                 pendingUnk = true
             }
         }
-        // Merge the lowest-ranked adjacent pair, leftmost first, until none merges.
+        return syms.count < BPEModel.heapThreshold ? mergeQuadratic(syms) : mergeWithHeap(syms)
+    }
+
+    /// Words at least this long merge through a priority queue (O(n log n)); shorter ones by rescanning.
+    static let heapThreshold = 24
+
+    @inline(__always)
+    private func merge(_ left: Int32, _ right: Int32) -> UInt64? {
+        merges[UInt64(UInt32(bitPattern: left)) << 32 | UInt64(UInt32(bitPattern: right))]
+    }
+
+    /// Merges the lowest-ranked adjacent pair, leftmost first, until none merges.
+    private func mergeQuadratic(_ input: [Int32]) -> [Int32] {
+        var syms = input
         while syms.count > 1 {
             var bestRank = UInt64.max, bestPos = -1, bestId: Int32 = 0
             for p in 0..<(syms.count - 1) {
-                let k = UInt64(UInt32(bitPattern: syms[p])) << 32 | UInt64(UInt32(bitPattern: syms[p + 1]))
-                if let m = merges[k], m >> 32 < bestRank {
+                if let m = merge(syms[p], syms[p + 1]), m >> 32 < bestRank {
                     bestRank = m >> 32
                     bestPos = p
                     bestId = Int32(truncatingIfNeeded: m & 0xFFFF_FFFF)
@@ -147,5 +164,69 @@ final class BPEModel: @unchecked Sendable {
             syms.remove(at: bestPos + 1)
         }
         return syms
+    }
+
+    /// The same order through a min-heap of (rank, position) over a linked list of symbols, as HF's
+    /// word.rs does: an entry whose pair has changed since it was queued is skipped when popped.
+    private func mergeWithHeap(_ input: [Int32]) -> [Int32] {
+        let n = input.count
+        var ids = input
+        var next = Array(1...n).map { $0 == n ? -1 : $0 }
+        var prev = Array(-1..<(n - 1))
+        var alive = [Bool](repeating: true, count: n)
+        var heap = MinHeap()
+        for p in 0..<(n - 1) {
+            if let m = merge(ids[p], ids[p + 1]) { heap.push((m >> 32) << 32 | UInt64(p)) }
+        }
+        while let top = heap.pop() {
+            let rank = top >> 32, p = Int(top & 0xFFFF_FFFF)
+            guard alive[p], next[p] >= 0, let m = merge(ids[p], ids[next[p]]), m >> 32 == rank else { continue }
+            let q = next[p]
+            ids[p] = Int32(truncatingIfNeeded: m & 0xFFFF_FFFF)
+            alive[q] = false
+            next[p] = next[q]
+            if next[q] >= 0 { prev[next[q]] = p }
+            if prev[p] >= 0, let l = merge(ids[prev[p]], ids[p]) { heap.push((l >> 32) << 32 | UInt64(prev[p])) }
+            if next[p] >= 0, let r = merge(ids[p], ids[next[p]]) { heap.push((r >> 32) << 32 | UInt64(p)) }
+        }
+        var out: [Int32] = []
+        var p = 0
+        while p >= 0 { out.append(ids[p]); p = next[p] }
+        return out
+    }
+}
+
+/// A binary min-heap of packed (rank << 32 | position) keys.
+struct MinHeap {
+    private var a: [UInt64] = []
+
+    mutating func push(_ v: UInt64) {
+        a.append(v)
+        var i = a.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            if a[parent] <= a[i] { break }
+            a.swapAt(parent, i)
+            i = parent
+        }
+    }
+
+    mutating func pop() -> UInt64? {
+        guard let first = a.first else { return nil }
+        let last = a.removeLast()
+        if !a.isEmpty {
+            a[0] = last
+            var i = 0
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var m = i
+                if l < a.count && a[l] < a[m] { m = l }
+                if r < a.count && a[r] < a[m] { m = r }
+                if m == i { break }
+                a.swapAt(i, m)
+                i = m
+            }
+        }
+        return first
     }
 }

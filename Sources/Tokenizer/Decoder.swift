@@ -11,8 +11,9 @@ indirect enum Decoder {
     /// Joins everything into one string.
     case fuse
     /// Removes up to `start` leading and `stop` trailing copies of `content` from each token.
-    case strip(content: Character, start: Int, stop: Int)
-    case metaspace(replacement: Character, prependScheme: String)
+    /// (Token text is handled per Unicode scalar, as Rust's `chars()` does, not per grapheme.)
+    case strip(content: Unicode.Scalar, start: Int, stop: Int)
+    case metaspace(replacement: Unicode.Scalar, prependScheme: String)
     case sequence([Decoder])
 
     func decodeChain(_ tokens: [String]) -> [String] {
@@ -61,20 +62,28 @@ indirect enum Decoder {
             return [tokens.joined()]
         case let .strip(content, start, stop):
             return tokens.map { t in
-                var chars = Array(t)
-                var lo = 0, hi = chars.count
-                while lo < min(start, hi), chars[lo] == content { lo += 1 }
+                let u = Array(t.unicodeScalars)
+                var lo = 0, hi = u.count
+                while lo < min(start, hi), u[lo] == content { lo += 1 }
                 var removed = 0
-                while removed < stop, hi > lo, chars[hi - 1] == content { hi -= 1; removed += 1 }
-                if lo == 0 && hi == chars.count { return t }
-                chars = Array(chars[lo..<hi])
-                return String(chars)
+                while removed < stop, hi > lo, u[hi - 1] == content { hi -= 1; removed += 1 }
+                if lo == 0 && hi == u.count { return t }
+                return String(String.UnicodeScalarView(u[lo..<hi]))
             }
         case let .metaspace(replacement, scheme):
+            // HF metaspace.rs: in the first token every replacement is dropped (not only a leading
+            // one) unless the scheme is "never"; elsewhere each becomes a space.
             return tokens.enumerated().map { i, t in
-                var s = String(t.map { $0 == replacement ? " " : $0 })
-                if i == 0 && scheme != "never" && s.first == " " { s.removeFirst() }
-                return s
+                let dropAll = i == 0 && scheme != "never"
+                var out = String.UnicodeScalarView()
+                for c in t.unicodeScalars {
+                    if c == replacement {
+                        if !dropAll { out.append(" ") }
+                    } else {
+                        out.append(c)
+                    }
+                }
+                return String(out)
             }
         case let .sequence(steps):
             var t = tokens

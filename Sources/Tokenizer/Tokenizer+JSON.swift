@@ -7,7 +7,7 @@ extension Tokenizer {
         let data = try Tokenizer.read(tokenizerJSON)
         let config = try tokenizerConfig.map { try Tokenizer.read($0) }
         try self.init(tokenizerJSONData: data, tokenizerConfigData: config,
-                      jsonName: tokenizerJSON.lastPathComponent, configName: tokenizerConfig?.lastPathComponent ?? "tokenizer_config.json")
+                      jsonName: tokenizerJSON.path, configName: tokenizerConfig?.path ?? "tokenizer_config.json")
     }
 
     public convenience init(tokenizerJSONData: Data, tokenizerConfigData: Data?) throws {
@@ -62,18 +62,18 @@ extension Tokenizer {
     }
 }
 
-/// Typed access to JSONSerialization output, with errors naming file and field.
+/// Typed access to JSONReader output, with errors naming file and field.
 struct JSONFields {
     let file: String
 
     static func object(_ data: Data, file: String) throws -> [String: Any] {
         let any: Any
         do {
-            any = try JSONSerialization.jsonObject(with: data, options: [])
+            any = try JSONReader.parse(data)
         } catch {
-            throw TokenizerError.invalidJSON(file: file, reason: error.localizedDescription)
+            throw TokenizerError.invalidJSON(file: file, reason: "\(error)")
         }
-        guard let obj = any as? [String: Any] else {
+        guard let obj = (any as? JSONObject)?.fields else {
             throw TokenizerError.invalidJSON(file: file, reason: "the top level is not an object")
         }
         return obj
@@ -83,13 +83,13 @@ struct JSONFields {
 
     func object(_ v: Any?, _ field: String) throws -> [String: Any] {
         guard let v, !(v is NSNull) else { throw TokenizerError.missingField(file: file, field: field) }
-        guard let o = v as? [String: Any] else { throw invalid(field, "expected an object") }
+        guard let o = (v as? JSONObject)?.fields else { throw invalid(field, "expected an object") }
         return o
     }
 
     func array(_ v: Any?, _ field: String) throws -> [Any] {
         guard let v, !(v is NSNull) else { throw TokenizerError.missingField(file: file, field: field) }
-        guard let a = v as? [Any] else { throw invalid(field, "expected an array") }
+        guard let a = (v as? JSONArray)?.items else { throw invalid(field, "expected an array") }
         return a
     }
 

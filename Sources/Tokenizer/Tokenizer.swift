@@ -17,6 +17,8 @@ public final class Tokenizer: @unchecked Sendable {
     /// Added tokens matched in the raw text, and those matched after normalization.
     private let rawMatcher: AddedTokenMatcher
     private let normalizedMatcher: AddedTokenMatcher
+    /// The text `decode` uses for added tokens matched in normalized text: their normalized content.
+    private let addedDecodeContent: [Int: String]
 
     /// Number of ids: one more than the largest id of the vocabulary and the added tokens.
     public let vocabSize: Int
@@ -51,8 +53,20 @@ public final class Tokenizer: @unchecked Sendable {
         addedById = byId
         addedByContent = byContent
         rawMatcher = AddedTokenMatcher(p.addedTokens.filter { !$0.normalized })
-        // Without a normalizer, normalized and raw text are the same: match everything in one pass.
-        normalizedMatcher = AddedTokenMatcher(p.addedTokens.filter { $0.normalized })
+        // Tokens with `normalized` are matched in normalized text by their normalized content (HF
+        // AddedVocabulary builds that trie from normalized contents: with Llama 2's Prepend("▁")
+        // normalizer, "[[a b]]" is looked for as "▁[[a▁b]]").
+        let normalizedTokens = p.addedTokens.filter { $0.normalized }.map { t in
+            guard let n = p.normalizer else { return t }
+            var m = t
+            m.content = String(String.UnicodeScalarView(n.apply(Array(t.content.unicodeScalars))))
+            return m
+        }
+        normalizedMatcher = AddedTokenMatcher(normalizedTokens)
+        // HF decodes such a token from its normalized content too ("▁[[a▁b]]" -> " [[a b]]").
+        var decodeContent: [Int: String] = [:]
+        for t in normalizedTokens { decodeContent[t.id] = t.content }
+        addedDecodeContent = decodeContent
         vocabSize = max(p.model.maxId, p.addedTokens.map(\.id).max() ?? -1) + 1
         bosTokenId = p.bosTokenId
         eosTokenId = p.eosTokenId
@@ -110,7 +124,7 @@ public final class Tokenizer: @unchecked Sendable {
         tokens.reserveCapacity(ids.count)
         for id in ids {
             if skipSpecialTokens, let a = addedById[id], a.special { continue }
-            guard let t = token(forId: id) else { continue }
+            guard let t = addedDecodeContent[id] ?? token(forId: id) else { continue }
             tokens.append(t)
         }
         guard let decoder else { return tokens.joined(separator: " ") }

@@ -25,30 +25,9 @@ struct TokenizerJSONParser {
         guard type == "BPE" else {
             throw TokenizerError.unsupported(file: file, field: "model.type", value: type.isEmpty ? "(absent)" : type)
         }
-        let vocabAny = try f.object(m["vocab"], "model.vocab")
-        var vocab: [String: Int] = [:]
-        vocab.reserveCapacity(vocabAny.count)
-        for (token, idAny) in vocabAny {
-            // The field name is built only on failure: this loop runs once per token.
-            if let id = idAny as? Int { vocab[token] = id; continue }
-            vocab[token] = try f.int(idAny, "model.vocab[\(token.debugDescription)]")
-        }
-        var merges: [(String, String)] = []
-        let mergesAny = f.isNull(m["merges"]) ? [] : try f.array(m["merges"], "model.merges")
-        merges.reserveCapacity(mergesAny.count)
-        for (i, item) in mergesAny.enumerated() {
-            if let s = item as? String {
-                // Legacy form "left right": tokens never contain a space in BPE vocabularies that use it.
-                let parts = s.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
-                guard parts.count == 2 else { throw f.invalid("model.merges[\(i)]", "expected \"left right\", got \(s.debugDescription)") }
-                merges.append((String(parts[0]), String(parts[1])))
-            } else if let pair = item as? [Any], pair.count == 2, let a = pair[0] as? String, let b = pair[1] as? String {
-                merges.append((a, b))
-            } else {
-                throw f.invalid("model.merges[\(i)]", "expected a string \"left right\" or a pair of strings")
-            }
-        }
-        if let dropout = m["dropout"], !f.isNull(dropout), (dropout as? Double ?? 0) != 0 {
+        let vocab = try parseVocab(m["vocab"])
+        let merges = try parseMerges(m["merges"])
+        if let dropout = m["dropout"], !f.isNull(dropout), (dropout as? Double ?? Double(dropout as? Int ?? 1)) != 0 {
             throw TokenizerError.unsupported(file: file, field: "model.dropout", value: "\(dropout)")
         }
         for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
@@ -63,6 +42,50 @@ struct TokenizerJSONParser {
                             source: file, mergesField: "model.merges")
     }
 
+    private func parseVocab(_ v: Any?) throws -> [String: Int] {
+        // JSONReader builds an all-integer object as [String: Int]: no per-token work here.
+        if let typed = (v as? JSONObject)?.ints { return typed }
+        let vocabAny = try f.object(v, "model.vocab")
+        var vocab: [String: Int] = [:]
+        vocab.reserveCapacity(vocabAny.count)
+        for (token, idAny) in vocabAny {
+            vocab[token] = try f.int(idAny, "model.vocab[\(token.debugDescription)]")
+        }
+        return vocab
+    }
+
+    /// Merges as pairs ["left", "right"] (tokenizers >= 0.20) or strings "left right" (older files,
+    /// whose tokens never contain a space).
+    private func parseMerges(_ v: Any?) throws -> [(String, String)] {
+        if f.isNull(v) { return [] }
+        if let pairs = (v as? JSONArray)?.stringArrays {
+            var out: [(String, String)] = []
+            out.reserveCapacity(pairs.count)
+            for (i, p) in pairs.enumerated() {
+                guard p.count == 2 else { throw f.invalid("model.merges[\(i)]", "expected a pair of strings") }
+                out.append((p[0], p[1]))
+            }
+            return out
+        }
+        if let strings = (v as? JSONArray)?.strings {
+            var out: [(String, String)] = []
+            out.reserveCapacity(strings.count)
+            for (i, s) in strings.enumerated() {
+                let parts = s.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
+                guard parts.count == 2 else { throw f.invalid("model.merges[\(i)]", "expected \"left right\", got \(s.debugDescription)") }
+                out.append((String(parts[0]), String(parts[1])))
+            }
+            return out
+        }
+        let items = try f.array(v, "model.merges")
+        if items.isEmpty { return [] }
+        for (i, item) in items.enumerated() {
+            if item is String || (item as? JSONArray)?.strings?.count == 2 { continue }
+            throw f.invalid("model.merges[\(i)]", "expected a string \"left right\" or a pair of strings")
+        }
+        throw f.invalid("model.merges", "mixes strings and pairs")
+    }
+
     func parseAddedTokens(_ v: Any?) throws -> [AddedToken] {
         if f.isNull(v) { return [] }
         var out: [AddedToken] = []
@@ -71,7 +94,9 @@ struct TokenizerJSONParser {
             let o = try f.object(item, field)
             let content = try f.string(o["content"], "\(field).content")
             guard !content.isEmpty else { throw f.invalid("\(field).content", "empty token") }
-            out.append(AddedToken(id: try f.int(o["id"], "\(field).id"), content: content,
+            let id = try f.int(o["id"], "\(field).id")
+            guard id >= 0, id < BPEModel.maxTokenId else { throw f.invalid("\(field).id", "id \(id) is outside 0..<\(BPEModel.maxTokenId)") }
+            out.append(AddedToken(id: id, content: content,
                                   special: try f.bool(o["special"], "\(field).special", default: false),
                                   singleWord: try f.bool(o["single_word"], "\(field).single_word", default: false),
                                   lstrip: try f.bool(o["lstrip"], "\(field).lstrip", default: false),
@@ -224,11 +249,11 @@ struct TokenizerJSONParser {
             return .replace(pattern: lit, content: try f.string(o["content"], "\(field).content"))
         case "Strip":
             let c = try f.string(o["content"], "\(field).content")
-            guard c.count == 1 else { throw f.invalid("\(field).content", "expected one character") }
-            return .strip(content: c.first!, start: try f.int(o["start"], "\(field).start"), stop: try f.int(o["stop"], "\(field).stop"))
+            guard c.unicodeScalars.count == 1, let scalar = c.unicodeScalars.first else { throw f.invalid("\(field).content", "expected one character") }
+            return .strip(content: scalar, start: try f.int(o["start"], "\(field).start"), stop: try f.int(o["stop"], "\(field).stop"))
         case "Metaspace":
             let (replacement, scheme) = try metaspaceFields(o, field)
-            return .metaspace(replacement: Character(replacement), prependScheme: scheme)
+            return .metaspace(replacement: replacement, prependScheme: scheme)
         case "Sequence":
             let items = try f.array(o["decoders"], "\(field).decoders")
             return .sequence(try items.enumerated().map { i, n in
@@ -248,7 +273,7 @@ struct TokenizerJSONParser {
         func tokenContent(_ key: String) throws -> String? {
             guard let v = c[key], !f.isNull(v) else { return nil }
             if let s = v as? String { return s }
-            if let o = v as? [String: Any] { return try f.string(o["content"], "\(key).content") }
+            if let o = (v as? JSONObject)?.fields { return try f.string(o["content"], "\(key).content") }
             throw f.invalid(key, "expected a string or an object with `content`")
         }
         func idOf(_ token: String, _ key: String) throws -> Int {
@@ -275,7 +300,7 @@ struct TokenizerJSONParser {
         if let t = c["chat_template"], !f.isNull(t) {
             if let s = t as? String {
                 parts.chatTemplate = s
-            } else if let list = t as? [Any] {
+            } else if let list = (t as? JSONArray)?.items {
                 // A list of {"name", "template"}: the one named "default".
                 for (i, item) in list.enumerated() {
                     let o = try f.object(item, "chat_template[\(i)]")

@@ -18,6 +18,12 @@ public struct AdamW: Codable, Sendable, Equatable {
         v = [Float](repeating: 0, count: parameterCount)
     }
 
+    /// Restores a saved state (a checkpoint).
+    public init(m: [Float], v: [Float], step: Int, weightDecay: Float) {
+        precondition(m.count == v.count)
+        self.m = m; self.v = v; self.step = step; self.weightDecay = weightDecay
+    }
+
     /// One update at learning rate `lr`, in torch's order: p *= 1 - lr·wd; m, v moments;
     /// p -= (lr / (1 - β1^t)) · m / (sqrt(v) / sqrt(1 - β2^t) + eps).
     public mutating func update(_ params: inout [Float], gradients g: [Float], lr: Float) {

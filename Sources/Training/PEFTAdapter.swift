@@ -33,14 +33,19 @@ public enum PEFTAdapter {
             tensors.append(SafetensorsWriter.Tensor(name: key(p, "B"), shape: [p.outFeatures, p.rank],
                                                     floats: Array(adapter.parameters[p.bOffset..<(p.bOffset + p.bCount)])))
         }
-        try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: dir.appendingPathComponent(weightsFile))
+        // The base's identity rides in the safetensors metadata, which PEFT and transformers ignore
+        // (an unknown key in adapter_config.json makes PEFT warn about its own version).
+        var metadata = ["format": "pt", "base_model_name": base.name]
+        if let sha = base.sha256 { metadata["base_model_sha256"] = sha }
+        try SafetensorsWriter.write(tensors, metadata: metadata, to: dir.appendingPathComponent(weightsFile))
         let c = adapter.config
         var json: [String: Any] = [
             "peft_type": "LORA",
             "task_type": "CAUSAL_LM",
             "r": c.rank,
-            "lora_alpha": Double(c.alpha),
-            "lora_dropout": Double(c.dropout),
+            // Through the shortest decimal string, so 0.05 is written as 0.05, not 0.0500000007.
+            "lora_alpha": Double("\(c.alpha)")!,
+            "lora_dropout": Double("\(c.dropout)")!,
             "target_modules": c.targets.map(\.rawValue).sorted(),
             "bias": "none",
             "use_rslora": c.useRSLoRA,
@@ -51,11 +56,9 @@ public enum PEFTAdapter {
             "modules_to_save": NSNull(),
             "layers_to_transform": NSNull(),
             "rank_pattern": c.rankPattern,
-            "alpha_pattern": c.alphaPattern.mapValues(Double.init),
+            "alpha_pattern": c.alphaPattern.mapValues { Double("\($0)")! },
             "base_model_name_or_path": base.name,
         ]
-        // Our record of the base's weights; PEFT ignores keys it does not know.
-        if let sha = base.sha256 { json["base_model_sha256"] = sha }
         let data = try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys])
         try data.write(to: dir.appendingPathComponent(configFile), options: .atomic)
     }
@@ -105,8 +108,8 @@ public enum PEFTAdapter {
             throw TrainingError.invalidAdapter(path: weightsURL.path, reason: "unexpected tensor '\(name)' (layer or module not in this base model or not targeted by the config)")
         }
         var identity: BaseIdentity?
-        if let name = json["base_model_name_or_path"] as? String {
-            identity = BaseIdentity(name: name, sha256: json["base_model_sha256"] as? String)
+        if let name = file.metadata["base_model_name"] ?? json["base_model_name_or_path"] as? String {
+            identity = BaseIdentity(name: name, sha256: file.metadata["base_model_sha256"])
         }
         return Loaded(adapter: adapter, base: identity)
     }
@@ -124,6 +127,13 @@ public enum PEFTAdapter {
         if let f = j["fan_in_fan_out"] as? Bool, f { throw refuse("fan_in_fan_out", "true is not supported for Llama's linear layers") }
         if let t = j["target_parameters"], !(t is NSNull), !((t as? [Any])?.isEmpty ?? false) { throw refuse("target_parameters", "not supported") }
         if let t = j["trainable_token_indices"], !(t is NSNull) { throw refuse("trainable_token_indices", "not supported") }
+        if let b = j["lora_bias"] as? Bool, b { throw refuse("lora_bias", "LoRA biases are not supported") }
+        for field in ["layer_replication", "exclude_modules", "layers_pattern"] {
+            if let v = j[field], !(v is NSNull) { throw refuse(field, "not supported") }
+        }
+        for field in ["use_qalora", "use_bdlora"] {
+            if let v = j[field] as? Bool, v { throw refuse(field, "not supported") }
+        }
         var targets: [LinearModule] = []
         if let s = j["target_modules"] as? String {
             guard s == "all-linear" else { throw refuse("target_modules", "the regex '\(s)' is not supported; list module names") }

@@ -46,11 +46,22 @@ public final class Trainer {
         self.settings = settings
         self.train = train.map(cut)
         self.eval = eval.map(cut)
-        self.engine = TrainingEngine(model: model, adapter: adapter)
+        self.engine = TrainingEngine(model: model, adapter: adapter, gradientCheckpointing: settings.gradientCheckpointing)
         self.optimizer = AdamW(parameterCount: adapter.parameterCount, weightDecay: settings.weightDecay)
     }
 
-    public var microBatchesPerEpoch: Int { (train.count + settings.batchSize - 1) / settings.batchSize }
+    /// A fingerprint of the training data (record tokens and scored flags), FNV-1a 64.
+    public var dataFingerprint: String {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        func mix(_ v: UInt64) { h = (h ^ v) &* 0x100_0000_01B3 }
+        for r in train {
+            mix(UInt64(r.tokens.count))
+            for (t, s) in zip(r.tokens, r.scored) { mix(UInt64(t) << 1 | (s ? 1 : 0)) }
+        }
+        return String(h, radix: 16)
+    }
+
+    public var microBatchesPerEpoch: Int { microBatches(epoch: 0).count }
     public var stepsPerEpoch: Int { max(1, (microBatchesPerEpoch + settings.gradientAccumulation - 1) / settings.gradientAccumulation) }
     public var totalSteps: Int { settings.maxSteps ?? stepsPerEpoch * settings.epochs }
     public var warmupSteps: Int { LRScheduler.warmupSteps(steps: settings.warmupSteps, ratio: settings.warmupRatio, total: totalSteps) }
@@ -73,72 +84,131 @@ public final class Trainer {
         return idx
     }
 
-    /// Micro-batches of one epoch, in order.
-    func microBatches(epoch: Int) -> [[Int]] {
+    /// Micro-batches of one epoch, in order: each a list of rows, each row a list of record
+    /// indices (one record per row unless packing).
+    func microBatches(epoch: Int) -> [[[Int]]] {
         let o = order(epoch: epoch)
-        return stride(from: 0, to: o.count, by: settings.batchSize).map { Array(o[$0..<min(o.count, $0 + settings.batchSize)]) }
+        let rows: [[Int]]
+        if settings.packing {
+            // First fit in epoch order: a row takes records while they fit in the max length.
+            var packed: [[Int]] = []
+            var current: [Int] = []
+            var used = 0
+            for i in o {
+                let n = train[i].tokens.count
+                if used + n > settings.maxSequenceLength && !current.isEmpty {
+                    packed.append(current); current = []; used = 0
+                }
+                current.append(i); used += n
+            }
+            if !current.isEmpty { packed.append(current) }
+            rows = packed
+        } else {
+            rows = o.map { [$0] }
+        }
+        return stride(from: 0, to: rows.count, by: settings.batchSize).map { Array(rows[$0..<min(rows.count, $0 + settings.batchSize)]) }
     }
 
-    /// Runs to the end. `onEvent` sees every step and evaluation.
+    func makeBatch(_ rows: [[Int]]) -> MicroBatch {
+        if settings.packing {
+            return MicroBatch.packed(rows.map { $0.map { train[$0] } }, length: rows.map { $0.reduce(0) { $0 + train[$1].tokens.count } }.max() ?? 1)
+        }
+        return MicroBatch.padded(rows.map { train[$0[0]] })
+    }
+
+    /// Where a run stands: enough to continue it exactly (with the adapter and optimizer).
+    public struct Position: Codable, Sendable, Equatable {
+        public var step = 0
+        public var epoch = 0
+        /// Index of the next micro-batch within the epoch.
+        public var cursor = 0
+        /// Micro-batches of the current accumulation group already accumulated into the gradients.
+        public var microDone = 0
+        /// Loss sum and real tokens of those micro-batches.
+        public var partialLossSum = 0.0
+        public var partialTokens = 0
+        public var tokens = 0
+        public var lastLoss: Double?
+        public var evalLoss: Double?
+        public var bestEvalLoss: Double?
+        public init() {}
+    }
+
+    public var position = Position()
+
+    /// Thrown (after a checkpoint is written by `onStop`) when `shouldStop` asks the run to end early.
+    public struct Interrupted: Error, CustomStringConvertible {
+        public var position: Position
+        public var description: String { "training interrupted at step \(position.step) (micro-batch \(position.microDone) of its accumulation)" }
+    }
+
+    /// Runs to the end from `position`. `onEvent` sees every step and evaluation; `shouldStop` is
+    /// asked after every micro-batch and, when true, `onStop` saves a checkpoint and the run
+    /// throws `Interrupted`; `onStep` runs after each optimizer step (periodic checkpoints).
     @discardableResult
-    public func run(onEvent: (Event) -> Void = { _ in }) throws -> Summary {
+    public func run(onEvent: (Event) -> Void = { _ in },
+                    shouldStop: () -> Bool = { false },
+                    onStop: (Trainer) throws -> Void = { _ in },
+                    onStep: (Trainer) throws -> Void = { _ in }) throws -> Summary {
         let total = totalSteps
-        var step = 0
-        var epoch = 0
-        var lastLoss: Double?
-        var evalLoss: Double?
-        var tokens = 0
         let start = Date()
-        while step < total {
-            let batches = microBatches(epoch: epoch)
-            var cursor = 0
-            while cursor < batches.count && step < total {
-                let group = Array(batches[cursor..<min(batches.count, cursor + settings.gradientAccumulation)])
-                cursor += group.count
-                let report = try optimizerStep(step: step, group: group)
-                tokens += report.tokens
-                lastLoss = report.loss
+        var tokensThisRun = 0
+        while position.step < total {
+            let batches = microBatches(epoch: position.epoch)
+            while position.cursor < batches.count && position.step < total {
+                let group = Array(batches[position.cursor..<min(batches.count, position.cursor + settings.gradientAccumulation)])
+                let built = group.map(makeBatch)
+                let scored = built.reduce(0) { $0 + $1.scoredCount }
+                let scale = scored > 0 ? 1 / Float(scored) : 0
+                let t0 = Date()
+                if position.microDone == 0 { engine.zeroGradients(); position.partialLossSum = 0; position.partialTokens = 0 }
+                while position.microDone < built.count {
+                    let i = position.microDone
+                    let seed = settings.seed ^ (UInt64(position.step) &* 0x100000001B3 &+ UInt64(i) &+ 1)
+                    let l = try engine.accumulate(built[i], lossScale: scale, dropoutSeed: seed)
+                    position.partialLossSum += l.sum
+                    position.partialTokens += built[i].realTokens
+                    position.microDone += 1
+                    if position.microDone < built.count && shouldStop() {
+                        try onStop(self)
+                        throw Interrupted(position: position)
+                    }
+                }
+                let norm = GradientClipping.clip(&engine.gradients, maxNorm: settings.maxGradNorm)
+                let lr = learningRate(step: position.step)
+                optimizer.update(&engine.adapter.parameters, gradients: engine.gradients, lr: lr)
+                let secs = Date().timeIntervalSince(t0)
+                let report = StepReport(step: position.step + 1, loss: scored > 0 ? position.partialLossSum / Double(scored) : 0,
+                                        lr: lr, grad_norm: norm, tokens_per_s: secs > 0 ? Double(position.partialTokens) / secs : 0,
+                                        tokens: position.partialTokens, total_steps: total)
+                position.step += 1
+                position.cursor += group.count
+                position.microDone = 0
+                position.tokens += report.tokens
+                tokensThisRun += report.tokens
+                position.lastLoss = report.loss
                 onEvent(.step(report))
-                step += 1
-                if let every = settings.evalEvery, !eval.isEmpty, step % every == 0, step < total {
+                if let every = settings.evalEvery, !eval.isEmpty, position.step % every == 0, position.step < total {
                     let l = try evaluate()
-                    evalLoss = l
-                    onEvent(.eval(step: step, loss: l))
+                    position.evalLoss = l
+                    onEvent(.eval(step: position.step, loss: l))
+                }
+                try onStep(self)
+                if position.step < total && shouldStop() {
+                    try onStop(self)
+                    throw Interrupted(position: position)
                 }
             }
-            epoch += 1
+            if position.cursor >= batches.count { position.epoch += 1; position.cursor = 0 }
         }
         if !eval.isEmpty {
             let l = try evaluate()
-            evalLoss = l
-            onEvent(.eval(step: step, loss: l))
+            position.evalLoss = l
+            onEvent(.eval(step: position.step, loss: l))
         }
         let secs = Date().timeIntervalSince(start)
-        return Summary(steps: step, trainLoss: lastLoss, evalLoss: evalLoss, tokensPerSecond: secs > 0 ? Double(tokens) / secs : 0)
-    }
-
-    /// One optimizer step over a group of micro-batches (record indices).
-    func optimizerStep(step: Int, group: [[Int]]) throws -> StepReport {
-        let t0 = Date()
-        let batches = group.map { MicroBatch.padded($0.map { train[$0] }) }
-        let scored = batches.reduce(0) { $0 + $1.scoredCount }
-        let scale = scored > 0 ? 1 / Float(scored) : 0
-        engine.zeroGradients()
-        var sum = 0.0
-        var realTokens = 0
-        for (i, mb) in batches.enumerated() {
-            let seed = settings.seed ^ (UInt64(step) &* 0x100000001B3 &+ UInt64(i) &+ 1)
-            let l = try engine.accumulate(mb, lossScale: scale, dropoutSeed: seed)
-            sum += l.sum
-            realTokens += mb.realTokens
-        }
-        let norm = GradientClipping.clip(&engine.gradients, maxNorm: settings.maxGradNorm)
-        let lr = learningRate(step: step)
-        optimizer.update(&engine.adapter.parameters, gradients: engine.gradients, lr: lr)
-        let secs = Date().timeIntervalSince(t0)
-        return StepReport(step: step + 1, loss: scored > 0 ? sum / Double(scored) : 0, lr: lr, grad_norm: norm,
-                          tokens_per_s: secs > 0 ? Double(realTokens) / secs : 0, tokens: realTokens,
-                          total_steps: totalSteps)
+        return Summary(steps: position.step, trainLoss: position.lastLoss, evalLoss: position.evalLoss,
+                       tokensPerSecond: secs > 0 ? Double(tokensThisRun) / secs : 0)
     }
 
     /// Mean loss over every scored token of the eval records.

@@ -5,7 +5,7 @@ import Model
 extension TrainingEngine {
     /// Backward from dL/d(final hidden) (in `dtmp`) through every block to the embeddings,
     /// accumulating LoRA gradients only.
-    func backward(_ batch: MicroBatch) {
+    func backward(_ batch: MicroBatch, dropoutSeed: UInt64) {
         let c = model.config
         let N = batch.count, D = c.hiddenSize, F = c.intermediateSize
         let dx = self.dx.pointer
@@ -20,7 +20,13 @@ extension TrainingEngine {
             batch.positions.withUnsafeBufferPointer { posBuf in
                 let pos = posBuf.baseAddress!
                 for l in stride(from: c.numLayers - 1, through: 0, by: -1) {
-                    let w = model.weights.layers[l], s = saved[l]
+                    let w = model.weights.layers[l]
+                    let s = saved[gradientCheckpointing ? 0 : l]
+                    if gradientCheckpointing {
+                        // Recompute this block's activations from its saved input (same dropout masks).
+                        recompute.pointer.update(from: blockInputs[l].pointer, count: N * D)
+                        layerForward(l, batch, s, x: recompute.pointer, dropoutSeed: dropoutSeed, training: true)
+                    }
                     // MLP: x_out = xMid + down(silu(gate) ⊙ up).
                     Activations.swiglu(gate: s.gate.pointer, up: s.up.pointer, into: act.pointer, count: N * F)
                     let dAct = dtmp.pointer

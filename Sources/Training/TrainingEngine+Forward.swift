@@ -8,36 +8,44 @@ extension TrainingEngine {
         let c = model.config
         let N = batch.count, D = c.hiddenSize, F = c.intermediateSize
         let x = self.x.pointer
-        model.weights.embedding.withUnsafeBufferPointer { emb in
-            for i in 0..<N { (x + i * D).update(from: emb.baseAddress! + batch.tokens[i] * D, count: D) }
-        }
-        batch.positions.withUnsafeBufferPointer { posBuf in
-            let pos = posBuf.baseAddress!
-            for l in 0..<c.numLayers {
-                let w = model.weights.layers[l], s = saved[l]
-                s.xIn.pointer.update(from: x, count: N * D)
-                w.attnNorm.withUnsafeBufferPointer {
-                    RMSNorm.forward(x, weight: $0.baseAddress!, eps: c.rmsNormEps, tokens: N, dim: D, into: s.xn1.pointer)
-                }
-                linear(w.q, .q, l, s.xn1.pointer, N, s.q.pointer, dropoutSeed, training)
-                linear(w.k, .k, l, s.xn1.pointer, N, s.k.pointer, dropoutSeed, training)
-                linear(w.v, .v, l, s.xn1.pointer, N, s.v.pointer, dropoutSeed, training)
-                model.rope.apply(s.q.pointer, tokens: N, heads: c.numHeads, positions: pos)
-                model.rope.apply(s.k.pointer, tokens: N, heads: c.numKVHeads, positions: pos)
-                attentionForward(batch, s)
-                linear(w.o, .o, l, s.att.pointer, N, x, dropoutSeed, training, accumulate: true)
-                s.xMid.pointer.update(from: x, count: N * D)
-                w.mlpNorm.withUnsafeBufferPointer {
-                    RMSNorm.forward(x, weight: $0.baseAddress!, eps: c.rmsNormEps, tokens: N, dim: D, into: s.xn2.pointer)
-                }
-                linear(w.gate, .gate, l, s.xn2.pointer, N, s.gate.pointer, dropoutSeed, training)
-                linear(w.up, .up, l, s.xn2.pointer, N, s.up.pointer, dropoutSeed, training)
-                Activations.swiglu(gate: s.gate.pointer, up: s.up.pointer, into: act.pointer, count: N * F)
-                linear(w.down, .down, l, act.pointer, N, x, dropoutSeed, training, accumulate: true)
-            }
+        for i in 0..<N { model.weights.embed(batch.tokens[i], dim: D, into: x + i * D) }
+        for l in 0..<c.numLayers {
+            if gradientCheckpointing { blockInputs[l].pointer.update(from: x, count: N * D) }
+            layerForward(l, batch, saved[gradientCheckpointing ? 0 : l], x: x, dropoutSeed: dropoutSeed, training: training)
         }
         model.weights.finalNorm.withUnsafeBufferPointer {
             RMSNorm.forward(x, weight: $0.baseAddress!, eps: c.rmsNormEps, tokens: N, dim: D, into: hiddenFinal.pointer)
+        }
+    }
+
+    /// One decoder block on the residual stream `x` [N, D] (updated in place), saving its
+    /// activations into `s`. Deterministic: the backward may call it again to recompute them.
+    func layerForward(_ l: Int, _ batch: MicroBatch, _ s: LayerSaved, x: UnsafeMutablePointer<Float>,
+                      dropoutSeed: UInt64, training: Bool) {
+        let c = model.config
+        let N = batch.count, D = c.hiddenSize, F = c.intermediateSize
+        let w = model.weights.layers[l]
+        batch.positions.withUnsafeBufferPointer { posBuf in
+            let pos = posBuf.baseAddress!
+            s.xIn.pointer.update(from: x, count: N * D)
+            w.attnNorm.withUnsafeBufferPointer {
+                RMSNorm.forward(x, weight: $0.baseAddress!, eps: c.rmsNormEps, tokens: N, dim: D, into: s.xn1.pointer)
+            }
+            linear(w.q, .q, l, s.xn1.pointer, N, s.q.pointer, dropoutSeed, training)
+            linear(w.k, .k, l, s.xn1.pointer, N, s.k.pointer, dropoutSeed, training)
+            linear(w.v, .v, l, s.xn1.pointer, N, s.v.pointer, dropoutSeed, training)
+            model.rope.apply(s.q.pointer, tokens: N, heads: c.numHeads, positions: pos)
+            model.rope.apply(s.k.pointer, tokens: N, heads: c.numKVHeads, positions: pos)
+            attentionForward(batch, s)
+            linear(w.o, .o, l, s.att.pointer, N, x, dropoutSeed, training, accumulate: true)
+            s.xMid.pointer.update(from: x, count: N * D)
+            w.mlpNorm.withUnsafeBufferPointer {
+                RMSNorm.forward(x, weight: $0.baseAddress!, eps: c.rmsNormEps, tokens: N, dim: D, into: s.xn2.pointer)
+            }
+            linear(w.gate, .gate, l, s.xn2.pointer, N, s.gate.pointer, dropoutSeed, training)
+            linear(w.up, .up, l, s.xn2.pointer, N, s.up.pointer, dropoutSeed, training)
+            Activations.swiglu(gate: s.gate.pointer, up: s.up.pointer, into: act.pointer, count: N * F)
+            linear(w.down, .down, l, act.pointer, N, x, dropoutSeed, training, accumulate: true)
         }
     }
 

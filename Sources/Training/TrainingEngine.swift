@@ -57,19 +57,29 @@ public final class TrainingEngine {
     var dh = FloatBuffer(count: 0)       // [N, max R]
     var logitChunk = FloatBuffer(count: 0)   // [chunk, V]
     var hiddenFinal = FloatBuffer(count: 0)  // [N, D]
+    var recompute = FloatBuffer(count: 0)    // [N, D] residual scratch for recomputed blocks
 
-    public init(model: LlamaModel, adapter: LoRAAdapter) {
+    /// Gradient checkpointing: keep only each block's input and recompute the block in the
+    /// backward, trading one more forward for activation memory (L blocks' activations -> one).
+    public let gradientCheckpointing: Bool
+    /// Per layer, the block's input [N, D] (gradient checkpointing only).
+    var blockInputs: [FloatBuffer] = []
+
+    public init(model: LlamaModel, adapter: LoRAAdapter, gradientCheckpointing: Bool = false) {
         self.model = model
         self.adapter = adapter
+        self.gradientCheckpointing = gradientCheckpointing
         gradients = [Float](repeating: 0, count: adapter.parameters.count)
-        saved = (0..<model.config.numLayers).map { _ in LayerSaved() }
+        saved = (0..<(gradientCheckpointing ? 1 : model.config.numLayers)).map { _ in LayerSaved() }
+        if gradientCheckpointing { blockInputs = (0..<model.config.numLayers).map { _ in FloatBuffer(count: 0) } }
         loraH = adapter.pairs.map { _ in FloatBuffer(count: 0) }
         loraMask = adapter.pairs.map { _ in [] }
     }
 
     deinit {
         for b in loraH { b.free() }
-        for b in [x, dx, dtmp, dq, dk, dv, act, dgate, dup, scores, dscores, dropScratch, dh, logitChunk, hiddenFinal] { b.free() }
+        for b in blockInputs { b.free() }
+        for b in [x, dx, dtmp, dq, dk, dv, act, dgate, dup, scores, dscores, dropScratch, dh, logitChunk, hiddenFinal, recompute] { b.free() }
     }
 
     public func zeroGradients() {
@@ -82,6 +92,7 @@ public final class TrainingEngine {
         let c = model.config
         let n = batch.count, T = batch.length
         for s in saved { s.plan(c, n: n, heads: c.numHeads) }
+        for i in blockInputs.indices { blockInputs[i].reserve(n * c.hiddenSize) }
         for (i, p) in adapter.pairs.enumerated() { loraH[i].reserve(n * p.rank) }
         let wide = max(c.hiddenSize, c.intermediateSize, c.qDim)
         x.reserve(n * c.hiddenSize); dx.reserve(n * c.hiddenSize); dtmp.reserve(n * wide)
@@ -93,6 +104,7 @@ public final class TrainingEngine {
         dropScratch.reserve(n * maxK); dh.reserve(n * maxR)
         logitChunk.reserve(Self.logitRows * c.vocabSize)
         hiddenFinal.reserve(n * c.hiddenSize)
+        if gradientCheckpointing { recompute.reserve(n * c.hiddenSize) }
         plannedN = n
     }
 
@@ -113,7 +125,7 @@ public final class TrainingEngine {
         plan(batch)
         forward(batch, dropoutSeed: dropoutSeed, training: true)
         let loss = lossAndHiddenGradient(batch, lossScale: lossScale)
-        backward(batch)
+        backward(batch, dropoutSeed: dropoutSeed)
         return loss
     }
 

@@ -19,6 +19,10 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     public var shuffle = true
     /// Evaluate every N optimizer steps (and at the end) when eval data is given.
     public var evalEvery: Int?
+    /// Concatenate records into rows of up to maxSequenceLength tokens, attention kept within each record.
+    public var packing = false
+    /// Recompute each block in the backward instead of keeping its activations.
+    public var gradientCheckpointing = false
 
     public init() {}
 

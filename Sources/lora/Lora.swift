@@ -7,8 +7,10 @@ struct Lora: ParsableCommand {
         abstract: "LoRA/QLoRA fine-tuning, registry and serving on CPU.",
         subcommands: [
             GenerateCommand.self,
+            PullCommand.self,
             ScoreCommand.self,
             TrainCommand.self,
+            InfoCommand.self,
             // Registry (issue 7).
             ModelsCommand.self, ImportCommand.self, TasksCommand.self, VersionsCommand.self, ExportCommand.self,
             ResolveCommand.self, PromoteCommand.self, RollbackCommand.self, HistoryCommand.self, ArchiveCommand.self,

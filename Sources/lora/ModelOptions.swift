@@ -8,11 +8,11 @@ extension QuantizationMode: ExpressibleByArgument {}
 
 /// Options shared by every command that loads a model.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "The base model: an HF directory or a .gguf file.")
+    @Option(name: .long, help: "The base model: an HF directory, a .gguf file, or a URL of either (fetched and cached).")
     var model: String
 
-    @Option(name: .long, help: "How linear weights are held: \(QuantizationMode.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var quant: QuantizationMode = .none
+    @Option(name: .long, help: "How linear weights are held: auto (GGUF 4-bit blocks kept, others NF4), keep, nf4, int8, none (fp32).")
+    var quant: QuantizationMode = .auto
 
     @Option(name: .long, help: "Threads for every pool, OpenBLAS's included (default: all cores).")
     var threads: Int?

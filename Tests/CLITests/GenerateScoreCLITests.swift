@@ -105,3 +105,20 @@ final class GenerateScoreCLITests: XCTestCase {
         XCTAssertFalse(r.stderr.contains("Fatal error"), r.stderr)
     }
 }
+
+extension GenerateScoreCLITests {
+    /// `--model` takes a URL: the model is fetched into the cache ($LORA_HOME) and loaded from there.
+    func testModelGivenAsAURLIsFetchedIntoTheCacheAndRuns() throws {
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("lora-home-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: home) }
+        var env = ProcessInfo.processInfo.environment
+        env["LORA_HOME"] = home.path
+        let src = TestPaths.fixture("models/tiny-llama-gguf/tiny-llama.gguf")
+        let local = try runProcess(lora, ["generate", "--model", src.path, "--max-tokens", "5", "--json", "hello"], environment: env)
+        let remote = try runProcess(lora, ["generate", "--model", src.absoluteString, "--max-tokens", "5", "--json", "hello"], environment: env)
+        XCTAssertEqual(remote.status, 0, remote.stderr)
+        XCTAssertEqual(remote.stdout, local.stdout)
+        let blobs = try FileManager.default.contentsOfDirectory(atPath: home.appendingPathComponent("blobs/sha256").path)
+        XCTAssertEqual(blobs.count, 1)
+    }
+}

@@ -1,6 +1,8 @@
 import Foundation
 import Kernels
 import Model
+import Quantization
+import Tokenizer
 import TestSupport
 import XCTest
 
@@ -227,5 +229,35 @@ final class GGUFLoadingTests: XCTestCase {
                 XCTAssertEqual(absSum, s.abs_sum, accuracy: 1e-9 * s.abs_sum, name)
             }
         }
+    }
+
+    /// Rows of Q4_1 blocks un-permuted as bytes, then dequantized, equal the loaded fp32 k (a 4-bit
+    /// "keep" path can reorder block rows instead of dequantizing).
+    func testUnpermutingRowsOfQuantizedBlocksEqualsTheLoadedWeights() throws {
+        let url = try TestPaths.requireDefaultModel()
+        let file = try GGUFFile(url)
+        let m = try ModelLoader.load(url)
+        for (name, heads, loaded) in [("blk.3.attn_k.weight", 3, m.weights.layers[3].k), ("blk.7.attn_q.weight", 9, m.weights.layers[7].q)] {
+            let info = try XCTUnwrap(file.tensor(named: name))
+            XCTAssertEqual(info.type, .q4_1)
+            XCTAssertEqual(info.rowBytes, 576 / 32 * 20)
+            var blocks = [UInt8](try file.rawBytes(name))
+            blocks.withUnsafeMutableBytes { LlamaQKPermutation.unpermuteRows($0, heads: heads, headDim: 64, rowBytes: info.rowBytes) }
+            var out = [Float](repeating: 0, count: info.elementCount)
+            blocks.withUnsafeBytes { src in
+                out.withUnsafeMutableBufferPointer { _ = GGUFDequantize.row(.q4_1, src.baseAddress!, count: info.elementCount, into: $0.baseAddress!) }
+            }
+            XCTAssertEqual(out, Self.dense(loaded), name)
+        }
+        XCTAssertEqual((0..<8).map { LlamaQKPermutation.ggufRow(forHFRow: $0, headDim: 4) }, [0, 2, 1, 3, 4, 6, 5, 7])
+    }
+
+    /// The tokenizer data the loader fills from GGUF metadata drives the Tokenizer target to HF's ids
+    /// (Tests/Fixtures/default-model/reference.json: AutoTokenizer on the same GGUF).
+    func testDefaultModelTokenizerDataEncodesLikeHF() throws {
+        let m = try ModelLoader.load(try TestPaths.requireDefaultModel())
+        guard case let .gguf(data) = m.tokenizer else { return XCTFail("expected GGUF tokenizer data") }
+        let tokenizer = try Tokenizer(gguf: data)
+        XCTAssertEqual(tokenizer.encode("The capital of France is"), [504, 3575, 282, 4649, 314])
     }
 }

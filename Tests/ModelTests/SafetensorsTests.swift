@@ -163,6 +163,20 @@ final class SafetensorsTests: XCTestCase {
         assertMalformed(url3, offset: 8, "larger than the file")
     }
 
+    /// Every prefix of a real file is refused with an error naming the file and an offset: never a crash.
+    func testEveryTruncationOfARealFileIsAnErrorNamingTheFileAndOffset() throws {
+        let full = try Data(contentsOf: TestPaths.fixture("formats/tiny_llama_hf/model.safetensors"))
+        let url = dir.appendingPathComponent("cut.safetensors")
+        for cut in Array(stride(from: 0, to: full.count, by: 509)) + [7, 8, 9, full.count - 1] {
+            try full.prefix(cut).write(to: url)
+            XCTAssertThrowsError(try SafetensorsFile(url), "cut at \(cut)") { error in
+                guard case let ModelError.malformedFile(path, offset, _) = error else { return XCTFail("cut \(cut): \(error)") }
+                XCTAssertEqual(path, url.path)
+                XCTAssertNotNil(offset, "cut \(cut)")
+            }
+        }
+    }
+
     // MARK: Sharded checkpoints
 
     func testShardedCheckpointReadsTensorsFromEveryShard() throws {

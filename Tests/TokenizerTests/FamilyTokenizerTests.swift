@@ -25,6 +25,17 @@ final class FamilyTokenizerTests: XCTestCase {
     // The same model with the Metaspace pre-tokenizer (prepend_scheme "first") transformers 5 builds.
     func testMetaspaceIdsEqualHF() throws { try check("metaspace") }
 
+    func testMetaspaceDecoderEqualsHF() throws {
+        let url = TokenizerFixtures.url("metaspace/tokenizer.json")
+        var root = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        root["decoder"] = ["type": "Metaspace", "replacement": "\u{2581}", "prepend_scheme": "first", "split": false]
+        let tok = try Tokenizer(tokenizerJSONData: JSONSerialization.data(withJSONObject: root),
+                                tokenizerConfigData: Data(contentsOf: TokenizerFixtures.url("metaspace/tokenizer_config.json")))
+        let cases = try TokenizerFixtures.expected("metaspace/expected.json", variant: "metaspace_decoder")
+        TokenizerFixtures.assertEncodes(tok, cases, "metaspace decoder")
+        TokenizerFixtures.assertDecodes(tok, cases, "metaspace decoder")
+    }
+
     // From GGUF: tokens + scores, no merges: merges derived as transformers derives them.
     func testSentencePieceFromGGUFScoresEqualsTransformersReadingTheGGUF() throws {
         try check("metaspace", variant: "gguf", gguf: true)

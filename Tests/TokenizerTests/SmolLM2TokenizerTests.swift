@@ -93,6 +93,20 @@ final class SmolLM2TokenizerTests: XCTestCase {
         XCTAssertTrue(tok.decode([ids[0]]).hasSuffix("\u{FFFD}"))
     }
 
+    func testConcurrentEncodingGivesTheSameIds() throws {
+        let tok = try Tokenizer(tokenizerJSON: Self.jsonURL, tokenizerConfig: Self.configURL)
+        let cases = try TokenizerFixtures.expected("smollm2/expected.json", variant: "gguf_converted")
+        let results = UnsafeMutableBufferPointer<[Int]>.allocate(capacity: cases.count * 4)
+        results.initialize(repeating: [])
+        defer { results.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: cases.count * 4) { i in
+            results[i] = tok.encode(cases[i % cases.count].text)
+        }
+        for i in 0..<(cases.count * 4) {
+            XCTAssertEqual(results[i], cases[i % cases.count].ids, "concurrent encode of \(cases[i % cases.count].text.debugDescription)")
+        }
+    }
+
     func testLoadingTheVocabularyTakesUnderASecond() throws {
         let data = try Data(contentsOf: Self.jsonURL)
         // The best of three runs, so a machine busy with other work does not fail the test.

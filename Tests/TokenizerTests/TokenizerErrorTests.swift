@@ -20,6 +20,14 @@ final class TokenizerErrorTests: XCTestCase {
 
     private let vocab = #"{"a": 0, "b": 1, "ab": 2}"#
 
+    func testEmptyMergesAndNoMergesAreAccepted() throws {
+        for merges in [#""merges": [],"#, ""] {
+            let tok = try Tokenizer(tokenizerJSONData: Data(#"{"model": {"type": "BPE", \#(merges) "vocab": {"a": 0, "b": 1}}}"#.utf8),
+                                    tokenizerConfigData: nil)
+            XCTAssertEqual(tok.encode("ab"), [0, 1])
+        }
+    }
+
     func testMissingModelIsNamed() {
         XCTAssertEqual(error(#"{"added_tokens": []}"#), .missingField(file: "tokenizer.json", field: "model"))
     }
@@ -37,6 +45,17 @@ final class TokenizerErrorTests: XCTestCase {
     func testMergeWhoseResultIsNotInTheVocabularyIsNamed() {
         XCTAssertEqual(error(#"{"model": {"type": "BPE", "vocab": \#(vocab), "merges": [["b", "a"]]}}"#),
                        .unknownMergeToken(file: "tokenizer.json", field: "model.merges[0]", token: "ba"))
+    }
+
+    func testAbsurdIdsAreRefusedNotAllocated() {
+        guard case let .invalidField(_, field, _)? = error(#"{"model": {"type": "BPE", "vocab": {"a": 1099511627776}, "merges": []}}"#) else {
+            return XCTFail("expected invalidField")
+        }
+        XCTAssertEqual(field, "model.vocab")
+        guard case let .invalidField(_, addedField, _)? = error(#"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "added_tokens": [{"id": -3, "content": "<x>"}]}"#) else {
+            return XCTFail("expected invalidField")
+        }
+        XCTAssertEqual(addedField, "added_tokens[0].id")
     }
 
     func testNotJSONIsRefused() {
@@ -65,6 +84,28 @@ final class TokenizerErrorTests: XCTestCase {
                        .unsupported(file: "tokenizer.json", field: "decoder.type", value: "WordPiece"))
     }
 
+    func testEveryTruncationOfATokenizerJSONIsAnErrorNotACrash() throws {
+        let data = try Data(contentsOf: TokenizerFixtures.url("bytelevel/tokenizer.json"))
+        for cut in stride(from: 0, to: data.count - 1, by: 97) {
+            XCTAssertThrowsError(try Tokenizer(tokenizerJSONData: data.prefix(cut), tokenizerConfigData: nil), "cut at \(cut)")
+        }
+    }
+
+    func testInconsistentGGUFMetadataIsNamed() {
+        let bad: [(GGUFTokenizerData, String)] = [
+            (GGUFTokenizerData(model: "gpt2", tokens: ["a", "b"], tokenTypes: [1]), "tokenizer.ggml.token_type"),
+            (GGUFTokenizerData(model: "gpt2", tokens: ["a", "b"], bosTokenId: 7), "tokenizer.ggml.bos_token_id"),
+            (GGUFTokenizerData(model: "llama", tokens: ["a", "b"], scores: [0]), "tokenizer.ggml.scores"),
+            (GGUFTokenizerData(model: "gpt2", tokens: ["a", "b"], merges: ["ab"]), "tokenizer.ggml.merges[0]"),
+            (GGUFTokenizerData(model: "bert", tokens: ["a"]), "tokenizer.ggml.model"),
+        ]
+        for (g, field) in bad {
+            XCTAssertThrowsError(try Tokenizer(gguf: g)) { e in
+                XCTAssertTrue("\(e)".contains(field) && "\(e)".contains("GGUF metadata"), "\(e) does not name \(field)")
+            }
+        }
+    }
+
     func testMissingFileIsNamed() {
         let url = URL(fileURLWithPath: "/nonexistent/tokenizer.json")
         XCTAssertThrowsError(try Tokenizer(tokenizerJSON: url, tokenizerConfig: nil)) { e in
@@ -80,6 +121,35 @@ final class TokenizerErrorTests: XCTestCase {
         let bad = GGUFTokenizerData(model: "gpt2", tokens: ["a", "b"], merges: ["a c"])
         XCTAssertThrowsError(try Tokenizer(gguf: bad)) { e in
             XCTAssertEqual(e as? TokenizerError, .unknownMergeToken(file: "GGUF metadata", field: "tokenizer.ggml.merges[0]", token: "c"))
+        }
+    }
+}
+
+/// The JSON reader behind tokenizer.json loading: escapes as JSON defines them.
+final class TokenizerJSONEscapeTests: XCTestCase {
+    func testEscapedTokensAreReadAsTheirCharacters() throws {
+        let json = #"""
+        {"model": {"type": "BPE", "vocab": {"\u0120": 0, "a": 1, "\u0120a": 2, "\ud83d\ude00": 3, "\"\\\/\t": 4, "1e3": 5},
+                   "merges": [["\u0120", "a"]], "dropout": null, "unk_token": null},
+         "added_tokens": [{"id": 6, "content": "<|x|>", "special": true, "lstrip": false, "rstrip": false,
+                           "normalized": false, "single_word": false}],
+         "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "use_regex": true},
+         "decoder": {"type": "ByteLevel"}, "normalizer": null, "post_processor": null, "truncation": null,
+         "padding": null, "version": "1.0", "extra": [1.5, -2, true, false, null, {"k": [[], {}]}]}
+        """#
+        let tok = try Tokenizer(tokenizerJSONData: Data(json.utf8), tokenizerConfigData: nil)
+        XCTAssertEqual(tok.id(forToken: "Ġ"), 0)
+        XCTAssertEqual(tok.id(forToken: "😀"), 3)
+        XCTAssertEqual(tok.id(forToken: "\"\\/\t"), 4)
+        XCTAssertEqual(tok.encode(" a<|x|>"), [2, 6])
+        XCTAssertEqual(tok.decode([2, 6]), " a<|x|>")
+        XCTAssertEqual(tok.vocabSize, 7)
+    }
+
+    func testTruncatedJSONNamesTheByteOffset() {
+        XCTAssertThrowsError(try Tokenizer(tokenizerJSONData: Data(#"{"model": {"type": "BPE", "vocab": {"a": 0"#.utf8),
+                                           tokenizerConfigData: nil)) { e in
+            XCTAssertTrue("\(e)".contains("tokenizer.json") && "\(e)".contains("byte"), "\(e)")
         }
     }
 }

@@ -10,6 +10,8 @@ struct ExpectedCase: Decodable {
     let ids_no_special: [Int]
     let decoded: String
     let decoded_skip_special: String
+    /// HF decode of each id alone.
+    let decoded_each: [String]
     /// HF DecodeStream.step results for `ids` (nil: nothing emitted for that id).
     let stream: [String?]
     let stream_skip_special: [String?]
@@ -57,6 +59,8 @@ enum TokenizerFixtures {
             XCTAssertEqual(tok.decode(c.ids), c.decoded, "\(label) decode of \(c.text.debugDescription)", file: file, line: line)
             XCTAssertEqual(tok.decode(c.ids, skipSpecialTokens: true), c.decoded_skip_special,
                            "\(label) decode skipping special tokens of \(c.text.debugDescription)", file: file, line: line)
+            XCTAssertEqual(c.ids.map { tok.decode([$0]) }, c.decoded_each,
+                           "\(label) decode of each id alone of \(c.text.debugDescription)", file: file, line: line)
             for (skip, expected) in [(false, c.stream), (true, c.stream_skip_special)] {
                 var s = StreamingDecoder(tokenizer: tok, skipSpecialTokens: skip)
                 let got = c.ids.map { s.push($0) }

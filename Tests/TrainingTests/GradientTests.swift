@@ -117,3 +117,19 @@ final class GradientTests: XCTestCase {
         XCTAssertEqual(eval.sum, inference.sum, accuracy: 1e-5 * abs(inference.sum))
     }
 }
+
+extension GradientTests {
+    func testGradientCheckpointingGivesIdenticalLossAndGradientsWithDropout() throws {
+        let model = Self.tinyModel(seed: 44)
+        let adapter = LoRAAdapter(config: LoRAConfig(rank: 3, alpha: 6, dropout: 0.2), base: model.config)
+        adapter.initialize(seed: 4)
+        for p in adapter.pairs { for i in 0..<p.bCount { adapter.parameters[p.bOffset + i] = Float(i % 5) * 0.02 - 0.04 } }
+        let plain = TrainingEngine(model: model, adapter: adapter)
+        let ckpt = TrainingEngine(model: model, adapter: adapter, gradientCheckpointing: true)
+        let l1 = try plain.accumulate(Self.batch(), lossScale: 0.1, dropoutSeed: 99)
+        let l2 = try ckpt.accumulate(Self.batch(), lossScale: 0.1, dropoutSeed: 99)
+        XCTAssertEqual(l1.sum, l2.sum)
+        XCTAssertEqual(plain.gradients, ckpt.gradients)
+        XCTAssertTrue(plain.gradients.contains { $0 != 0 })
+    }
+}

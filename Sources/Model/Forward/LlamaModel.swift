@@ -42,9 +42,7 @@ public final class LlamaModel: @unchecked Sendable {
         for t in 0..<T { ws.positions[t] = Int32(p0 + t) }
 
         // Embedding rows.
-        weights.embedding.withUnsafeBufferPointer { emb in
-            for t in 0..<T { (x + t * D).update(from: emb.baseAddress! + tokens[t] * D, count: D) }
-        }
+        for t in 0..<T { weights.embed(tokens[t], dim: D, into: x + t * D) }
 
         let scale = 1 / Float(E).squareRoot()
         let group = H / Hk

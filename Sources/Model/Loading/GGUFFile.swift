@@ -15,6 +15,8 @@ public struct GGUFTensorInfo: Sendable, Equatable {
     public var fileOffset: Int
     public var byteCount: Int
     public var elementCount: Int
+    /// Bytes of one row (`ne[0]` weights, whole blocks).
+    public var rowBytes: Int { ne[0] / type.blockSize * type.bytesPerBlock }
 }
 
 /// A GGUF v2/v3 file (little-endian), memory-mapped and validated when opened.

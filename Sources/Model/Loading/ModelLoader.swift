@@ -41,10 +41,11 @@ public struct LoadedModel: @unchecked Sendable {
 /// The one entry point for reading models: a directory is an HF checkpoint (`config.json` plus
 /// `model.safetensors` or its shard index); a file ending in `.gguf` is GGUF.
 public enum ModelLoader {
-    public static func load(_ url: URL) throws -> LoadedModel {
+    /// Loads a model with its linear weights held as `quantization` says (fp32 by default).
+    public static func load(_ url: URL, quantization: QuantizationMode = .none) throws -> LoadedModel {
         switch try kind(of: url) {
-        case .huggingFace: return try loadHuggingFace(url)
-        case .gguf: return try loadGGUF(url)
+        case .huggingFace: return try loadHuggingFace(url, quantization: quantization)
+        case .gguf: return try loadGGUF(url, quantization: quantization)
         }
     }
 
@@ -68,15 +69,25 @@ public enum ModelLoader {
 
     // MARK: GGUF
 
-    public static func loadGGUF(_ url: URL) throws -> LoadedModel {
+    public static func loadGGUF(_ url: URL, quantization: QuantizationMode = .none) throws -> LoadedModel {
         let file = try GGUFFile(url)
         let config = try file.llamaConfig()
         let tokenizer = try file.tokenizerData()
         let source = TensorSource(
             path: { _ in url.path },
             shape: { file.tensor(named: $0)?.shape },
-            floats: { try file.floats($0) })
-        let weights = try WeightLoader.load(config: config, names: .gguf, source: source)
+            floats: { try file.floats($0) },
+            raw: { name in
+                guard let t = file.tensor(named: name) else { return nil }
+                return (t.type, try file.rawBytes(name))
+            })
+        // auto: a GGUF whose linear weights are stored in blocks we compute with keeps them; else NF4.
+        var quant = quantization
+        if quant == .auto {
+            let q = file.tensor(named: TensorNames.gguf.layer(0, .q))?.type
+            quant = q.map { WeightLoader.keptTypes.contains($0) } == true ? .keep : .nf4
+        }
+        let weights = try WeightLoader.load(config: config, names: .gguf, source: source, quant: quant)
         let name = file.metadata["general.name"]?.string ?? url.deletingPathExtension().lastPathComponent
         return LoadedModel(config: config, weights: weights, tokenizer: .gguf(tokenizer),
                            chatTemplate: tokenizer.chatTemplate, sourcePath: url, format: .gguf, name: name)
@@ -84,7 +95,7 @@ public enum ModelLoader {
 
     // MARK: Hugging Face directory
 
-    public static func loadHuggingFace(_ dir: URL) throws -> LoadedModel {
+    public static func loadHuggingFace(_ dir: URL, quantization: QuantizationMode = .none) throws -> LoadedModel {
         let config = try HFConfigLoader.load(directory: dir)
         let tokenizerJSON = dir.appendingPathComponent("tokenizer.json")
         guard FileManager.default.fileExists(atPath: tokenizerJSON.path) else {
@@ -99,7 +110,9 @@ public enum ModelLoader {
             path: { collection.path(for: $0) },
             shape: { collection.info($0)?.shape },
             floats: { try collection.floats($0) })
-        let weights = try WeightLoader.load(config: config, names: .huggingFace, source: source)
+        // fp16/bf16/fp32 checkpoints become NF4 under auto; `keep` has no blocks to keep here.
+        let quant: QuantizationMode = quantization == .auto ? .nf4 : (quantization == .keep ? .none : quantization)
+        let weights = try WeightLoader.load(config: config, names: .huggingFace, source: source, quant: quant)
         return LoadedModel(config: config, weights: weights,
                            tokenizer: .huggingFace(tokenizerJSON: tokenizerJSON,
                                                    tokenizerConfig: hasTokenizerConfig ? tokenizerConfigURL : nil),

@@ -1,4 +1,5 @@
 import Kernels
+import Quantization
 
 /// Where tensors come from when building `ModelWeights`: their names in the file, their shapes in
 /// PyTorch order, and fp32 data. One tensor is dequantized at a time, so loading holds the fp32
@@ -7,6 +8,8 @@ struct TensorSource {
     var path: (String) -> String
     var shape: (String) -> [Int]?
     var floats: (String) throws -> [Float]
+    /// GGUF only: a tensor's block type and its bytes as stored (for `--quant keep`).
+    var raw: ((String) throws -> (type: GGMLType, bytes: UnsafeRawBufferPointer)?)? = nil
 }
 
 /// The tensor names of each checkpoint format.
@@ -57,26 +60,61 @@ struct TensorNames {
 }
 
 enum WeightLoader {
-    /// Builds fp32 `ModelWeights`, checking every tensor's presence and shape against `config`.
-    static func load(config c: LlamaConfig, names: TensorNames, source: TensorSource) throws -> ModelWeights {
+    /// GGUF block types that `keep` computes with directly.
+    static let keptTypes: Set<GGMLType> = [.q4_1, .q8_0]
+
+    /// Builds `ModelWeights`, checking every tensor's presence and shape against `config`.
+    /// Linear weights are held as `quant` says (already resolved: never `.auto`); each is
+    /// quantized as soon as it is read, so the whole fp32 model is never resident at once.
+    static func load(config c: LlamaConfig, names: TensorNames, source: TensorSource,
+                     quant: QuantizationMode = .none) throws -> ModelWeights {
+        precondition(quant != .auto, "resolve .auto before loading")
         let D = c.hiddenSize, F = c.intermediateSize, V = c.vocabSize
 
-        func tensor(_ name: String, _ expected: [Int]) throws -> [Float] {
+        func checkShape(_ name: String, _ expected: [Int]) throws {
             guard let shape = source.shape(name) else {
                 throw ModelError.missingTensor(path: source.path(name), name: name, expectedShape: expected)
             }
             guard shape == expected else {
                 throw ModelError.wrongShape(path: source.path(name), name: name, expected: expected, actual: shape)
             }
+        }
+        func tensor(_ name: String, _ expected: [Int]) throws -> [Float] {
+            try checkShape(name, expected)
             return try source.floats(name)
         }
-        func linear(_ name: String, _ out: Int, _ inp: Int, unpermuteHeads: Int? = nil) throws -> DenseWeight {
+        /// The stored blocks of a tensor when `keep` can compute with them directly.
+        func keptBlocks(_ name: String, _ out: Int, _ inp: Int, unpermuteHeads: Int?) throws -> (GGMLType, [UInt8])? {
+            guard quant == .keep, let raw = source.raw else { return nil }
+            try checkShape(name, [out, inp])
+            guard let stored = try raw(name), keptTypes.contains(stored.type) else { return nil }
+            var bytes = [UInt8](stored.bytes)
+            if let heads = unpermuteHeads {
+                let rowBytes = inp / stored.type.blockSize * stored.type.bytesPerBlock
+                bytes.withUnsafeMutableBytes { LlamaQKPermutation.unpermuteRows($0, heads: heads, headDim: c.headDim, rowBytes: rowBytes) }
+            }
+            return (stored.type, bytes)
+        }
+        func linear(_ name: String, _ out: Int, _ inp: Int, unpermuteHeads: Int? = nil) throws -> LinearWeight {
+            if let (type, bytes) = try keptBlocks(name, out, inp, unpermuteHeads: unpermuteHeads) {
+                return type == .q4_1 ? try Q4_1Weight(outFeatures: out, inFeatures: inp, blocks: bytes)
+                                     : try Q8_0Weight(outFeatures: out, inFeatures: inp, blocks: bytes)
+            }
             var data = try tensor(name, [out, inp])
             if let heads = unpermuteHeads { unpermuteRows(&data, heads: heads, headDim: c.headDim, columns: inp) }
-            return DenseWeight(outFeatures: out, inFeatures: inp, data: data)
+            switch quant {
+            case .nf4: return try NF4Weight(outFeatures: out, inFeatures: inp, data: data)
+            case .int8: return try Int8Weight(outFeatures: out, inFeatures: inp, data: data)
+            case .none, .keep, .auto: return DenseWeight(outFeatures: out, inFeatures: inp, data: data)
+            }
         }
 
-        let embedding = try tensor(names.embedding, [V, D])
+        // Under `keep` a quantized embedding table stays as stored, and so does a tied head.
+        var quantizedEmbedding: QuantizedRows?
+        if let (type, bytes) = try keptBlocks(names.embedding, V, D, unpermuteHeads: nil) {
+            quantizedEmbedding = QuantizedRows(type: type, rows: V, columns: D, bytes: bytes)
+        }
+        let embedding = quantizedEmbedding == nil ? try tensor(names.embedding, [V, D]) : []
         var layers: [LayerWeights] = []
         layers.reserveCapacity(c.numLayers)
         for i in 0..<c.numLayers {
@@ -93,33 +131,59 @@ enum WeightLoader {
                 down: try linear(n(.down), D, F)))
         }
         let finalNorm = try tensor(names.finalNorm, [D])
-        // Tied: the head shares the embedding's storage (copy-on-write array, no copy made).
-        let lmHead = c.tieWordEmbeddings
-            ? DenseWeight(outFeatures: V, inFeatures: D, data: embedding)
-            : try linear(names.lmHead, V, D)
-        return ModelWeights(embedding: embedding, layers: layers, finalNorm: finalNorm, lmHead: lmHead)
+        // Tied: the head shares the embedding's storage (copy-on-write array, no copy made), or its
+        // kept blocks. The head is never NF4/int8: transformers leaves lm_head unquantized.
+        let lmHead: LinearWeight
+        if c.tieWordEmbeddings {
+            if let q = quantizedEmbedding {
+                lmHead = q.type == .q4_1 ? try Q4_1Weight(outFeatures: V, inFeatures: D, blocks: q.bytes)
+                                         : try Q8_0Weight(outFeatures: V, inFeatures: D, blocks: q.bytes)
+            } else {
+                lmHead = DenseWeight(outFeatures: V, inFeatures: D, data: embedding)
+            }
+        } else if let (type, bytes) = try keptBlocks(names.lmHead, V, D, unpermuteHeads: nil) {
+            lmHead = type == .q4_1 ? try Q4_1Weight(outFeatures: V, inFeatures: D, blocks: bytes)
+                                   : try Q8_0Weight(outFeatures: V, inFeatures: D, blocks: bytes)
+        } else {
+            lmHead = DenseWeight(outFeatures: V, inFeatures: D, data: try tensor(names.lmHead, [V, D]))
+        }
+        return ModelWeights(embedding: embedding, layers: layers, finalNorm: finalNorm, lmHead: lmHead,
+                            quantizedEmbedding: quantizedEmbedding)
     }
 
-    /// Undoes llama.cpp's q/k row permutation (convert_hf_to_gguf.py `LlamaModel.permute`: rows viewed
-    /// as [heads, 2, E/2] with the last two axes swapped, so a head's rows go from HF's rotate-half
-    /// order (first halves, then second halves) to interleaved pairs). In the GGUF, row 2j + a of a head
-    /// is HF row a * E/2 + j; this puts every row back. `data` is [heads * E, columns] row-major.
-    static func unpermuteRows(_ data: inout [Float], heads: Int, headDim E: Int, columns: Int) {
-        let half = E / 2
-        var head = [Float](repeating: 0, count: E * columns)
-        data.withUnsafeMutableBufferPointer { w in
-            head.withUnsafeMutableBufferPointer { tmp in
-                for h in 0..<heads {
-                    let base = w.baseAddress! + h * E * columns
-                    tmp.baseAddress!.update(from: base, count: E * columns)
-                    for j in 0..<half {
-                        for a in 0..<2 {
-                            let src = tmp.baseAddress! + (2 * j + a) * columns
-                            let dst = base + (a * half + j) * columns
-                            dst.update(from: src, count: columns)
-                        }
-                    }
-                }
+    static func unpermuteRows(_ data: inout [Float], heads: Int, headDim: Int, columns: Int) {
+        data.withUnsafeMutableBytes { raw in
+            LlamaQKPermutation.unpermuteRows(raw, heads: heads, headDim: headDim, rowBytes: columns * MemoryLayout<Float>.size)
+        }
+    }
+}
+
+/// llama.cpp's q/k row permutation for arch `llama` and its inverse.
+///
+/// convert_hf_to_gguf.py `LlamaModel.permute` views a q (or k) weight's rows as [heads, 2, E/2] and swaps
+/// the last two axes, turning each head's rows from HF's rotate-half order (all first halves, then all
+/// second halves) into interleaved pairs for adjacent-pair rotary. So GGUF row h*E + 2j + a holds HF row
+/// h*E + a*E/2 + j. q uses the query head count, k the key/value head count. Whole rows move, so the
+/// same inverse applies to fp32 rows and to rows of quantized blocks.
+public enum LlamaQKPermutation {
+    /// The GGUF row that holds HF row `hfRow`.
+    public static func ggufRow(forHFRow hfRow: Int, headDim E: Int) -> Int {
+        let h = hfRow / E, r = hfRow % E, half = E / 2
+        return h * E + 2 * (r % half) + r / half
+    }
+
+    /// Reorders the `heads * headDim` rows of `rowBytes` bytes each in `data` from GGUF order to HF order.
+    public static func unpermuteRows(_ data: UnsafeMutableRawBufferPointer, heads: Int, headDim E: Int, rowBytes: Int) {
+        precondition(data.count >= heads * E * rowBytes, "unpermuteRows: buffer smaller than heads*E rows")
+        guard heads > 0, E > 0, rowBytes > 0, let base = data.baseAddress else { return }
+        let headBytes = E * rowBytes
+        let tmp = UnsafeMutableRawPointer.allocate(byteCount: headBytes, alignment: 16)
+        defer { tmp.deallocate() }
+        for h in 0..<heads {
+            let head = base + h * headBytes
+            tmp.copyMemory(from: head, byteCount: headBytes)
+            for r in 0..<E {
+                (head + r * rowBytes).copyMemory(from: tmp + ggufRow(forHFRow: r, headDim: E) * rowBytes, byteCount: rowBytes)
             }
         }
     }

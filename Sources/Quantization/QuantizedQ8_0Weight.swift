@@ -1,0 +1,117 @@
+import Kernels
+
+/// A frozen linear weight W[N, K] kept in GGUF's Q8_0 blocks exactly as stored.
+///
+/// Block of 32 weights, 34 bytes (ggml-common.h `block_q8_0`): f16 d, then 32 int8 q; w = d * q (fp32).
+/// Rows are K / 32 consecutive blocks.
+///
+/// T > 1: row tiles dequantized to fp32 + sgemm. T == 1: fused GEMV, per block d * Σ q·x (SIMD16),
+/// rows split over threads.
+public final class Q8_0Weight: LinearWeight, @unchecked Sendable {
+    public static let blockElements = 32
+    public static let blockBytes = 34
+
+    public let outFeatures: Int   // N
+    public let inFeatures: Int    // K
+    /// N * K / 32 blocks, `blockBytes` each, row-major.
+    public let blocks: [UInt8]
+
+    public init(outFeatures: Int, inFeatures: Int, blocks: [UInt8]) throws {
+        try QuantizedGGUFRows.check(format: "q8_0", n: outFeatures, k: inFeatures, blockElements: Self.blockElements,
+                                    blockBytes: Self.blockBytes, actual: blocks.count)
+        self.outFeatures = outFeatures
+        self.inFeatures = inFeatures
+        self.blocks = blocks
+    }
+
+    public convenience init(outFeatures: Int, inFeatures: Int, blocks: UnsafeRawBufferPointer) throws {
+        try self.init(outFeatures: outFeatures, inFeatures: inFeatures, blocks: [UInt8](blocks))
+    }
+
+    public var residentBytes: Int { blocks.count }
+
+    public func forward(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        if tokens == 1 {
+            gemv(x, into: y, accumulate: accumulate)
+            return
+        }
+        QuantizedTiles.forward(n: outFeatures, k: inFeatures, x: x, tokens: tokens, y: y, accumulate: accumulate) { r0, r1, dst in
+            self.dequantizeRows(r0, r1, into: dst)
+        }
+    }
+
+    public func backwardInput(_ dy: UnsafePointer<Float>, tokens: Int, into dx: UnsafeMutablePointer<Float>) {
+        QuantizedTiles.backwardInput(n: outFeatures, k: inFeatures, dy: dy, tokens: tokens, dx: dx) { r0, r1, dst in
+            self.dequantizeRows(r0, r1, into: dst)
+        }
+    }
+
+    /// Rows r0..<r1 of W into dst[(r1 - r0) * K].
+    public func dequantizeRows(_ r0: Int, _ r1: Int, into dst: UnsafeMutablePointer<Float>) {
+        blocks.withUnsafeBytes { raw in
+            Self.dequantize(raw.baseAddress! + r0 * (inFeatures / 32) * Self.blockBytes,
+                            blockCount: (r1 - r0) * (inFeatures / 32), into: dst)
+        }
+    }
+
+    /// Dequantizes `blockCount` consecutive Q8_0 blocks at `src` into dst[blockCount * 32] (also usable for
+    /// an embedding row lookup: one row is K / 32 blocks). A plain loop the compiler vectorizes.
+    @inline(__always)
+    public static func dequantize(_ src: UnsafeRawPointer, blockCount: Int, into dst: UnsafeMutablePointer<Float>) {
+        for b in 0..<blockCount {
+            let p = src + b * blockBytes
+            let d = QuantizedGGUFRows.halfToFloat(p.loadUnaligned(as: UInt16.self))
+            let qs = (p + 2).assumingMemoryBound(to: Int8.self)
+            let out = dst + b * 32
+            for j in 0..<32 { out[j] = Float(qs[j]) * d }
+        }
+    }
+
+    /// y[N] = W · x[K] (+ y), rows split over threads, two at a time: both rows are dequantized into an
+    /// L1-resident per-thread buffer (a loop the compiler vectorizes), then dotted with x sharing each x load.
+    func gemv(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let k = inFeatures, bpr = k / 32
+        let xr = UnsafeRawPointer(x)
+        blocks.withUnsafeBytes { raw in
+            let base = raw.baseAddress!
+            Parallel.forEachChunk(outFeatures, minChunk: 16) { rows in
+                let bufA = QuantizedScratch.floats(2 * k), bufB = bufA + k
+                var r = rows.lowerBound
+                while r < rows.upperBound {
+                    if r + 1 < rows.upperBound {
+                        Self.dequantize(base + r * bpr * Self.blockBytes, blockCount: 2 * bpr, into: bufA)
+                        let (va, vb) = QuantizedGGUFRows.dot2(bufA, bufB, xr, count: k)
+                        y[r] = accumulate ? y[r] + va : va
+                        y[r + 1] = accumulate ? y[r + 1] + vb : vb
+                        r += 2
+                    } else {
+                        Self.dequantize(base + r * bpr * Self.blockBytes, blockCount: bpr, into: bufA)
+                        let v = QuantizedGGUFRows.dot(bufA, xr, count: k)
+                        y[r] = accumulate ? y[r] + v : v
+                        r += 1
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: reference twins
+
+    @inline(__always)
+    func referenceWeight(_ r: Int, _ c: Int) -> Float {
+        let b = (r * inFeatures + c) / 32, j = c % 32
+        let o = b * Self.blockBytes
+        let d = Half.toFloat(UInt16(blocks[o]) | UInt16(blocks[o + 1]) << 8)
+        return Float(Int8(bitPattern: blocks[o + 2 + j])) * d
+    }
+
+    /// Plain twin of `forward`.
+    public func forwardReference(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        QuantizedGGUFRows.forwardReference(n: outFeatures, k: inFeatures, weight: referenceWeight, x, tokens: tokens, into: y, accumulate: accumulate)
+    }
+
+    /// Plain twin of `backwardInput`.
+    public func backwardInputReference(_ dy: UnsafePointer<Float>, tokens: Int, into dx: UnsafeMutablePointer<Float>) {
+        QuantizedGGUFRows.backwardInputReference(n: outFeatures, k: inFeatures, weight: referenceWeight, dy, tokens: tokens, into: dx)
+    }
+}

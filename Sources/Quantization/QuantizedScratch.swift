@@ -1,0 +1,97 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Kernels
+
+/// A per-thread fp32 buffer for dequantized weight tiles, so `forward` / `backwardInput` allocate nothing
+/// once a thread has seen its largest tile, and concurrent callers never share a tile.
+/// The buffer grows to the largest request and is freed when the thread exits.
+enum QuantizedScratch {
+    final class Buffer {
+        var pointer: UnsafeMutablePointer<Float>
+        var capacity: Int
+        init(_ n: Int) {
+            capacity = n
+            pointer = .allocate(capacity: n)
+        }
+        deinit { pointer.deallocate() }
+    }
+
+    private static let key: pthread_key_t = {
+        var k = pthread_key_t()
+        pthread_key_create(&k) { raw in
+            guard let raw else { return }
+            Unmanaged<Buffer>.fromOpaque(raw).release()
+        }
+        return k
+    }()
+
+    /// The calling thread's buffer, at least `count` floats long. Contents are unspecified.
+    static func floats(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let k = key
+        if let raw = pthread_getspecific(k) {
+            let buffer = Unmanaged<Buffer>.fromOpaque(raw).takeUnretainedValue()
+            if buffer.capacity >= count { return buffer.pointer }
+            buffer.pointer.deallocate()
+            buffer.pointer = .allocate(capacity: count)
+            buffer.capacity = count
+            return buffer.pointer
+        }
+        let buffer = Buffer(max(count, 1))
+        pthread_setspecific(k, Unmanaged.passRetained(buffer).toOpaque())
+        return buffer.pointer
+    }
+}
+
+/// Shared driver for quantized linear weights: tiles of rows dequantized to fp32, multiplied with sgemm.
+enum QuantizedTiles {
+    /// Rows per tile for width K: about 256K floats (1 MiB), at least 16 rows, at most N.
+    @inline(__always)
+    static func rows(n: Int, k: Int) -> Int { min(n, max(16, (1 << 18) / max(1, k))) }
+
+    /// Y[T, N] = X[T, K] · Wᵀ (+ Y when accumulate), W dequantized tile by tile with `dequantRows(r0, r1, dst)`
+    /// writing rows r0..<r1 row-major into dst ([r1 - r0, K]).
+    @inline(__always)
+    static func forward(n: Int, k: Int, x: UnsafePointer<Float>, tokens: Int, y: UnsafeMutablePointer<Float>,
+                        accumulate: Bool, dequantRows: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+        if tokens <= 0 { return }
+        let tile = rows(n: n, k: k)
+        let buf = QuantizedScratch.floats(tile * k)
+        var r0 = 0
+        while r0 < n {
+            let r1 = min(n, r0 + tile)
+            fillTile(r0, r1, k: k, buf, dequantRows)
+            // Y[:, r0..<r1] = X · tileᵀ, written in place with ldc = N.
+            BLAS.sgemm(transB: true, m: tokens, n: r1 - r0, k: k, a: x, lda: k, b: buf, ldb: k,
+                       beta: accumulate ? 1 : 0, c: y + r0, ldc: n)
+            r0 = r1
+        }
+    }
+
+    /// dX[T, K] += dY[T, N] · W, tile by tile: dX += dY[:, r0..<r1] · tile.
+    @inline(__always)
+    static func backwardInput(n: Int, k: Int, dy: UnsafePointer<Float>, tokens: Int, dx: UnsafeMutablePointer<Float>,
+                              dequantRows: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+        if tokens <= 0 { return }
+        let tile = rows(n: n, k: k)
+        let buf = QuantizedScratch.floats(tile * k)
+        var r0 = 0
+        while r0 < n {
+            let r1 = min(n, r0 + tile)
+            fillTile(r0, r1, k: k, buf, dequantRows)
+            BLAS.sgemm(m: tokens, n: k, k: r1 - r0, a: dy + r0, lda: n, b: buf, ldb: k, beta: 1, c: dx, ldc: k)
+            r0 = r1
+        }
+    }
+
+    /// Dequantizes rows r0..<r1 into buf, split over `Parallel` threads.
+    @inline(__always)
+    static func fillTile(_ r0: Int, _ r1: Int, k: Int, _ buf: UnsafeMutablePointer<Float>,
+                         _ dequantRows: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+        Parallel.forEachChunk(r1 - r0, minChunk: max(1, 16_384 / max(1, k))) { range in
+            dequantRows(r0 + range.lowerBound, r0 + range.upperBound, buf + range.lowerBound * k)
+        }
+    }
+}
