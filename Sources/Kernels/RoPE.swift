@@ -23,6 +23,17 @@ public struct RoPE: Sendable {
     /// Rotates X[T, heads*E] in place; token t sits at position positions[t].
     /// cos/sin come from the fp32 angle position * invFreq[i], as transformers computes them.
     public func apply(_ x: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, positions: UnsafePointer<Int32>) {
+        rotate(x, tokens: tokens, heads: heads, positions: positions, sign: 1)
+    }
+
+    /// Backward of `apply`: the rotation is orthogonal, so the gradient turns by the opposite angle.
+    public func applyInverse(_ x: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, positions: UnsafePointer<Int32>) {
+        rotate(x, tokens: tokens, heads: heads, positions: positions, sign: -1)
+    }
+
+    /// Turns each (x[i], x[i + E/2]) pair by sign * position * invFreq[i].
+    @inline(__always)
+    private func rotate(_ x: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, positions: UnsafePointer<Int32>, sign: Float) {
         let half = headDim / 2
         let stride = heads * headDim
         invFreq.withUnsafeBufferPointer { f in
@@ -31,38 +42,12 @@ public struct RoPE: Sendable {
                 let row = x + t * stride
                 for i in 0..<half {
                     let angle = p * f[i]
-                    let c = cosf(angle), s = sinf(angle)
-                    var h = 0
-                    while h < heads {
+                    let c = cosf(angle), s = sign * sinf(angle)
+                    for h in 0..<heads {
                         let base = row + h * headDim
                         let x1 = base[i], x2 = base[i + half]
                         base[i] = x1 * c - x2 * s
                         base[i + half] = x2 * c + x1 * s
-                        h += 1
-                    }
-                }
-            }
-        }
-    }
-}
-
-extension RoPE {
-    /// Backward of `apply`: the rotation is orthogonal, so the gradient turns by the opposite angle.
-    public func applyInverse(_ x: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, positions: UnsafePointer<Int32>) {
-        let half = headDim / 2
-        let stride = heads * headDim
-        invFreq.withUnsafeBufferPointer { f in
-            for t in 0..<tokens {
-                let p = Float(positions[t])
-                let row = x + t * stride
-                for i in 0..<half {
-                    let angle = p * f[i]
-                    let c = cosf(angle), s = sinf(angle)
-                    for h in 0..<heads {
-                        let base = row + h * headDim
-                        let x1 = base[i], x2 = base[i + half]
-                        base[i] = x1 * c + x2 * s
-                        base[i + half] = x2 * c - x1 * s
                     }
                 }
             }

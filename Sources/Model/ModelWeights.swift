@@ -13,11 +13,30 @@ public struct LayerWeights: @unchecked Sendable {
     public var gate: LinearWeight         // [F, D]
     public var up: LinearWeight           // [F, D]
     public var down: LinearWeight         // [D, F]
+    /// Qwen2's projection biases, added after q/k/v_proj (before RoPE); nil for Llama and Mistral.
+    public var qBias: [Float]?            // [H*E]   q_proj.bias
+    public var kBias: [Float]?            // [Hk*E]  k_proj.bias
+    public var vBias: [Float]?            // [Hk*E]  v_proj.bias
 
     public init(attnNorm: [Float], q: LinearWeight, k: LinearWeight, v: LinearWeight, o: LinearWeight,
-                mlpNorm: [Float], gate: LinearWeight, up: LinearWeight, down: LinearWeight) {
+                mlpNorm: [Float], gate: LinearWeight, up: LinearWeight, down: LinearWeight,
+                qBias: [Float]? = nil, kBias: [Float]? = nil, vBias: [Float]? = nil) {
         self.attnNorm = attnNorm; self.q = q; self.k = k; self.v = v; self.o = o
         self.mlpNorm = mlpNorm; self.gate = gate; self.up = up; self.down = down
+        self.qBias = qBias; self.kBias = kBias; self.vBias = vBias
+    }
+
+    /// Adds `bias` [n] to every row of Y[T, n]; nothing when `bias` is nil.
+    @inline(__always)
+    public static func addBias(_ bias: [Float]?, to y: UnsafeMutablePointer<Float>, tokens T: Int) {
+        guard let bias else { return }
+        bias.withUnsafeBufferPointer { b in
+            let n = b.count
+            for t in 0..<T {
+                let row = y + t * n
+                for i in 0..<n { row[i] += b[i] }
+            }
+        }
     }
 
     /// The linear weights by their HF module name (q_proj ... down_proj).

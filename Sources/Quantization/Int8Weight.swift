@@ -6,7 +6,7 @@ import Kernels
 ///
 /// Same structure as `NF4Weight`: T > 1 dequantizes row tiles and uses sgemm; T == 1 is a fused
 /// int8 GEMV (SIMD, threads over rows); `...Reference` twins are plain loops.
-public final class Int8Weight: LinearWeight, @unchecked Sendable {
+public final class Int8Weight: RowDequantizedWeight, @unchecked Sendable {
     public let outFeatures: Int   // N
     public let inFeatures: Int    // K
     /// Row-major [N, K].
@@ -49,21 +49,8 @@ public final class Int8Weight: LinearWeight, @unchecked Sendable {
     /// q (1 byte per weight) plus one fp32 scale per row.
     public var residentBytes: Int { q.count + 4 * scales.count }
 
-    public func forward(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        if tokens == 1 {
-            gemv(x, into: y, accumulate: accumulate)
-            return
-        }
-        QuantizedTiles.forward(n: outFeatures, k: inFeatures, x: x, tokens: tokens, y: y, accumulate: accumulate) { r0, r1, dst in
-            self.dequantizeRows(r0, r1, into: dst)
-        }
-    }
-
-    public func backwardInput(_ dy: UnsafePointer<Float>, tokens: Int, into dx: UnsafeMutablePointer<Float>) {
-        QuantizedTiles.backwardInput(n: outFeatures, k: inFeatures, dy: dy, tokens: tokens, dx: dx) { r0, r1, dst in
-            self.dequantizeRows(r0, r1, into: dst)
-        }
-    }
+    /// The fused GEMV covers every shape of this format.
+    public var hasGEMV: Bool { true }
 
     /// Rows r0..<r1 of W into dst[(r1 - r0) * K], fp32 q * scale.
     public func dequantizeRows(_ r0: Int, _ r1: Int, into dst: UnsafeMutablePointer<Float>) {
@@ -83,7 +70,7 @@ public final class Int8Weight: LinearWeight, @unchecked Sendable {
     /// y[N] = W · x[K] (+ y), rows split over threads, two at a time: both rows' int8 values are widened
     /// to fp32 into an L1-resident per-thread buffer (a loop the compiler vectorizes), dotted with x sharing
     /// each x load, and scaled once by their row scales. K not a multiple of 16 finishes with a scalar tail.
-    func gemv(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+    public func gemv(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         let k = inFeatures
         let k16 = k / 16 * 16
         q.withUnsafeBufferPointer { qb in

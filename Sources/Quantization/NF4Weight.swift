@@ -6,7 +6,7 @@ import Kernels
 ///   multiplied with sgemm, so the product runs at BLAS speed.
 /// - T == 1 (decoding): a fused dequantize-and-dot GEMV, SIMD over each 64-element block, threads over rows.
 /// Each has a plain reference twin (`forwardReference`, `backwardInputReference`) that tests compare.
-public final class NF4Weight: LinearWeight, @unchecked Sendable {
+public final class NF4Weight: RowDequantizedWeight, @unchecked Sendable {
     public let tensor: NF4Tensor
     public let outFeatures: Int   // N
     public let inFeatures: Int    // K
@@ -29,23 +29,8 @@ public final class NF4Weight: LinearWeight, @unchecked Sendable {
     /// (code[high nibble], code[low nibble]) for every byte: one load yields two consecutive weights.
     static let pairTable: [SIMD2<Float>] = (0..<256).map { SIMD2(NF4Tensor.code[$0 >> 4], NF4Tensor.code[$0 & 15]) }
 
-    /// Y[T, N] = X[T, K] · Wᵀ (+ Y when accumulate).
-    public func forward(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        if tokens == 1 && inFeatures % NF4Tensor.blockSize == 0 {
-            gemv(x, into: y, accumulate: accumulate)
-            return
-        }
-        QuantizedTiles.forward(n: outFeatures, k: inFeatures, x: x, tokens: tokens, y: y, accumulate: accumulate) { r0, r1, dst in
-            self.dequantizeRows(r0, r1, into: dst)
-        }
-    }
-
-    /// dX[T, K] += dY[T, N] · W.
-    public func backwardInput(_ dy: UnsafePointer<Float>, tokens: Int, into dx: UnsafeMutablePointer<Float>) {
-        QuantizedTiles.backwardInput(n: outFeatures, k: inFeatures, dy: dy, tokens: tokens, dx: dx) { r0, r1, dst in
-            self.dequantizeRows(r0, r1, into: dst)
-        }
-    }
+    /// The fused GEMV covers every shape of this format whose K is a multiple of the block size.
+    public var hasGEMV: Bool { inFeatures % NF4Tensor.blockSize == 0 }
 
     /// Rows r0..<r1 of W into dst[(r1 - r0) * K], fp32 (the same values as `NF4Tensor.dequantize`).
     public func dequantizeRows(_ r0: Int, _ r1: Int, into dst: UnsafeMutablePointer<Float>) {
@@ -86,7 +71,7 @@ public final class NF4Weight: LinearWeight, @unchecked Sendable {
     /// pairs make a SIMD4 multiplied with x; a block's sum is scaled once by its absmax.
     /// Single thread on baseline x86-64 (SSE2): 8.2 weights/ns, against 4.5 when rows were first expanded
     /// into a buffer and 1.4 when table values were inserted lane by lane into SIMD8 vectors.
-    func gemv(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+    public func gemv(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         let k = inFeatures, bs = NF4Tensor.blockSize
         let blocksPerRow = k / bs
         let t = tensor

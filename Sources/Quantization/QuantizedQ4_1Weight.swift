@@ -8,7 +8,7 @@ import Kernels
 ///
 /// T > 1: row tiles dequantized to fp32 + sgemm. T == 1: fused GEMV (see `gemv`), per block
 /// d * Σ q·x + m * Σ x with Σ x per block computed once per call; rows split over threads.
-public final class Q4_1Weight: LinearWeight, @unchecked Sendable {
+public final class Q4_1Weight: RowDequantizedWeight, @unchecked Sendable {
     public static let blockElements = 32
     public static let blockBytes = 20
 
@@ -32,21 +32,8 @@ public final class Q4_1Weight: LinearWeight, @unchecked Sendable {
 
     public var residentBytes: Int { blocks.count }
 
-    public func forward(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        if tokens == 1 {
-            gemv(x, into: y, accumulate: accumulate)
-            return
-        }
-        QuantizedTiles.forward(n: outFeatures, k: inFeatures, x: x, tokens: tokens, y: y, accumulate: accumulate) { r0, r1, dst in
-            self.dequantizeRows(r0, r1, into: dst)
-        }
-    }
-
-    public func backwardInput(_ dy: UnsafePointer<Float>, tokens: Int, into dx: UnsafeMutablePointer<Float>) {
-        QuantizedTiles.backwardInput(n: outFeatures, k: inFeatures, dy: dy, tokens: tokens, dx: dx) { r0, r1, dst in
-            self.dequantizeRows(r0, r1, into: dst)
-        }
-    }
+    /// The fused GEMV covers every shape of this format.
+    public var hasGEMV: Bool { true }
 
     /// Rows r0..<r1 of W into dst[(r1 - r0) * K].
     public func dequantizeRows(_ r0: Int, _ r1: Int, into dst: UnsafeMutablePointer<Float>) {
@@ -82,7 +69,7 @@ public final class Q4_1Weight: LinearWeight, @unchecked Sendable {
     /// x is first reordered per block to (x[j], x[j + 16]) pairs so that a byte's two quants, looked up as
     /// one SIMD2 in `pairTable`, line up with their inputs; per block d * Σ q·x + m * Σ x, with Σ x per
     /// block computed once per call. Reordered x and block sums live in the caller's per-thread scratch.
-    func gemv(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+    public func gemv(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         let k = inFeatures, bpr = k / 32
         let scratch = QuantizedScratch.floats(k + bpr)
         let xsums = scratch + k

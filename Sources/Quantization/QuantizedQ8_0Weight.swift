@@ -7,7 +7,7 @@ import Kernels
 ///
 /// T > 1: row tiles dequantized to fp32 + sgemm. T == 1: fused GEMV, per block d * Σ q·x (SIMD16),
 /// rows split over threads.
-public final class Q8_0Weight: LinearWeight, @unchecked Sendable {
+public final class Q8_0Weight: RowDequantizedWeight, @unchecked Sendable {
     public static let blockElements = 32
     public static let blockBytes = 34
 
@@ -30,21 +30,8 @@ public final class Q8_0Weight: LinearWeight, @unchecked Sendable {
 
     public var residentBytes: Int { blocks.count }
 
-    public func forward(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        if tokens == 1 {
-            gemv(x, into: y, accumulate: accumulate)
-            return
-        }
-        QuantizedTiles.forward(n: outFeatures, k: inFeatures, x: x, tokens: tokens, y: y, accumulate: accumulate) { r0, r1, dst in
-            self.dequantizeRows(r0, r1, into: dst)
-        }
-    }
-
-    public func backwardInput(_ dy: UnsafePointer<Float>, tokens: Int, into dx: UnsafeMutablePointer<Float>) {
-        QuantizedTiles.backwardInput(n: outFeatures, k: inFeatures, dy: dy, tokens: tokens, dx: dx) { r0, r1, dst in
-            self.dequantizeRows(r0, r1, into: dst)
-        }
-    }
+    /// The fused GEMV covers every shape of this format.
+    public var hasGEMV: Bool { true }
 
     /// Rows r0..<r1 of W into dst[(r1 - r0) * K].
     public func dequantizeRows(_ r0: Int, _ r1: Int, into dst: UnsafeMutablePointer<Float>) {
@@ -69,7 +56,7 @@ public final class Q8_0Weight: LinearWeight, @unchecked Sendable {
 
     /// y[N] = W · x[K] (+ y), rows split over threads, two at a time: both rows are dequantized into an
     /// L1-resident per-thread buffer (a loop the compiler vectorizes), then dotted with x sharing each x load.
-    func gemv(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+    public func gemv(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         let k = inFeatures, bpr = k / 32
         let xr = UnsafeRawPointer(x)
         blocks.withUnsafeBytes { raw in

@@ -95,3 +95,35 @@ enum QuantizedTiles {
         }
     }
 }
+
+/// A frozen weight held in a compressed format that can produce fp32 rows on demand. Prefill,
+/// training and backward dequantize tiles of rows and multiply with sgemm (`QuantizedTiles`);
+/// a single token (decoding) uses the format's fused dequantize-and-dot GEMV.
+public protocol RowDequantizedWeight: LinearWeight {
+    /// Rows r0..<r1 of W into dst[(r1 - r0) * K], fp32.
+    func dequantizeRows(_ r0: Int, _ r1: Int, into dst: UnsafeMutablePointer<Float>)
+    /// Whether `gemv` handles this weight's shape.
+    var hasGEMV: Bool { get }
+    /// y[N] = W · x[K] (+ y when accumulate), one token.
+    func gemv(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, accumulate: Bool)
+}
+
+extension RowDequantizedWeight {
+    /// Y[T, N] = X[T, K] · Wᵀ (+ Y when accumulate).
+    public func forward(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        if tokens == 1 && hasGEMV {
+            gemv(x, into: y, accumulate: accumulate)
+            return
+        }
+        QuantizedTiles.forward(n: outFeatures, k: inFeatures, x: x, tokens: tokens, y: y, accumulate: accumulate) { r0, r1, dst in
+            self.dequantizeRows(r0, r1, into: dst)
+        }
+    }
+
+    /// dX[T, K] += dY[T, N] · W.
+    public func backwardInput(_ dy: UnsafePointer<Float>, tokens: Int, into dx: UnsafeMutablePointer<Float>) {
+        QuantizedTiles.backwardInput(n: outFeatures, k: inFeatures, dy: dy, tokens: tokens, dx: dx) { r0, r1, dst in
+            self.dequantizeRows(r0, r1, into: dst)
+        }
+    }
+}

@@ -1,3 +1,4 @@
+import ChatTemplate
 import Foundation
 import Model
 import Tokenizer
@@ -19,7 +20,44 @@ public struct InferenceService {
     /// Generates a completion of `prompt` (encoded with the tokenizer's own special tokens).
     public func generate(prompt: String, options: GenerateOptions, adapters: AdapterSet = .none,
                          onText: ((String) -> Void)? = nil) throws -> GenerationResult {
-        let ids = model.tokenizer.encode(prompt, addSpecialTokens: true)
+        try generate(promptIds: model.tokenizer.encode(prompt, addSpecialTokens: true), options: options,
+                     adapters: adapters, onText: onText)
+    }
+
+    /// The model's chat template, parsed.
+    public func chatTemplate() throws -> ChatTemplate {
+        guard let source = model.chatTemplate else {
+            throw ModelError.invalidArgument("\(model.source.path): the model has no chat template (chat_template.jinja, "
+                + "tokenizer_config.json `chat_template` or GGUF `tokenizer.chat_template`)")
+        }
+        return try ChatTemplate(source)
+    }
+
+    /// The conversation `lora generate --chat` sends: an optional system message, then PROMPT as one user message.
+    public static func chatMessages(prompt: String, system: String?) -> [ChatMessage] {
+        (system.map { [ChatMessage(role: "system", content: $0)] } ?? []) + [ChatMessage(role: "user", content: prompt)]
+    }
+
+    /// `messages` rendered with the model's chat template and the generation prompt, with the tokenizer's
+    /// BOS / EOS strings as `bos_token` / `eos_token`.
+    public func chatPrompt(_ messages: [ChatMessage]) throws -> String {
+        let tok = model.tokenizer
+        return try chatTemplate().render(messages: messages, addGenerationPrompt: true,
+                                         bosToken: tok.bosTokenId.flatMap { tok.token(forId: $0) },
+                                         eosToken: tok.eosTokenId.flatMap { tok.token(forId: $0) })
+    }
+
+    /// Generates the assistant's reply to `messages`. The rendered template already holds the special
+    /// tokens it wants, so it is encoded without adding any (as transformers' `apply_chat_template(tokenize=True)`).
+    public func generate(chat messages: [ChatMessage], options: GenerateOptions, adapters: AdapterSet = .none,
+                         onText: ((String) -> Void)? = nil) throws -> GenerationResult {
+        let ids = model.tokenizer.encode(try chatPrompt(messages), addSpecialTokens: false)
+        return try generate(promptIds: ids, options: options, adapters: adapters, onText: onText)
+    }
+
+    /// Generates a completion of already-encoded prompt tokens.
+    public func generate(promptIds ids: [Int], options: GenerateOptions, adapters: AdapterSet = .none,
+                         onText: ((String) -> Void)? = nil) throws -> GenerationResult {
         let request = GenerationRequest(prompt: ids, maxTokens: options.maxTokens, sampling: options.sampling,
                                         stopStrings: options.stop, eosTokenIds: model.eosTokenIds)
         let tok = model.tokenizer
@@ -42,14 +80,11 @@ public struct InferenceService {
 
     /// Scores every record of a JSONL file (see `TextRecord`).
     public func score(file: URL, adapters: AdapterSet = .none) throws -> ScoreReport {
-        let records = try JSONLReader.readTextRecords(file)
-        let eos = records.contains { if case .promptCompletion = $0 { return true } else { return false } }
-            ? try model.scoringEOS() : 0
+        let records = try model.tokenize(JSONLReader.readTextRecords(file), file: file)
         let maxLen = model.model.config.maxPositionEmbeddings
         var results: [RecordScore] = []
         var sum = 0.0, count = 0
-        for (i, r) in records.enumerated() {
-            let tr = r.tokenize(with: model.tokenizer, eosTokenId: eos)
+        for (i, tr) in records.enumerated() {
             if maxLen > 0 && tr.tokens.count > maxLen {
                 throw ModelError.invalidArgument("\(file.path): record \(i + 1) has \(tr.tokens.count) tokens, more than the model's context of \(maxLen)")
             }

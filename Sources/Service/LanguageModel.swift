@@ -1,3 +1,4 @@
+import ChatTemplate
 import Fetch
 import Foundation
 import Kernels
@@ -42,6 +43,28 @@ public final class LanguageModel: @unchecked Sendable {
         return LanguageModel(model: LlamaModel(config: loaded.config, weights: loaded.weights),
                              tokenizer: tokenizer, source: url,
                              chatTemplate: loaded.chatTemplate ?? tokenizer.chatTemplate)
+    }
+
+    /// The chat template and BOS/EOS strings chat records are rendered with; nil without a template.
+    public func chatFormat() throws -> ChatFormat? {
+        guard let source = chatTemplate else { return nil }
+        return ChatFormat(template: try ChatTemplate(source), tokenizer: tokenizer)
+    }
+
+    /// Tokenizes records as `lora score` and `lora train` define them (chat records through the chat template).
+    public func tokenize(_ records: [TextRecord], file: URL) throws -> [TokenizedRecord] {
+        let needsEOS = records.contains { if case .promptCompletion = $0 { return true } else { return false } }
+        let eos = needsEOS ? try scoringEOS() : 0
+        let hasChat = records.contains { if case .chat = $0 { return true } else { return false } }
+        let chat = hasChat ? try chatFormat() : nil
+        if hasChat && chat == nil {
+            throw ModelError.invalidArgument("\(file.path): chat records need a chat template, and \(source.path) has none")
+        }
+        return try records.enumerated().map { i, r in
+            do { return try r.tokenize(with: tokenizer, eosTokenId: eos, chat: chat) } catch {
+                throw ModelError.badInput(path: file.path, line: i + 1, reason: "\(error)")
+            }
+        }
     }
 
     /// Token ids that end generation: the config's EOS ids and the tokenizer's EOS.

@@ -1,3 +1,4 @@
+import Fetch
 import Foundation
 import Logging
 import Model
@@ -45,14 +46,40 @@ public final class RegistryService: @unchecked Sendable {
 
     /// Registers a base model file or directory under `name`, with the sha256 of its files and
     /// what the inspector reads (architecture, quantization, shape).
-    public func addBaseModel(name: String, source: URL, actor: String = RegistryService.defaultActor()) throws -> BaseModelRecord {
+    /// Registers a base model given as a local path or a URL: a URL is fetched (verified, cached)
+    /// to hash and inspect it, and recorded as the source, so any worker can fetch it again.
+    public func addBaseModel(name: String, spec: String, fetcher: ModelFetcher = ModelFetcher(),
+                             actor: String = RegistryService.defaultActor()) throws -> BaseModelRecord {
+        if ModelFetcher.isRemote(spec) {
+            let local = try fetcher.fetchModel(spec)
+            return try addBaseModel(name: name, source: local, recordedSource: spec, actor: actor)
+        }
+        return try addBaseModel(name: name, source: URL(fileURLWithPath: (spec as NSString).expandingTildeInPath), actor: actor)
+    }
+
+    /// The local path of a registered base model: its file or directory, or, for a model registered
+    /// by URL, the verified copy in the fetch cache (downloaded now if this machine lacks it).
+    public static func localPath(of base: BaseModelRecord, fetcher: ModelFetcher = ModelFetcher()) throws -> URL {
+        if ModelFetcher.isRemote(base.source) {
+            let path = try fetcher.fetchModel(base.source)
+            let (digest, _) = try hashModelFiles(path)
+            guard digest == base.sha256 else {
+                throw RegistryError.artifactCorrupt(sha256: base.sha256, source: base.source, detail: "base model '\(base.name)' fetched now has sha256 \(digest)")
+            }
+            return path
+        }
+        return URL(fileURLWithPath: base.source)
+    }
+
+    public func addBaseModel(name: String, source: URL, recordedSource: String? = nil,
+                             actor: String = RegistryService.defaultActor()) throws -> BaseModelRecord {
         try Names.validateBaseModel(name)
         let source = source.standardizedFileURL
         let (digest, files) = try Self.hashModelFiles(source)
         let info = try inspector.inspect(source)
         let config: JSONValue? = try info.config.map { try JSONValue.parse(try JSONEncoder().encode($0)) }
         return try pool.withConnection { c in
-            try store.insertBaseModel(name: name, source: source.path, sha256: digest, files: files,
+            try store.insertBaseModel(name: name, source: recordedSource ?? source.path, sha256: digest, files: files,
                                       architecture: info.architecture, quantization: info.quantization,
                                       config: config, actor: actor, on: c)
         }

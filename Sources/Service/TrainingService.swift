@@ -49,10 +49,7 @@ public struct TrainingService {
 
     /// Tokenizes every record of a file (the whole file is validated before training starts).
     public func records(_ url: URL) throws -> [TokenizedRecord] {
-        let recs = try JSONLReader.readTextRecords(url)
-        let needsEOS = recs.contains { if case .promptCompletion = $0 { return true } else { return false } }
-        let eos = needsEOS ? try model.scoringEOS() : 0
-        return recs.map { $0.tokenize(with: model.tokenizer, eosTokenId: eos) }
+        try model.tokenize(JSONLReader.readTextRecords(url), file: url)
     }
 
     public func baseIdentity() -> PEFTAdapter.BaseIdentity {

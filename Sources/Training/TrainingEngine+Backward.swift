@@ -130,7 +130,7 @@ extension TrainingEngine {
                                b: v + kvh * E, ldb: kvDim, c: dS, ldc: T)
                     for i in 0..<T {
                         let pr = P + i * T, dr = dS + i * T
-                        let lo = Int(vs[b * T + i])
+                        let lo = max(Int(vs[b * T + i]), c.firstVisiblePosition(i))
                         var dsum: Float = 0
                         for e in 0..<E { dsum += dO[i * qDim + h * E + e] * o[i * qDim + h * E + e] }
                         let l = lse[i]

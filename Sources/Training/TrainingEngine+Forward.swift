@@ -34,6 +34,10 @@ extension TrainingEngine {
             linear(w.q, .q, l, s.xn1.pointer, N, s.q.pointer, dropoutSeed, training)
             linear(w.k, .k, l, s.xn1.pointer, N, s.k.pointer, dropoutSeed, training)
             linear(w.v, .v, l, s.xn1.pointer, N, s.v.pointer, dropoutSeed, training)
+            // Frozen biases (Qwen2): constants, so the backward is unchanged.
+            LayerWeights.addBias(w.qBias, to: s.q.pointer, tokens: N)
+            LayerWeights.addBias(w.kBias, to: s.k.pointer, tokens: N)
+            LayerWeights.addBias(w.vBias, to: s.v.pointer, tokens: N)
             model.rope.apply(s.q.pointer, tokens: N, heads: c.numHeads, positions: pos)
             model.rope.apply(s.k.pointer, tokens: N, heads: c.numKVHeads, positions: pos)
             attentionForward(batch, s)
@@ -98,7 +102,8 @@ extension TrainingEngine {
         }
     }
 
-    /// Causal attention inside each segment, per row b and head h; saves each row's log-sum-exp.
+    /// Causal attention inside each segment (and the sliding window, when the model has one), per
+    /// row b and head h; saves each row's log-sum-exp.
     func attentionForward(_ batch: MicroBatch, _ s: LayerSaved) {
         let c = model.config
         let T = batch.length, E = c.headDim, H = c.numHeads, Hk = c.numKVHeads
@@ -118,7 +123,7 @@ extension TrainingEngine {
                     let lse = s.lse.pointer + (b * H + h) * T
                     for i in 0..<T {
                         let row = P + i * T
-                        let lo = Int(vs[b * T + i])
+                        let lo = max(Int(vs[b * T + i]), c.firstVisiblePosition(i))
                         var m = -Float.infinity
                         for j in lo...i where row[j] > m { m = row[j] }
                         var sum: Float = 0

@@ -32,11 +32,18 @@ struct GenerateCommand: ParsableCommand {
     @Flag(name: .long, help: "Print {\"text\", \"tokens\", \"finish_reason\"} as JSON.")
     var json = false
 
+    @Flag(name: .long, help: "Send PROMPT as one user message through the model's chat template, with the generation prompt.")
+    var chat = false
+
+    @Option(name: .long, help: "With --chat: a system message before the user message.")
+    var system: String?
+
     @Argument(help: "The prompt.")
     var prompt: String
 
     func validate() throws {
         if maxTokens < 0 { throw ValidationError("--max-tokens must be >= 0, got \(maxTokens)") }
+        if system != nil && !chat { throw ValidationError("--system needs --chat") }
         try SamplingParameters(temperature: temperature, topK: topK, topP: topP, seed: seed).validate()
     }
 
@@ -48,14 +55,17 @@ struct GenerateCommand: ParsableCommand {
         options.sampling = SamplingParameters(temperature: temperature, topK: topK, topP: topP, seed: seed)
         options.stop = stop
         let service = InferenceService(model: lm)
+        let messages = chat ? InferenceService.chatMessages(prompt: prompt, system: system) : nil
+        let generate = { (onText: ((String) -> Void)?) throws -> GenerationResult in
+            if let messages { return try service.generate(chat: messages, options: options, adapters: adapters, onText: onText) }
+            return try service.generate(prompt: prompt, options: options, adapters: adapters, onText: onText)
+        }
         if json {
-            let result = try service.generate(prompt: prompt, options: options, adapters: adapters)
+            let result = try generate(nil)
             struct Out: Encodable { let text: String; let tokens: [Int]; let finish_reason: String }
             try printJSON(Out(text: result.text, tokens: result.tokens, finish_reason: result.finishReason.rawValue))
         } else {
-            _ = try service.generate(prompt: prompt, options: options, adapters: adapters) { piece in
-                FileHandle.standardOutput.write(Data(piece.utf8))
-            }
+            _ = try generate { piece in FileHandle.standardOutput.write(Data(piece.utf8)) }
             FileHandle.standardOutput.write(Data("\n".utf8))
         }
     }

@@ -11,6 +11,7 @@ struct Lora: ParsableCommand {
             ScoreCommand.self,
             TrainCommand.self,
             InfoCommand.self,
+            QuantizeCommand.self,
             // Registry (issue 7).
             ModelsCommand.self, ImportCommand.self, TasksCommand.self, VersionsCommand.self, ExportCommand.self,
             ResolveCommand.self, PromoteCommand.self, RollbackCommand.self, HistoryCommand.self, ArchiveCommand.self,

@@ -12,11 +12,11 @@ struct ModelsCommand: ParsableCommand {
 struct ModelsAdd: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "add", abstract: "Register a base model file or directory by name.")
     @Argument(help: "Name to register it under.") var name: String
-    @Argument(help: "A GGUF file or an HF model directory.") var source: String
+    @Argument(help: "A GGUF file, an HF model directory, or a URL of either (fetched, verified and cached).") var source: String
     @OptionGroup var registry: RegistryOptions
 
     func run() throws {
-        let b = try registry.open().addBaseModel(name: name, source: URL(fileURLWithPath: source))
+        let b = try registry.open().addBaseModel(name: name, spec: source)
         try registry.emit(b) { "registered base model \(b.name) (\(b.architecture), \(b.quantization)) sha256 \(b.sha256)" }
     }
 }

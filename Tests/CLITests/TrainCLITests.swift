@@ -96,3 +96,23 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(lines(r.stdout).last?["steps"] as? Int, steps)
     }
 }
+
+extension TrainCLITests {
+    func testKeepBestKeepsTheAdapterWithTheLowestEvalLossAndCheckpointsAreRotated() throws {
+        let out = dir.appendingPathComponent("best")
+        let r = try runProcess(lora, args(out, steps: 6) + ["--eval-data", data, "--eval-every", "1", "--keep-best",
+                                                           "--checkpoint-every", "1", "--keep-checkpoints", "2"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let evals = lines(r.stdout).filter { $0["eval_loss"] != nil && $0["done"] == nil }.map { $0["eval_loss"] as! Double }
+        XCTAssertEqual(evals.count, 6)
+        let best = out.appendingPathComponent("best")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: best.appendingPathComponent("adapter_model.safetensors").path))
+        // The kept adapter scores the eval data at the best eval loss seen.
+        let s = try runProcess(lora, ["score", "--model", model, "--quant", "none", "--adapter", best.path, "--data", data, "--json"])
+        XCTAssertEqual(s.status, 0, s.stderr)
+        let nll = (try JSONSerialization.jsonObject(with: Data(s.stdout.utf8)) as! [String: Any])["mean_nll"] as! Double
+        XCTAssertEqual(nll, evals.min()!, accuracy: 1e-4)
+        let ckpts = try FileManager.default.contentsOfDirectory(atPath: out.path).filter { $0.hasPrefix("checkpoint-") }.sorted()
+        XCTAssertEqual(ckpts, ["checkpoint-4", "checkpoint-5"])
+    }
+}

@@ -77,18 +77,25 @@ final class ConfigLoadingTests: XCTestCase {
     }
 
     func testFieldsThatChangeTheMathAreRefusedNamingTheField() {
-        assertRefused({ $0["rope_scaling"] = ["rope_type": "llama3", "factor": 8.0] }, field: "rope_scaling")
-        assertRefused({ $0["rope_scaling"] = ["type": "linear", "factor": 2.0] }, field: "rope_scaling")
+        assertRefused({ $0["rope_scaling"] = ["rope_type": "dynamic", "factor": 8.0] }, field: "rope_scaling.rope_type")
+        assertRefused({ $0["rope_scaling"] = ["type": "yarn", "factor": 2.0] }, field: "rope_scaling.rope_type")
+        assertRefused({ $0["rope_scaling"] = ["type": "longrope", "factor": 2.0] }, field: "rope_scaling.rope_type")
+        assertRefused({ $0["rope_scaling"] = "linear" }, field: "rope_scaling")
         assertRefused({ $0["rope_parameters"] = ["rope_type": "yarn", "rope_theta": 10000.0] }, field: "rope_parameters.rope_type")
+        assertRefused({ $0["rope_scaling"] = ["type": "linear", "factor": -2.0] }, field: "rope_scaling.factor")
+        assertRefused({ $0["rope_scaling"] = ["rope_type": "llama3", "factor": 8.0, "low_freq_factor": 4.0, "high_freq_factor": 1.0] },
+                      field: "rope_scaling.high_freq_factor")
+        assertRefused({ $0["partial_rotary_factor"] = 0.5 }, field: "partial_rotary_factor")
         assertRefused({ $0["rope_parameters"] = ["rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.5] },
                       field: "rope_parameters.partial_rotary_factor")
         assertRefused({ $0["sliding_window"] = 4096 }, field: "sliding_window")
-        assertRefused({ $0["architectures"] = ["MistralForCausalLM"] }, field: "architectures")
-        assertRefused({ $0["architectures"] = nil; $0["model_type"] = "qwen2" }, field: "model_type")
+        assertRefused({ $0["architectures"] = ["GemmaForCausalLM"] }, field: "architectures")
+        assertRefused({ $0["architectures"] = nil; $0["model_type"] = "gemma" }, field: "model_type")
+        assertRefused({ $0["architectures"] = ["MistralForCausalLM"] }, field: "model_type")   // model_type says llama
         assertRefused({ $0["attention_bias"] = true }, field: "attention_bias")
         assertRefused({ $0["mlp_bias"] = true }, field: "mlp_bias")
         assertRefused({ $0["hidden_act"] = "gelu" }, field: "hidden_act")
-        assertRefused({ $0["quantization_config"] = ["quant_method": "bitsandbytes"] }, field: "quantization_config")
+        assertRefused({ $0["quantization_config"] = ["quant_method": "bitsandbytes"] }, field: "quantization_config.load_in_4bit")
         assertRefused({ $0["num_key_value_heads"] = 4 }, field: "num_key_value_heads")
         assertRefused({ $0["hidden_size"] = "576" }, field: "hidden_size")
     }
@@ -146,8 +153,8 @@ final class ConfigLoadingTests: XCTestCase {
 
     func testGGUFRefusesOtherArchitecturesAndRopeScalingNamingTheKey() throws {
         let cases: [(String, (inout GGUFTestBuilder) -> Void)] = [
-            ("general.architecture", { $0.kvs[0] = ("general.architecture", 8, GGUFTestBuilder.str("qwen2")) }),
-            ("llama.rope.scaling.type", { $0.add("llama.rope.scaling.type", string: "linear") }),
+            ("general.architecture", { $0.kvs[0] = ("general.architecture", 8, GGUFTestBuilder.str("gemma")) }),
+            ("llama.rope.scaling.type", { $0.add("llama.rope.scaling.type", string: "yarn") }),
             ("llama.expert_count", { $0.add("llama.expert_count", u32: 8) }),
             ("llama.rope.dimension_count", { $0.add("llama.rope.dimension_count", u32: 2) }),
         ]

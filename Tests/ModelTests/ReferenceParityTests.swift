@@ -23,13 +23,29 @@ final class ReferenceParityTests: XCTestCase {
         let score: Score
     }
 
-    static let models = ["tiny-llama-tied", "tiny-llama-untied", "tiny-llama-bf16", "tiny-llama-f16", "tiny-llama-gguf"]
+    /// The Llama fixtures of issue 2, then the families of issue 3 (Qwen2 with q/k/v biases, Mistral
+    /// with a sliding window shorter than the cases, llama3 and linear RoPE scaling, and GGUF copies
+    /// of the scaled-rope models, written by scripts/fixtures/make_family_fixtures.py).
+    static let models = ["tiny-llama-tied", "tiny-llama-untied", "tiny-llama-bf16", "tiny-llama-f16", "tiny-llama-gguf",
+                         "tiny-qwen2", "tiny-mistral", "tiny-llama3-rope", "tiny-llama-linear-rope",
+                         "tiny-qwen2-gguf", "tiny-llama3-rope-gguf", "tiny-llama-linear-rope-gguf"]
 
+    /// A "-gguf" directory holds one .gguf file; without a reference.json of its own, its expected
+    /// outputs are those of the HF directory it was converted from (same fp32 weights).
     func load(_ name: String) throws -> (LlamaModel, Reference) {
         let dir = TestPaths.fixture("models/\(name)")
-        let src = name == "tiny-llama-gguf" ? dir.appendingPathComponent("tiny-llama.gguf") : dir
+        var src = dir
+        var refURL = dir.appendingPathComponent("reference.json")
+        if name.hasSuffix("-gguf") {
+            let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".gguf") }
+            XCTAssertEqual(files.count, 1, name)
+            src = dir.appendingPathComponent(files[0])
+            if !FileManager.default.fileExists(atPath: refURL.path) {
+                refURL = TestPaths.fixture("models/\(name.dropLast(5))/reference.json")
+            }
+        }
         let loaded = try ModelLoader.load(src)
-        let ref = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: dir.appendingPathComponent("reference.json")))
+        let ref = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: refURL))
         return (LlamaModel(config: loaded.config, weights: loaded.weights), ref)
     }
 

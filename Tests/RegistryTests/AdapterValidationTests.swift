@@ -2,6 +2,7 @@ import Foundation
 import Model
 import Registry
 import Service
+import TestSupport
 import XCTest
 
 final class AdapterValidationTests: RegistryTestCase {
@@ -61,6 +62,27 @@ final class AdapterValidationTests: RegistryTestCase {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         XCTAssertThrowsError(try service.importAdapter(task: "t", directory: dir, actor: "a")) { e in
             XCTAssertTrue("\(e)".contains("adapter_config.json"), "\(e)")
+        }
+    }
+
+    /// Adapters written by PEFT itself (scripts/fixtures, Tests/Fixtures/peft) for the tiny
+    /// fixture model: all-linear, rank_pattern/alpha_pattern, rsLoRA. They import, and come back
+    /// byte for byte.
+    func testAdaptersWrittenByPEFTImportAgainstTheirBaseAndRoundTrip() throws {
+        try service.addBaseModel(name: "tiny-llama-tied", source: TestPaths.fixture("models/tiny-llama-tied"), actor: "a")
+        for (i, name) in ["final-adapter", "initial-adapter-patterns", "initial-adapter-rslora"].enumerated() {
+            let src = TestPaths.fixture("peft/\(name)")
+            let v = try service.importAdapter(task: "peft", directory: src, base: "tiny-llama-tied", actor: "a")
+            XCTAssertEqual(v.version, i + 1)
+            let dir = try service.resolve("peft@\(v.version)").directory
+            for f in AdapterArchive.requiredFiles {
+                XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent(f)), try Data(contentsOf: src.appendingPathComponent(f)), f)
+            }
+        }
+        // The same adapter against the other (tiny test) base: refused, with the hint.
+        XCTAssertThrowsError(try service.importAdapter(task: "peft", directory: TestPaths.fixture("peft/final-adapter"),
+                                                       base: "tiny", actor: "a")) { e in
+            XCTAssertTrue("\(e)".contains("wrong base model"), "\(e)")
         }
     }
 }

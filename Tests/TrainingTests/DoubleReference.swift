@@ -4,7 +4,8 @@ import Model
 import Training
 
 /// A plain Float64 twin of the training forward (no BLAS, no caching): the loss whose central
-/// finite differences check the hand-written backward.
+/// finite differences check the hand-written backward. Covers every family: q/k/v biases when the
+/// layer has them, the model's (possibly scaled) rotary frequencies, the sliding window.
 enum DoubleReference {
     static func weights(_ w: LinearWeight) -> [Double] { (w as! DenseWeight).data.map(Double.init) }
 
@@ -23,11 +24,12 @@ enum DoubleReference {
             }
             return y
         }
-        func lin(_ x: [Double], _ w: LinearWeight, _ layer: Int, _ m: LinearModule) -> [Double] {
+        func lin(_ x: [Double], _ w: LinearWeight, _ layer: Int, _ m: LinearModule, bias: [Float]? = nil) -> [Double] {
             let n = w.outFeatures, k = w.inFeatures
             let W = weights(w)
             var y = [Double](repeating: 0, count: N * n)
             for t in 0..<N { for o in 0..<n { var s = 0.0; for i in 0..<k { s += x[t * k + i] * W[o * k + i] }; y[t * n + o] = s } }
+            if let bias { for t in 0..<N { for o in 0..<n { y[t * n + o] += Double(bias[o]) } } }
             if let p = adapter.pair(layer: layer, module: m) {
                 for t in 0..<N {
                     var h = [Double](repeating: 0, count: p.rank)
@@ -56,15 +58,16 @@ enum DoubleReference {
         for l in 0..<c.numLayers {
             let w = model.weights.layers[l]
             let xn = rms(x, w.attnNorm)
-            var q = lin(xn, w.q, l, .q), k = lin(xn, w.k, l, .k)
-            let v = lin(xn, w.v, l, .v)
+            var q = lin(xn, w.q, l, .q, bias: w.qBias), k = lin(xn, w.k, l, .k, bias: w.kBias)
+            let v = lin(xn, w.v, l, .v, bias: w.vBias)
             rope(&q, heads: H); rope(&k, heads: Hk)
             var att = [Double](repeating: 0, count: N * H * E)
             for b in 0..<batch.rows {
                 for h in 0..<H {
                     let kh = h / (H / Hk)
                     for i in 0..<T {
-                        let lo = Int(batch.visibleStart[b * T + i])
+                        var lo = Int(batch.visibleStart[b * T + i])
+                        if let W = c.slidingWindow { lo = max(lo, i - W + 1) }
                         var s = [Double](repeating: 0, count: i - lo + 1)
                         for j in lo...i {
                             var d = 0.0

@@ -7,7 +7,10 @@ final class GradientTests: XCTestCase {
     /// Norm of (analytic - finite difference) over norm of the finite difference, on sampled parameters.
     static let finiteDifferenceTolerance = 2e-3
 
-    static func tinyModel(seed: UInt64, tied: Bool = true, heads: Int = 4, kvHeads: Int = 2, headDim: Int = 8) -> LlamaModel {
+    /// `biases` gives every layer Qwen2's q/k/v bias vectors; `slidingWindow` and `ropeScaling`
+    /// go into the config (Mistral's window, llama3 / linear frequencies).
+    static func tinyModel(seed: UInt64, tied: Bool = true, heads: Int = 4, kvHeads: Int = 2, headDim: Int = 8,
+                          biases: Bool = false, slidingWindow: Int? = nil, ropeScaling: RoPEScaling? = nil) -> LlamaModel {
         var s = seed
         func rand(_ n: Int, _ scale: Float) -> [Float] {
             (0..<n).map { _ in
@@ -18,12 +21,14 @@ final class GradientTests: XCTestCase {
         let d = 16, f = 24, vocab = 29, layers = 2
         let config = LlamaConfig(vocabSize: vocab, hiddenSize: d, intermediateSize: f, numLayers: layers, numHeads: heads,
                                  numKVHeads: kvHeads, headDim: headDim, rmsNormEps: 1e-5, ropeTheta: 10000,
-                                 maxPositionEmbeddings: 64, tieWordEmbeddings: tied, bosTokenId: nil, eosTokenIds: [1])
+                                 maxPositionEmbeddings: 64, tieWordEmbeddings: tied, bosTokenId: nil, eosTokenIds: [1],
+                                 slidingWindow: slidingWindow, ropeScaling: ropeScaling)
         func lin(_ n: Int, _ k: Int) -> DenseWeight { DenseWeight(outFeatures: n, inFeatures: k, data: rand(n * k, 0.4)) }
         let qd = heads * headDim, kd = kvHeads * headDim
         let ls = (0..<layers).map { _ in
             LayerWeights(attnNorm: rand(d, 0.3).map { $0 + 1 }, q: lin(qd, d), k: lin(kd, d), v: lin(kd, d), o: lin(d, qd),
-                         mlpNorm: rand(d, 0.3).map { $0 + 1 }, gate: lin(f, d), up: lin(f, d), down: lin(d, f))
+                         mlpNorm: rand(d, 0.3).map { $0 + 1 }, gate: lin(f, d), up: lin(f, d), down: lin(d, f),
+                         qBias: biases ? rand(qd, 0.5) : nil, kBias: biases ? rand(kd, 0.5) : nil, vBias: biases ? rand(kd, 0.5) : nil)
         }
         let emb = rand(vocab * d, 1)
         let head: LinearWeight = tied ? DenseWeight(outFeatures: vocab, inFeatures: d, data: emb) : lin(vocab, d)
@@ -40,7 +45,31 @@ final class GradientTests: XCTestCase {
 
     func testLoRAGradientsMatchFloat64FiniteDifferencesThroughTheWholeStack() throws {
         for (tied, heads, kv, e) in [(true, 4, 2, 8), (false, 3, 1, 6)] {
-            let model = Self.tinyModel(seed: 21, tied: tied, heads: heads, kvHeads: kv, headDim: e)
+            try checkGradients(Self.tinyModel(seed: 21, tied: tied, heads: heads, kvHeads: kv, headDim: e), "tied \(tied) heads \(heads)/\(kv)")
+        }
+    }
+
+    /// Qwen2's frozen q/k/v biases, Mistral's sliding window (3 is shorter than the 6-token rows,
+    /// so it cuts attention inside records and packed rows), llama3 and linear RoPE scaling.
+    func testLoRAGradientsMatchFiniteDifferencesWithBiasesSlidingWindowAndScaledRope() throws {
+        let llama3 = RoPEScaling.llama3(factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 64)
+        let variants: [(String, LlamaModel)] = [
+            ("biases + llama3 rope", Self.tinyModel(seed: 22, biases: true, ropeScaling: llama3)),
+            ("window 3 + linear rope", Self.tinyModel(seed: 23, tied: false, heads: 3, kvHeads: 1, headDim: 6,
+                                                      slidingWindow: 3, ropeScaling: .linear(factor: 4))),
+            ("biases + window 2", Self.tinyModel(seed: 24, biases: true, slidingWindow: 2)),
+        ]
+        for (name, model) in variants {
+            if model.config.ropeScaling != nil {
+                // The scaled frequencies are the ones the model (and DoubleReference) use.
+                XCTAssertNotEqual(model.rope.invFreq, RoPE(headDim: model.config.headDim, theta: 10000).invFreq, name)
+            }
+            try checkGradients(model, name)
+        }
+    }
+
+    func checkGradients(_ model: LlamaModel, _ label: String) throws {
+        do {
             let adapter = LoRAAdapter(config: LoRAConfig(rank: 3, alpha: 6, dropout: 0), base: model.config)
             adapter.initialize(seed: 5)
             // Non-zero B so every A gets a gradient.
@@ -52,7 +81,7 @@ final class GradientTests: XCTestCase {
             let loss = try engine.accumulate(batch, lossScale: scale, dropoutSeed: 0)
             let params = adapter.parameters.map(Double.init)
             let refLoss = DoubleReference.loss(model: model, adapter: adapter, params: params, batch: batch, lossScale: 1)
-            XCTAssertEqual(loss.sum, refLoss, accuracy: 1e-4 * abs(refLoss))
+            XCTAssertEqual(loss.sum, refLoss, accuracy: 1e-4 * abs(refLoss), label)
             XCTAssertEqual(loss.scored, batch.scoredCount)
 
             var num = 0.0, den = 0.0
@@ -75,7 +104,7 @@ final class GradientTests: XCTestCase {
                 den += fd * fd
             }
             XCTAssertGreaterThan(den, 0)
-            XCTAssertLessThan((num / den).squareRoot(), Self.finiteDifferenceTolerance, "tied \(tied) heads \(heads)/\(kv)")
+            XCTAssertLessThan((num / den).squareRoot(), Self.finiteDifferenceTolerance, label)
         }
     }
 

@@ -1,3 +1,4 @@
+import ChatTemplate
 import Foundation
 
 /// One line of a JSONL data file, as `lora score` (and later `lora train`) reads it.
@@ -6,6 +7,9 @@ public enum TextRecord: Sendable, Equatable {
     case text(String)
     /// `{"prompt", "completion"}`: the completion's tokens and a final EOS are scored.
     case promptCompletion(prompt: String, completion: String)
+    /// `{"messages": [{"role", "content", "weight"?}]}`: rendered with the model's chat template; the
+    /// assistant turns are scored, except those with `"weight": 0` (`scored[i]` per message).
+    case chat(messages: [ChatMessage], scored: [Bool])
 }
 
 /// A record turned into token ids plus the positions whose token is scored (predicted from the
@@ -58,6 +62,36 @@ public enum JSONLReader {
         }
     }
 
+    static let roles: Set<String> = ["system", "user", "assistant", "tool"]
+
+    static func chat(_ value: Any, path: String, line: Int) throws -> TextRecord {
+        func bad(_ reason: String) -> ModelError { .badInput(path: path, line: line, reason: reason) }
+        guard let list = value as? [Any] else { throw bad("field 'messages' must be a list, got \(kind(value))") }
+        if list.isEmpty { throw bad("field 'messages' is an empty conversation") }
+        var messages: [ChatMessage] = []
+        var scored: [Bool] = []
+        for (i, item) in list.enumerated() {
+            guard let m = item as? [String: Any] else { throw bad("messages[\(i)] must be an object, got \(kind(item))") }
+            guard let role = m["role"] as? String else { throw bad("messages[\(i)].role is missing or not a string") }
+            guard roles.contains(role) else {
+                throw bad("messages[\(i)].role '\(role)' is unknown; expected one of \(roles.sorted().joined(separator: ", "))")
+            }
+            guard let content = m["content"] as? String else { throw bad("messages[\(i)].content is missing or not a string") }
+            var weight = 1
+            if let w = m["weight"] {
+                guard let n = w as? NSNumber, n.doubleValue == 0 || n.doubleValue == 1 else {
+                    throw bad("messages[\(i)].weight must be 0 or 1")
+                }
+                guard role == "assistant" else { throw bad("messages[\(i)].weight is only meaningful on assistant messages") }
+                weight = n.intValue
+            }
+            messages.append(ChatMessage(role: role, content: content))
+            scored.append(role == "assistant" && weight == 1)
+        }
+        if !messages.contains(where: { $0.role == "assistant" }) { throw bad("the conversation has no assistant turn") }
+        return .chat(messages: messages, scored: scored)
+    }
+
     static func record(_ d: [String: Any], path: String, line: Int) throws -> TextRecord {
         func string(_ key: String) throws -> String? {
             guard let v = d[key] else { return nil }
@@ -80,8 +114,8 @@ public enum JSONLReader {
         }
         if prompt != nil { throw ModelError.badInput(path: path, line: line, reason: "missing field 'completion'") }
         if completion != nil { throw ModelError.badInput(path: path, line: line, reason: "missing field 'prompt'") }
-        if d["messages"] != nil {
-            throw ModelError.badInput(path: path, line: line, reason: "chat records ('messages') are not supported yet; use 'text' or 'prompt'/'completion'")
+        if let m = d["messages"] {
+            return try chat(m, path: path, line: line)
         }
         let keys = d.keys.sorted().joined(separator: ", ")
         throw ModelError.badInput(path: path, line: line, reason: "expected field 'text' or fields 'prompt' and 'completion', found {\(keys)}")

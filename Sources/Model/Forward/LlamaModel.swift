@@ -1,8 +1,8 @@
 import Foundation
 import Kernels
 
-/// A loaded Llama-family decoder: frozen weights plus what the forward pass derives from the
-/// config (rotary frequencies). Immutable and shared; per-sequence state lives in `KVCache`
+/// A loaded Llama-family decoder (Llama, Mistral, Qwen2): frozen weights plus what the forward
+/// pass derives from the config (rotary frequencies, scaled when the config says so). Immutable and shared; per-sequence state lives in `KVCache`
 /// and per-call scratch in `Workspace`.
 public final class LlamaModel: @unchecked Sendable {
     public let config: LlamaConfig
@@ -12,7 +12,7 @@ public final class LlamaModel: @unchecked Sendable {
     public init(config: LlamaConfig, weights: ModelWeights) {
         self.config = config
         self.weights = weights
-        self.rope = RoPE(headDim: config.headDim, theta: config.ropeTheta)
+        self.rope = RoPE(headDim: config.headDim, invFreq: config.ropeInverseFrequencies)
     }
 
     /// Runs T new tokens through the model after the `cache.count` positions already cached,
@@ -57,6 +57,9 @@ public final class LlamaModel: @unchecked Sendable {
                 linear(layer.q, .q, l, xn, T, q, adapters)
                 linear(layer.k, .k, l, xn, T, k, adapters)
                 linear(layer.v, .v, l, xn, T, v, adapters)
+                LayerWeights.addBias(layer.qBias, to: q, tokens: T)
+                LayerWeights.addBias(layer.kBias, to: k, tokens: T)
+                LayerWeights.addBias(layer.vBias, to: v, tokens: T)
                 rope.apply(q, tokens: T, heads: H, positions: pos)
                 rope.apply(k, tokens: T, heads: Hk, positions: pos)
                 let K = cache.keys[l], V = cache.values[l]
@@ -70,11 +73,13 @@ public final class LlamaModel: @unchecked Sendable {
                     BLAS.sgemm(transB: true, m: T, n: S, k: E, alpha: scale,
                                a: q + h * E, lda: qDim, b: K + kvh * E, ldb: kvDim,
                                c: scores, ldc: S)
-                    // Causal: token t (position p0+t) sees positions 0...p0+t.
+                    // Causal: token t (position p0+t) sees positions lo...p0+t (lo = 0 without a window).
                     for t in 0..<T {
                         let row = scores + t * S
                         let visible = p0 + t + 1
-                        Activations.softmax(row, count: visible)
+                        let lo = c.firstVisiblePosition(p0 + t)
+                        Activations.softmax(row + lo, count: visible - lo)
+                        if lo > 0 { row.update(repeating: 0, count: lo) }
                         if visible < S { (row + visible).update(repeating: 0, count: S - visible) }
                     }
                     // att_h[T, E] = scores[T, S] · V_h[S, E]
@@ -140,6 +145,7 @@ public final class LlamaModel: @unchecked Sendable {
                 let w = layer.linear(name)!
                 n += w.outFeatures * w.inFeatures
             }
+            n += (layer.qBias?.count ?? 0) + (layer.kBias?.count ?? 0) + (layer.vBias?.count ?? 0)
         }
         if !c.tieWordEmbeddings { n += c.vocabSize * c.hiddenSize }
         return n

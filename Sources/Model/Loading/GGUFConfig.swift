@@ -6,9 +6,15 @@ import Tokenizer
 /// `constants.py` `Keys`): `{arch}.block_count`, `.embedding_length`, `.feed_forward_length`,
 /// `.attention.head_count`, `.attention.head_count_kv`, `.rope.freq_base`,
 /// `.attention.layer_norm_rms_epsilon`, `.context_length`, `.attention.key_length`,
-/// `.rope.dimension_count`, `.rope.scaling.type`; tokenizer keys `tokenizer.ggml.*`.
+/// `.rope.dimension_count`, `.rope.scaling.type`, `.rope.scaling.factor`, and the `rope_freqs.weight`
+/// tensor; tokenizer keys `tokenizer.ggml.*`.
 extension GGUFFile {
-    public static let supportedArchitectures = ["llama"]
+    public static let supportedArchitectures = ["llama", "qwen2"]
+
+    /// The transformers architecture of a GGUF `general.architecture`.
+    static func hfArchitecture(_ arch: String) -> String {
+        arch == "qwen2" ? "Qwen2ForCausalLM" : "LlamaForCausalLM"
+    }
 
     private func require(_ key: String) throws -> GGUFValue {
         guard let v = metadata[key] else { throw ModelError.missingConfigField(path: path, field: key) }
@@ -35,7 +41,8 @@ extension GGUFFile {
         return f
     }
 
-    /// The `LlamaConfig` of an arch-`llama` GGUF. Refuses other architectures (naming
+    /// The `LlamaConfig` of an arch-`llama` or arch-`qwen2` GGUF (same keys under the arch's
+    /// prefix; qwen2 adds q/k/v bias tensors). Refuses other architectures (naming
     /// `general.architecture`), RoPE scaling, partial rotary and mixture-of-experts keys.
     public func llamaConfig() throws -> LlamaConfig {
         let archValue = try require("general.architecture")
@@ -44,16 +51,7 @@ extension GGUFFile {
                                                reason: "\(archValue) is not supported (supported: \(Self.supportedArchitectures.joined(separator: ", ")))")
         }
         let p = arch + "."
-        if let t = metadata[p + "rope.scaling.type"] {
-            guard t.string == "none" else {
-                throw ModelError.unsupportedConfig(path: path, field: p + "rope.scaling.type", reason: "RoPE scaling \(t) is not implemented")
-            }
-        }
-        for key in ["rope.scale_linear", "rope.scaling.factor"] {
-            if let f = metadata[p + key], f.float != 1, f.float != 0 {
-                throw ModelError.unsupportedConfig(path: path, field: p + key, reason: "RoPE scaling \(f) is not implemented")
-            }
-        }
+        let linearFactor = try ropeLinearFactor(prefix: p)
         for key in ["expert_count", "expert_used_count"] {
             if let n = metadata[p + key], n.int != 0 {
                 throw ModelError.unsupportedConfig(path: path, field: p + key, reason: "mixture-of-experts models are not supported (\(n))")
@@ -91,6 +89,14 @@ extension GGUFFile {
         let theta = metadata[p + "rope.freq_base"] == nil ? 10_000 : try positiveFloat(p + "rope.freq_base")
         let eps = try positiveFloat(p + "attention.layer_norm_rms_epsilon")
         let context = try positiveInt(p + "context_length")
+        var scaling = linearFactor.map { RoPEScaling.linear(factor: $0) }
+        if let factors = try ropeFrequencyFactors(headDim: headDim) {
+            guard scaling == nil else {
+                throw ModelError.unsupportedConfig(path: path, field: "rope_freqs.weight",
+                                                   reason: "frequency factors together with linear RoPE scaling are not implemented")
+            }
+            scaling = .frequencyFactors(factors)
+        }
 
         var vocab: Int
         if let v = try optionalPositiveInt(p + "vocab_size") {
@@ -113,10 +119,61 @@ extension GGUFFile {
             if let id = metadata[key]?.int, !eos.contains(id) { eos.append(id) }
         }
 
-        return LlamaConfig(architecture: "LlamaForCausalLM", vocabSize: vocab, hiddenSize: hidden, intermediateSize: ffn,
+        return LlamaConfig(architecture: Self.hfArchitecture(arch), vocabSize: vocab, hiddenSize: hidden, intermediateSize: ffn,
                            numLayers: layers, numHeads: heads, numKVHeads: kvHeads, headDim: headDim, rmsNormEps: eps,
                            ropeTheta: theta, maxPositionEmbeddings: context,
-                           tieWordEmbeddings: tensor(named: "output.weight") == nil, bosTokenId: bos, eosTokenIds: eos)
+                           tieWordEmbeddings: tensor(named: "output.weight") == nil, bosTokenId: bos, eosTokenIds: eos,
+                           ropeScaling: scaling)
+    }
+
+    /// `{arch}.rope.scaling.type` "linear" with `{arch}.rope.scaling.factor` (or the older
+    /// `{arch}.rope.scale_linear`): positions scaled by 1/factor, as llama.cpp's `freq_scale`.
+    /// nil when unscaled ("none", or no keys); other types (yarn, ...) are refused.
+    private func ropeLinearFactor(prefix p: String) throws -> Float? {
+        var type = "none"
+        if let t = metadata[p + "rope.scaling.type"] {
+            guard let s = t.string else {
+                throw ModelError.unsupportedConfig(path: path, field: p + "rope.scaling.type", reason: "\(t) is not a string")
+            }
+            type = s
+        }
+        var factor: Float?
+        for key in ["rope.scaling.factor", "rope.scale_linear"] {
+            if let f = metadata[p + key] {
+                guard let x = f.float, x >= 0, x.isFinite else {
+                    throw ModelError.unsupportedConfig(path: path, field: p + key, reason: "\(f) is not a non-negative number")
+                }
+                if x != 0 && x != 1 { factor = x }
+            }
+        }
+        switch type {
+        case "none":
+            if let factor, metadata[p + "rope.scaling.type"] == nil { return factor }   // legacy scale_linear alone
+            if factor != nil {
+                throw ModelError.unsupportedConfig(path: path, field: p + "rope.scaling.factor",
+                                                   reason: "a scaling factor with rope.scaling.type none")
+            }
+            return nil
+        case "linear":
+            return factor
+        default:
+            throw ModelError.unsupportedConfig(path: path, field: p + "rope.scaling.type",
+                                               reason: "RoPE scaling \(type) is not implemented (none and linear are)")
+        }
+    }
+
+    /// llama.cpp's `rope_freqs.weight` [E/2] (Llama 3.1 GGUFs): each inverse frequency is divided
+    /// by its factor (ggml_rope_ext's freq_factors).
+    private func ropeFrequencyFactors(headDim: Int) throws -> [Float]? {
+        guard let t = tensor(named: "rope_freqs.weight") else { return nil }
+        guard t.shape == [headDim / 2] else {
+            throw ModelError.wrongShape(path: path, name: "rope_freqs.weight", expected: [headDim / 2], actual: t.shape)
+        }
+        let f = try floats("rope_freqs.weight")
+        for x in f where !(x > 0 && x.isFinite) {
+            throw ModelError.unsupportedConfig(path: path, field: "rope_freqs.weight", reason: "factor \(x) is not a positive number")
+        }
+        return f
     }
 
     /// The tokenizer described by `tokenizer.ggml.*` and `tokenizer.chat_template`.

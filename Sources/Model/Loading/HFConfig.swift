@@ -2,14 +2,15 @@ import Foundation
 
 /// Reads an HF checkpoint's `config.json` (and `generation_config.json`) into a `LlamaConfig`.
 ///
-/// Defaults are transformers' `LlamaConfig` (5.x, models/llama/configuration_llama.py): num_key_value_heads
+/// Families: Llama, Mistral and Qwen2 (see `Family` for each one's defaults). Llama's defaults are
+/// transformers' `LlamaConfig` (5.x, models/llama/configuration_llama.py): num_key_value_heads
 /// = num_attention_heads, head_dim = hidden_size / num_attention_heads, rms_norm_eps 1e-6, rope_theta
 /// 10000, max_position_embeddings 2048, tie_word_embeddings false, bos 1, eos 2. The size fields
 /// (vocab_size, hidden_size, intermediate_size, num_hidden_layers, num_attention_heads) are required:
 /// a config without them is not a checkpoint's config. Every field that would change the math of
 /// transformers' Llama and that this code does not implement is refused, naming the field.
 public enum HFConfigLoader {
-    public static let supportedArchitectures = ["LlamaForCausalLM"]
+    public static let supportedArchitectures = Family.allCases.map(\.architecture)
 
     /// Loads `config.json` from a checkpoint directory, with `generation_config.json`'s eos ids when present.
     public static func load(directory: URL) throws -> LlamaConfig {
@@ -29,25 +30,30 @@ public enum HFConfigLoader {
         }
         let c = Fields(json: json, path: path)
 
-        // Architecture: architectures[0], else model_type.
-        var architecture = "LlamaForCausalLM"
+        // Architecture: architectures[0], else model_type; the two must name the same family.
+        var family: Family?
         if let archs = c.present("architectures") {
             guard let list = archs as? [Any], let first = list.first as? String else {
                 throw ModelError.unsupportedConfig(path: path, field: "architectures", reason: "expected a non-empty list of names")
             }
-            guard supportedArchitectures.contains(first) else {
+            guard let f = Family.allCases.first(where: { $0.architecture == first }) else {
                 throw ModelError.unsupportedConfig(path: path, field: "architectures",
                                                    reason: "\(first) is not supported (supported: \(supportedArchitectures.joined(separator: ", ")))")
             }
-            architecture = first
+            family = f
         }
         if let mt = c.present("model_type") {
-            guard let s = mt as? String, s == "llama" else {
-                throw ModelError.unsupportedConfig(path: path, field: "model_type", reason: "\(mt) is not supported (llama is)")
+            guard let s = mt as? String, let f = Family(rawValue: s) else {
+                throw ModelError.unsupportedConfig(path: path, field: "model_type",
+                                                   reason: "\(mt) is not supported (\(Family.allCases.map(\.rawValue).joined(separator: ", ")) are)")
             }
-        } else if c.present("architectures") == nil {
-            throw ModelError.missingConfigField(path: path, field: "architectures")
+            if let family, family != f {
+                throw ModelError.unsupportedConfig(path: path, field: "model_type",
+                                                   reason: "\(s) does not match architectures \(family.architecture)")
+            }
+            family = f
         }
+        guard let family else { throw ModelError.missingConfigField(path: path, field: "architectures") }
 
         // Fields that change the math and are not implemented.
         if let act = c.present("hidden_act") {
@@ -55,64 +61,31 @@ public enum HFConfigLoader {
                 throw ModelError.unsupportedConfig(path: path, field: "hidden_act", reason: "\(act) is not supported (silu is)")
             }
         }
-        for field in ["attention_bias", "mlp_bias"] {
-            if let v = c.present(field) {
-                guard let b = boolean(v), !b else {
-                    throw ModelError.unsupportedConfig(path: path, field: field, reason: "biases are not implemented (value \(v))")
+        // Only transformers' Llama reads these (Mistral and Qwen2 hard-code their biases).
+        if family == .llama {
+            for field in ["attention_bias", "mlp_bias"] {
+                if let v = c.present(field) {
+                    guard let b = boolean(v), !b else {
+                        throw ModelError.unsupportedConfig(path: path, field: field, reason: "biases are not implemented (value \(v))")
+                    }
                 }
             }
         }
-        if let v = c.present("sliding_window") {
-            throw ModelError.unsupportedConfig(path: path, field: "sliding_window", reason: "sliding-window attention is not implemented (value \(v))")
-        }
+        let slidingWindow = try Self.slidingWindow(c, family: family)
         if let v = c.present("quantization_config") {
-            throw ModelError.unsupportedConfig(path: path, field: "quantization_config",
-                                               reason: "pre-quantized checkpoints are not supported (\(v))")
+            try BnB4bitCheckpoint.validateConfig(v, path: path)  // bnb 4-bit NF4 double-quant only
         }
-        if let v = c.present("rope_scaling") {
-            guard let d = v as? [String: Any], let t = (d["rope_type"] ?? d["type"]) as? String, t == "default" else {
-                throw ModelError.unsupportedConfig(path: path, field: "rope_scaling", reason: "RoPE scaling is not implemented (value \(v))")
-            }
-        }
-
-        var ropeTheta: Float = 10_000
-        if let rp = c.present("rope_parameters") {
-            guard let d = rp as? [String: Any] else {
-                throw ModelError.unsupportedConfig(path: path, field: "rope_parameters", reason: "expected an object")
-            }
-            if let t = d["rope_type"], !(t is NSNull) {
-                guard let s = t as? String, s == "default" else {
-                    throw ModelError.unsupportedConfig(path: path, field: "rope_parameters.rope_type",
-                                                       reason: "\(t) is not implemented (default is)")
-                }
-            }
-            if let f = d["partial_rotary_factor"], !(f is NSNull) {
-                guard let x = number(f), x == 1 else {
-                    throw ModelError.unsupportedConfig(path: path, field: "rope_parameters.partial_rotary_factor",
-                                                       reason: "partial rotary embeddings are not implemented (value \(f))")
-                }
-            }
-            if let t = d["rope_theta"], !(t is NSNull) {
-                guard let x = number(t), x > 0 else {
-                    throw ModelError.unsupportedConfig(path: path, field: "rope_parameters.rope_theta", reason: "\(t) is not a positive number")
-                }
-                ropeTheta = Float(x)
-            } else if c.present("rope_theta") == nil {
-                throw ModelError.missingConfigField(path: path, field: "rope_parameters.rope_theta")
-            }
-        }
-        if c.present("rope_theta") != nil {
-            let x = try c.double("rope_theta")
-            guard x > 0 else { throw ModelError.unsupportedConfig(path: path, field: "rope_theta", reason: "\(x) is not positive") }
-            if (c.present("rope_parameters") as? [String: Any])?["rope_theta"].flatMap(number) == nil { ropeTheta = Float(x) }
-        }
+        let maxPos = c.present("max_position_embeddings") == nil
+            ? family.defaultMaxPositionEmbeddings : try c.positiveInt("max_position_embeddings")
+        let (ropeTheta, ropeScaling) = try Self.rope(c, maxPositionEmbeddings: maxPos)
 
         let vocab = try c.positiveInt("vocab_size")
         let hidden = try c.positiveInt("hidden_size")
         let inter = try c.positiveInt("intermediate_size")
         let layers = try c.positiveInt("num_hidden_layers")
         let heads = try c.positiveInt("num_attention_heads")
-        let kvHeads = c.present("num_key_value_heads") == nil ? heads : try c.positiveInt("num_key_value_heads")
+        let kvHeads = c.present("num_key_value_heads") == nil
+            ? (family.defaultKVHeads ?? heads) : try c.positiveInt("num_key_value_heads")
         guard heads % kvHeads == 0 else {
             throw ModelError.unsupportedConfig(path: path, field: "num_key_value_heads",
                                                reason: "\(kvHeads) does not divide num_attention_heads \(heads)")
@@ -131,7 +104,6 @@ public enum HFConfigLoader {
             throw ModelError.unsupportedConfig(path: path, field: "head_dim", reason: "\(headDim) is odd (RoPE rotates pairs)")
         }
         let eps = c.present("rms_norm_eps") == nil ? 1e-6 : try c.double("rms_norm_eps")
-        let maxPos = c.present("max_position_embeddings") == nil ? 2048 : try c.positiveInt("max_position_embeddings")
         var tie = false
         if let t = c.present("tie_word_embeddings") {
             guard let b = boolean(t) else {
@@ -141,8 +113,8 @@ public enum HFConfigLoader {
         }
 
         // Token ids: absent means transformers' default, null means none.
-        var bos: Int? = json.keys.contains("bos_token_id") ? try c.tokenIds("bos_token_id").first : 1
-        var eos: [Int] = json.keys.contains("eos_token_id") ? try c.tokenIds("eos_token_id") : [2]
+        var bos: Int? = json.keys.contains("bos_token_id") ? try c.tokenIds("bos_token_id").first : family.defaultBos
+        var eos: [Int] = json.keys.contains("eos_token_id") ? try c.tokenIds("eos_token_id") : family.defaultEos
         if let genData = generationConfig {
             guard let g = (try? JSONSerialization.jsonObject(with: genData)) as? [String: Any] else {
                 throw ModelError.malformedFile(path: generationPath, offset: nil, reason: "not a JSON object")
@@ -155,10 +127,11 @@ public enum HFConfigLoader {
             if bos == nil, g["bos_token_id"] != nil { bos = try gf.tokenIds("bos_token_id").first }
         }
 
-        return LlamaConfig(architecture: architecture, vocabSize: vocab, hiddenSize: hidden, intermediateSize: inter,
+        return LlamaConfig(architecture: family.architecture, vocabSize: vocab, hiddenSize: hidden, intermediateSize: inter,
                            numLayers: layers, numHeads: heads, numKVHeads: kvHeads, headDim: headDim,
                            rmsNormEps: Float(eps), ropeTheta: ropeTheta, maxPositionEmbeddings: maxPos,
-                           tieWordEmbeddings: tie, bosTokenId: bos, eosTokenIds: eos)
+                           tieWordEmbeddings: tie, bosTokenId: bos, eosTokenIds: eos,
+                           slidingWindow: slidingWindow, ropeScaling: ropeScaling)
     }
 
     /// A JSON number (JSONSerialization boxes booleans as NSNumber too: their objCType is "c").

@@ -87,7 +87,10 @@ public enum ModelLoader {
             let q = file.tensor(named: TensorNames.gguf.layer(0, .q))?.type
             quant = q.map { WeightLoader.keptTypes.contains($0) } == true ? .keep : .nf4
         }
-        let weights = try WeightLoader.load(config: config, names: .gguf, source: source, quant: quant)
+        // convert_hf_to_gguf.py permutes q/k rows for arch llama only (qwen2 keeps HF's rotate-half rows).
+        var names = TensorNames.gguf
+        names.permutedQK = config.architecture == "LlamaForCausalLM"
+        let weights = try WeightLoader.load(config: config, names: names, source: source, quant: quant)
         let name = file.metadata["general.name"]?.string ?? url.deletingPathExtension().lastPathComponent
         return LoadedModel(config: config, weights: weights, tokenizer: .gguf(tokenizer),
                            chatTemplate: tokenizer.chatTemplate, sourcePath: url, format: .gguf, name: name)
@@ -106,12 +109,17 @@ public enum ModelLoader {
         let template = try chatTemplate(directory: dir, tokenizerConfig: hasTokenizerConfig ? tokenizerConfigURL : nil)
 
         let collection = try SafetensorsCollection(directory: dir)
-        let source = TensorSource(
+        var source = TensorSource(
             path: { collection.path(for: $0) },
             shape: { collection.info($0)?.shape },
             floats: { try collection.floats($0) })
         // fp16/bf16/fp32 checkpoints become NF4 under auto; `keep` has no blocks to keep here.
-        let quant: QuantizationMode = quantization == .auto ? .nf4 : (quantization == .keep ? .none : quantization)
+        var quant: QuantizationMode = quantization == .auto ? .nf4 : (quantization == .keep ? .none : quantization)
+        if try BnB4bitCheckpoint.isQuantized(directory: dir) {
+            // A bnb-4bit checkpoint stays as stored under auto, keep and nf4 (no re-quantization).
+            if quantization == .keep { quant = .nf4 }
+            source.nf4 = { try BnB4bitCheckpoint.storedNF4(collection, name: $0, expectedShape: $1) }
+        }
         let weights = try WeightLoader.load(config: config, names: .huggingFace, source: source, quant: quant)
         return LoadedModel(config: config, weights: weights,
                            tokenizer: .huggingFace(tokenizerJSON: tokenizerJSON,

@@ -10,6 +10,8 @@ struct TensorSource {
     var floats: (String) throws -> [Float]
     /// GGUF only: a tensor's block type and its bytes as stored (for `--quant keep`).
     var raw: ((String) throws -> (type: GGMLType, bytes: UnsafeRawBufferPointer)?)? = nil
+    /// bnb-4bit checkpoints only: a linear weight's stored NF4 state (name, [out, in]), nil when stored unquantized.
+    var nf4: ((String, [Int]) throws -> NF4Tensor?)? = nil
 }
 
 /// The tensor names of each checkpoint format.
@@ -21,7 +23,7 @@ struct TensorNames {
     /// Whether q/k rows are in llama.cpp's interleaved order and must be un-permuted.
     var permutedQK: Bool
 
-    enum LayerTensor: CaseIterable { case attnNorm, q, k, v, o, mlpNorm, gate, up, down }
+    enum LayerTensor: CaseIterable { case attnNorm, q, k, v, o, mlpNorm, gate, up, down, qBias, kBias, vBias }
 
     static let huggingFace = TensorNames(
         embedding: "model.embed_tokens.weight", finalNorm: "model.norm.weight", lmHead: "lm_head.weight",
@@ -37,6 +39,9 @@ struct TensorNames {
             case .gate: return p + "mlp.gate_proj.weight"
             case .up: return p + "mlp.up_proj.weight"
             case .down: return p + "mlp.down_proj.weight"
+            case .qBias: return p + "self_attn.q_proj.bias"
+            case .kBias: return p + "self_attn.k_proj.bias"
+            case .vBias: return p + "self_attn.v_proj.bias"
             }
         }, permutedQK: false)
 
@@ -55,6 +60,9 @@ struct TensorNames {
             case .gate: return p + "ffn_gate.weight"
             case .up: return p + "ffn_up.weight"
             case .down: return p + "ffn_down.weight"
+            case .qBias: return p + "attn_q.bias"
+            case .kBias: return p + "attn_k.bias"
+            case .vBias: return p + "attn_v.bias"
             }
         }, permutedQK: true)
 }
@@ -100,7 +108,10 @@ enum WeightLoader {
                 return type == .q4_1 ? try Q4_1Weight(outFeatures: out, inFeatures: inp, blocks: bytes)
                                      : try Q8_0Weight(outFeatures: out, inFeatures: inp, blocks: bytes)
             }
-            var data = try tensor(name, [out, inp])
+            // A bnb-4bit checkpoint's NF4 state is used as stored under nf4/keep, else dequantized.
+            let stored = try source.nf4?(name, [out, inp])
+            if let stored, quant == .nf4 || quant == .keep { return try NF4Weight(stored) }
+            var data = try stored?.dequantized() ?? tensor(name, [out, inp])
             if let heads = unpermuteHeads { unpermuteRows(&data, heads: heads, headDim: c.headDim, columns: inp) }
             switch quant {
             case .nf4: return try NF4Weight(outFeatures: out, inFeatures: inp, data: data)
@@ -119,6 +130,11 @@ enum WeightLoader {
         layers.reserveCapacity(c.numLayers)
         for i in 0..<c.numLayers {
             let n = { (t: TensorNames.LayerTensor) in names.layer(i, t) }
+            // Biases are vectors of the projection's rows, in HF order (qwen2 GGUFs, the only ones
+            // with biases, do not permute q/k rows).
+            func bias(_ t: TensorNames.LayerTensor, _ rows: Int) throws -> [Float]? {
+                c.hasQKVBias ? try tensor(n(t), [rows]) : nil
+            }
             layers.append(LayerWeights(
                 attnNorm: try tensor(n(.attnNorm), [D]),
                 q: try linear(n(.q), c.qDim, D, unpermuteHeads: names.permutedQK ? c.numHeads : nil),
@@ -128,7 +144,8 @@ enum WeightLoader {
                 mlpNorm: try tensor(n(.mlpNorm), [D]),
                 gate: try linear(n(.gate), F, D),
                 up: try linear(n(.up), F, D),
-                down: try linear(n(.down), D, F)))
+                down: try linear(n(.down), D, F),
+                qBias: try bias(.qBias, c.qDim), kBias: try bias(.kBias, c.kvDim), vBias: try bias(.vBias, c.kvDim)))
         }
         let finalNorm = try tensor(names.finalNorm, [D])
         // Tied: the head shares the embedding's storage (copy-on-write array, no copy made), or its

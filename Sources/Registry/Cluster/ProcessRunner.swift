@@ -7,7 +7,8 @@ import Glibc
 ///
 /// Not Foundation's Process: on Linux it learns that a child exited from a socket the child
 /// inherits, and `pg_ctl start` leaves a server holding every inherited descriptor, so the
-/// wait would never end. Output goes to a temporary file, never a pipe, for the same reason.
+/// wait would never end. Output goes to a temporary file, never a pipe, for the same reason,
+/// and every descriptor above stderr is closed in the child.
 enum ProcessRunner {
     struct Result {
         let status: Int32
@@ -45,6 +46,10 @@ enum ProcessRunner {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outPath.path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else inherited: a server started by pg_ctl would hold any descriptor it got
+        // forever, e.g. the socket Foundation's Process (in whoever ran lora) watches to learn
+        // that lora exited.
+        closeInheritedDescriptors(&actions)
 
         let cArgs = argv.map { strdup($0) } + [nil]
         let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -65,5 +70,19 @@ enum ProcessRunner {
         let exitCode: Int32 = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
         let text = (try? String(contentsOf: outPath, encoding: .utf8)) ?? ""
         return Result(status: exitCode, output: text.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+
+    /// glibc >= 2.34 has posix_spawn_file_actions_addclosefrom_np (not visible to Swift's Glibc
+    /// module, hence dlsym); otherwise every descriptor listed in /proc/self/fd is closed (glibc
+    /// ignores a close action on a descriptor closed meanwhile).
+    static func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
+        if let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") {
+            let f = unsafeBitCast(sym, to: AddCloseFrom.self)
+            if f(&actions, 3) == 0 { return }
+        }
+        let fds = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { Int32($0) }
+        for fd in fds where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
     }
 }
