@@ -63,4 +63,38 @@ final class JobsRescueCLITests: JobsCLITestCase {
         XCTAssertLessThanOrEqual(maxDiff, 1e-6)
         XCTAssertGreaterThan(maxB, 0, "the adapter trained (B moved from zero)")
     }
+
+    func testAPausedWorkerThatComesBackAfterTheRescueChangesNothing() throws {
+        let id = try submit("late", hyper(steps: 20, checkpointEvery: 2))
+        let first = try startWorker(["--once", "--heartbeat-timeout", "2", "--poll-interval", "0.1"], stepDelayMS: 150)
+        try waitUntil("a stored checkpoint") {
+            try events(id).contains { (($0["data"] as? [String: Any])?["checkpoint_step"] as? Int ?? 0) >= 2 }
+        }
+        kill(first.processIdentifier, SIGSTOP)
+        let second = try startWorker(["--once", "--heartbeat-timeout", "2", "--poll-interval", "0.2"])
+        waitExit(second)
+        let rescued = try job(id)
+        XCTAssertEqual(rescued["status"] as? String, "succeeded")
+        XCTAssertEqual(rescued["attempt"] as? Int, 2)
+        kill(first.processIdentifier, SIGCONT)
+        waitExit(first, timeout: 30)
+        let after = try job(id)
+        XCTAssertEqual(after["status"] as? String, "succeeded")
+        XCTAssertEqual(after["attempt"] as? Int, 2)
+        XCTAssertEqual(after["version"] as? Int, 1)
+        XCTAssertEqual((try json(["versions", "late"])["data"] as? [Any])?.count, 1, "the late worker registered nothing")
+        let msgs = try messages(id)
+        XCTAssertTrue(msgs.contains { $0.contains("attempt 1 stopped: no longer this worker's") }, "\(msgs)")
+    }
+
+    func testEventsFollowShowsLiveProgressUntilTheJobFinishes() throws {
+        let id = try submit("followed", hyper(steps: 6))
+        let w = try startWorker(["--once", "--poll-interval", "0.1", "--concurrency", "2"], stepDelayMS: 100)
+        let r = try lora(["jobs", "events", String(id), "--follow", "--json"])
+        waitExit(w)
+        let lines = r.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let steps = lines.compactMap { ($0["data"] as? [String: Any])?["step"] as? Int }
+        XCTAssertEqual(Set(steps), Set(1...6), r.stdout)
+        XCTAssertTrue(lines.contains { ($0["message"] as? String ?? "").hasPrefix("succeeded: registered followed@1") }, r.stdout)
+    }
 }
