@@ -37,6 +37,15 @@ final class JobsCLITests: JobsCLITestCase {
         let r = try lora(["jobs", "submit", "--task", "t", "--model", model.path, "--data", bad.path], expectFailure: true)
         XCTAssertTrue(r.stderr.contains(bad.path) && r.stderr.contains("2"), r.stderr)
         XCTAssertEqual((try json(["jobs", "list"])["data"] as? [Any])?.count, 0, "nothing queued")
+        let unknown = try lora(["jobs", "submit", "--task", "t", "--base", "nope", "--data", trainData.path], expectFailure: true)
+        XCTAssertTrue(unknown.stderr.contains("nope"), unknown.stderr)
+        XCTAssertEqual((try json(["jobs", "list"])["data"] as? [Any])?.count, 0, "nothing queued")
+        // --model registers the base under its directory name; --base then names it.
+        _ = try submit("t", hyper(steps: 1))
+        XCTAssertEqual((try json(["models", "list"])["data"] as? [[String: Any]])?.compactMap { $0["name"] as? String }, ["tiny-llama-tied"])
+        let j = try json(["jobs", "submit", "--task", "t", "--base", "tiny-llama-tied", "--data", trainData.path] + hyper(steps: 1))
+        XCTAssertEqual(j["base"] as? String, "tiny-llama-tied")
+        XCTAssertEqual((try json(["jobs", "list", "--status", "queued"])["data"] as? [Any])?.count, 2)
     }
 
     func testSeveralWorkerProcessesNeverRunTheSameJob() throws {
