@@ -26,6 +26,9 @@ public final class JobWorker: @unchecked Sendable {
         public var retryBackoff: Double = 10
         /// Sleep after every optimizer step (tests use it to kill a worker mid-job).
         public var stepDelay: Double = 0
+        /// Asked between claims and after every micro-batch: true stops the worker gracefully
+        /// (running jobs store a checkpoint and go back to the queue with their attempt unused).
+        public var shouldExit: @Sendable () -> Bool = { false }
         /// Where jobs' data, checkpoints and adapters are written while they run.
         public var workDirectory: URL
         public init(workDirectory: URL) { self.workDirectory = workDirectory }
@@ -84,7 +87,7 @@ public final class JobWorker: @unchecked Sendable {
         let conn = try Connection(registry.pool.conninfo)
         try conn.listen(JobStore.queuedChannel)
         var processed = 0
-        while true {
+        while !options.shouldExit() {
             if let job = try store.claim(worker: name, heartbeatTimeout: options.heartbeatTimeout, on: conn) {
                 logger.info("\(name): job \(job.id) attempt \(job.attempt)")
                 process(job, worker: name)
@@ -94,6 +97,7 @@ public final class JobWorker: @unchecked Sendable {
             if options.once, try !store.hasPendingWork(on: conn) { return processed }
             _ = try conn.waitForNotification(timeout: options.pollInterval)
         }
+        return processed
     }
 
     // MARK: - One job
@@ -136,6 +140,10 @@ public final class JobWorker: @unchecked Sendable {
         do {
             let result = try train(job, work: work, control: control, conn: conn)
             try finish(job, result: result, conn: conn)
+        } catch let e where e is Trainer.Interrupted && options.shouldExit() && !control.stopRequested {
+            // Shutting down: the checkpoint just stored is where the next worker resumes.
+            let released = (try? store.release(job: job.id, attempt: job.attempt, on: conn)) ?? false
+            logger.info("job \(job.id) attempt \(job.attempt) \(released ? "returned to the queue" : "stopped") (worker shutting down)")
         } catch let e where e is Trainer.Interrupted || control.stopRequested {
             let state = (try? store.job(id: job.id, on: conn))??.status
             let why = state == .cancelled ? "cancelled" : "no longer this worker's (rescued elsewhere)"
@@ -202,7 +210,8 @@ public final class JobWorker: @unchecked Sendable {
         request.checkpointEvery = hp.checkpointEvery
         request.keepCheckpoints = 1
         request.resume = resume
-        request.shouldStop = { control.stopRequested }
+        let exit = options.shouldExit
+        request.shouldStop = { control.stopRequested || exit() }
         let delay = options.stepDelay
         var eventError: Error?
         let result = try TrainingService(model: lm).train(request) { event in
@@ -220,7 +229,7 @@ public final class JobWorker: @unchecked Sendable {
                     if let accuracy { d["eval_accuracy"] = .number(accuracy) }
                     try store.addEvent(job: rec.id, attempt: rec.attempt, type: .metrics, data: .object(d), on: conn)
                 case let .checkpoint(dir):
-                    guard !control.stopRequested else { return }
+                    // Stored only while the job is still this attempt's (not cancelled or rescued).
                     try upload(checkpoint: dir, job: job, work: work, conn: conn)
                 }
             } catch {

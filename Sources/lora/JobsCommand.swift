@@ -182,6 +182,9 @@ struct WorkerCommand: ParsableCommand {
         if let ms = ProcessInfo.processInfo.environment["LORA_WORKER_STEP_DELAY_MS"].flatMap(Double.init) {
             options.stepDelay = ms / 1000
         }
+        // SIGINT / SIGTERM: running jobs checkpoint and return to the queue, then the worker exits.
+        StopSignal.install()
+        options.shouldExit = { StopSignal.requested }
         let n = try JobWorker(jobs: jobs, options: options).run()
         if registry.json {
             struct Done: Encodable { let processed: Int }

@@ -97,4 +97,26 @@ final class JobsRescueCLITests: JobsCLITestCase {
         XCTAssertEqual(Set(steps), Set(1...6), r.stdout)
         XCTAssertTrue(lines.contains { ($0["message"] as? String ?? "").hasPrefix("succeeded: registered followed@1") }, r.stdout)
     }
+
+    func testSIGTERMReturnsTheRunningJobToTheQueueWithACheckpointAndTheNextWorkerResumesIt() throws {
+        let id = try submit("termed", hyper(steps: 40, checkpointEvery: 100))
+        let first = try startWorker(["--poll-interval", "0.2"], stepDelayMS: 100)
+        try waitUntil("a few steps") {
+            try events(id).filter { $0["type"] as? String == "metrics" }.count >= 3
+        }
+        kill(first.processIdentifier, SIGTERM)
+        waitExit(first, timeout: 20)
+        XCTAssertEqual(first.terminationStatus, 0)
+        let released = try job(id)
+        XCTAssertEqual(released["status"] as? String, "queued", "\(released)")
+        XCTAssertEqual(released["attempt"] as? Int, 0, "a clean shutdown does not spend an attempt")
+        let stored = try events(id).compactMap { ($0["data"] as? [String: Any])?["checkpoint_step"] as? Int }
+        XCTAssertEqual(stored.count, 1, "the checkpoint taken at the stop was stored (none were due before step 100)")
+        let second = try startWorker(["--once", "--poll-interval", "0.2"])
+        waitExit(second)
+        let j = try job(id)
+        XCTAssertEqual(j["status"] as? String, "succeeded")
+        XCTAssertEqual(j["attempt"] as? Int, 1)
+        XCTAssertTrue(try messages(id).contains { $0 == "resuming from checkpoint at step \(stored.first ?? -1)" })
+    }
 }

@@ -174,6 +174,22 @@ public struct JobStore: Sendable {
             """, [.int(job), .int(attempt)]).affectedRows == 1
     }
 
+    /// Returns a running job to the queue without spending its attempt (a worker shutting
+    /// down cleanly). False when the job was no longer this attempt's.
+    public func release(job: Int, attempt: Int, on conn: Connection) throws -> Bool {
+        try conn.withTransaction { c in
+            let n = try c.execute("""
+                UPDATE jobs SET state = 'queued', attempt = attempt - 1, next_attempt_at = clock_timestamp()
+                WHERE id = $1 AND state = 'running' AND attempt = $2
+                """, [.int(job), .int(attempt)]).affectedRows
+            guard n == 1 else { return false }
+            try addEvent(job: job, attempt: attempt, level: .warning, type: .message,
+                         message: "worker shutting down: job returned to the queue (attempt \(attempt) not counted)", on: c)
+            try c.notify(Self.queuedChannel, payload: String(job))
+            return true
+        }
+    }
+
     /// Locks the job row when it is still this attempt's (inside the caller's transaction).
     public func lockIfOwned(job: Int, attempt: Int, on conn: Connection) throws -> Bool {
         !(try conn.execute("SELECT id FROM jobs WHERE id = $1 AND state = 'running' AND attempt = $2 FOR UPDATE",
