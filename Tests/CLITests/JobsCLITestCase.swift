@@ -19,35 +19,6 @@ class JobsCLITestCase: XCTestCase {
         dataDir = URL(fileURLWithPath: "/tmp/lora-jobs-\(getpid())-\(UUID().uuidString.prefix(6))")
         scratch = dataDir.appendingPathComponent("scratch")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-        // Start the embedded cluster first, spawned and reaped directly (posix_spawn, waitpid),
-        // output to a file: Foundation's Process did not reap a `lora` that started the server
-        // here (it stayed a zombie and waitUntilExit never returned).
-        let log = scratch.appendingPathComponent("db-start.log")
-        let status = try Self.spawnAndWait(TestPaths.loraBinary.path, ["db", "start", "--data-dir", dataDir.path],
-                                           environment: environment, log: log.path)
-        XCTAssertEqual(status, 0, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
-    }
-
-    static func spawnAndWait(_ path: String, _ args: [String], environment: [String: String], log: String) throws -> Int32 {
-        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + args).map { strdup($0) } + [nil]
-        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { for p in argv + envp { free(p) } }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, path, &actions, nil, argv, envp)
-        guard rc == 0 else {
-            struct SpawnFailed: Error { let errno: Int32 }
-            throw SpawnFailed(errno: rc)
-        }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        // WEXITSTATUS for a normal exit; anything else reported as -1.
-        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : -1
     }
 
     override func tearDown() {
