@@ -69,8 +69,16 @@ final class ConnectionTests: XCTestCase {
         let t0 = Date()
         XCTAssertNil(try listener.waitForNotification(timeout: 0.2))
         XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(t0), 0.19)
-        DispatchQueue.global().asyncAfter(deadline: .now() + 0.2) { try? sender.notify("jobs", payload: "42") }
-        let n = try listener.waitForNotification(timeout: 5)
+        // The sender runs on its own thread; it is joined before the sender is used again, so the
+        // connection is never used by two threads at once (even when a loaded machine delays it).
+        let sent = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            Thread.sleep(forTimeInterval: 0.2)
+            try? sender.notify("jobs", payload: "42")
+            sent.signal()
+        }
+        let n = try listener.waitForNotification(timeout: 30)
+        sent.wait()
         XCTAssertEqual(n?.channel, "jobs")
         XCTAssertEqual(n?.payload, "42")
         XCTAssertEqual(n?.senderPID, sender.backendPID)
