@@ -16,6 +16,8 @@ struct Lora: ParsableCommand {
             ModelsCommand.self, ImportCommand.self, TasksCommand.self, VersionsCommand.self, ExportCommand.self,
             ResolveCommand.self, PromoteCommand.self, RollbackCommand.self, HistoryCommand.self, ArchiveCommand.self,
             TagCommand.self, DbCommand.self,
+            // Job daemon (issue 8).
+            JobsCommand.self, WorkerCommand.self,
         ]
     )
 }

@@ -42,6 +42,11 @@ final class VersionTests: RegistryTestCase {
 
     func testVersionRecordCarriesLineageMetricsAndJSONShape() throws {
         try addTinyBase()
+        // adapter_versions.job_id references jobs (migration 0002): the producing job exists.
+        try db.connect().execute("""
+            INSERT INTO jobs (id, task, base_model, data_name, data_bytes, data_sha256, created_by)
+            VALUES (17, 'qa', 'tiny', 'train.jsonl', $1, $2, 'tester')
+            """, [.bytes([]), .text(String(repeating: "ab", count: 32))])
         let lineage = Lineage(jobID: 17, dataSHA256: String(repeating: "ab", count: 32),
                               hyperparameters: .object(["learning_rate": .number(2e-4), "epochs": .number(3)]))
         let v = try service.importAdapter(task: "qa", directory: try adapterDir(seed: 5), metrics: ["valid_loss": 1.25],

@@ -1,0 +1,146 @@
+import ArgumentParser
+import Foundation
+import Model
+import Registry
+import Service
+
+extension JobRecord.Status: ExpressibleByArgument {}
+
+/// `lora jobs submit|list|show|cancel|events`.
+struct JobsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "jobs", abstract: "Queue fine-tunes and follow them (a `lora worker` runs them).",
+        subcommands: [JobsSubmit.self, JobsList.self, JobsShow.self, JobsCancel.self, JobsEvents.self])
+}
+
+extension RegistryOptions {
+    func openJobs() throws -> JobService { JobService(registry: try open()) }
+}
+
+func jobLine(_ j: JobRecord) -> String {
+    var s = "job \(j.id)  \(j.status.rawValue)  task \(j.task)  base \(j.base)  attempt \(j.attempt)/\(j.maxAttempts)"
+    if let v = j.version { s += "  version \(j.task)@\(v)" }
+    if let e = j.error { s += "\n  error: \(e)" }
+    return s
+}
+
+struct JobsSubmit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "submit", abstract: "Validate the data and queue a fine-tune; a worker registers the result as the task's next version.")
+    @Option(help: "The task the adapter becomes a version of.") var task: String
+    @Option(help: "A registered base model's name.") var base: String?
+    @Option(help: "A model file or directory; registered as a base model under its file or directory name if needed.") var model: String?
+    @Option(help: "Training data: JSONL of {\"text\"} or {\"prompt\",\"completion\"} records (checked now, stored in the database).") var data: String
+    @Option(help: "Held-out data, scored every --eval-every steps and at the end; its loss is the version's eval_loss.") var evalData: String?
+    @OptionGroup var hyperparameters: HyperparameterOptions
+    @Option(help: "How the worker holds the base's linear weights: auto, keep, nf4, int8, none.") var quant: QuantizationMode = .auto
+    @Option(help: "Store a checkpoint in the database every N optimizer steps (a rescued job resumes from it).") var checkpointEvery: Int = 50
+    @Flag(help: "Point production at the new version when the job succeeds.") var autoPromote = false
+    @Flag(help: "With --auto-promote: only when its eval loss is no worse than production's.") var promoteIfBetter = false
+    @Option(help: "Attempts before the job fails (failed attempts retry with exponential backoff).") var maxAttempts: Int = 3
+    @OptionGroup var registry: RegistryOptions
+
+    func validate() throws {
+        if (base == nil) == (model == nil) { throw ValidationError("give --base NAME or --model SRC (exactly one)") }
+        if checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be >= 1, got \(checkpointEvery)") }
+        if maxAttempts < 1 { throw ValidationError("--max-attempts must be >= 1, got \(maxAttempts)") }
+        if promoteIfBetter && !autoPromote { throw ValidationError("--promote-if-better needs --auto-promote") }
+        if promoteIfBetter && evalData == nil { throw ValidationError("--promote-if-better compares eval loss: give --eval-data") }
+    }
+
+    func run() throws {
+        func url(_ p: String) -> URL { URL(fileURLWithPath: (p as NSString).expandingTildeInPath) }
+        let hp = JobHyperparameters(settings: try hyperparameters.settings(), checkpointEvery: checkpointEvery, quant: quant.rawValue)
+        var s = JobService.Submission(task: task, base: base, model: model.map(url), data: url(data),
+                                      evalData: evalData.map(url), hyperparameters: hp)
+        s.autoPromote = autoPromote
+        s.promoteIfBetter = promoteIfBetter
+        s.maxAttempts = maxAttempts
+        let job = try registry.openJobs().submit(s)
+        try registry.emit(job) { "queued " + jobLine(job) }
+    }
+}
+
+struct JobsList: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "Jobs, newest first.")
+    @Option(help: "Only jobs in this state: queued, running, succeeded, failed, cancelled.") var status: JobRecord.Status?
+    @Option(help: "Only jobs of this task.") var task: String?
+    @OptionGroup var registry: RegistryOptions
+
+    func run() throws {
+        let jobs = try registry.openJobs().jobs(status: status, task: task)
+        try registry.emit(ListEnvelope(jobs)) {
+            table(["ID", "STATUS", "TASK", "BASE", "ATTEMPT", "VERSION", "CREATED"], jobs.map {
+                [String($0.id), $0.status.rawValue, $0.task, $0.base, "\($0.attempt)/\($0.maxAttempts)",
+                 $0.version.map(String.init) ?? "-", $0.createdAt]
+            })
+        }
+    }
+}
+
+struct JobsShow: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "show", abstract: "One job.")
+    @Argument(help: "Job id.") var id: Int
+    @OptionGroup var registry: RegistryOptions
+
+    func run() throws {
+        let j = try registry.openJobs().job(id)
+        try registry.emit(j) {
+            jobLine(j) + "\n  data \(j.dataName) (\(j.dataSize) bytes, sha256 \(j.dataSHA256))"
+                + "\n  created \(j.createdAt) by \(j.createdBy)" + (j.worker.map { "\n  worker \($0)" } ?? "")
+        }
+    }
+}
+
+struct JobsCancel: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cancel", abstract: "Cancel a queued or running job (a running one stops within one optimizer step).")
+    @Argument(help: "Job id.") var id: Int
+    @OptionGroup var registry: RegistryOptions
+
+    func run() throws {
+        let j = try registry.openJobs().cancel(id)
+        try registry.emit(j) { jobLine(j) }
+    }
+}
+
+struct JobsEvents: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "events", abstract: "A job's messages and per-step metrics.")
+    @Argument(help: "Job id.") var id: Int
+    @Flag(help: "Keep showing new events until the job finishes (with --json: one JSON object per line).") var follow = false
+    @OptionGroup var registry: RegistryOptions
+
+    func run() throws {
+        let jobs = try registry.openJobs()
+        if !follow {
+            let events = try jobs.events(id)
+            try registry.emit(ListEnvelope(events)) { events.map(Self.line).joined(separator: "\n") }
+            return
+        }
+        let progress = registry.json ? nil : ProgressLine()
+        try jobs.follow(id) { e in
+            if registry.json { try printJSON(e); return }
+            if e.type == .metrics, e.data["loss"] != nil, let progress {
+                progress.update(Self.line(e))
+            } else {
+                progress?.finishLine()
+                print(Self.line(e))
+            }
+        }
+        progress?.finishLine()
+        let j = try jobs.job(id)
+        if !registry.json { print(jobLine(j)) }
+    }
+
+    static func line(_ e: JobEvent) -> String {
+        if e.type == .metrics {
+            let step = e.data["step"]?.intValue ?? 0
+            if let loss = e.data["loss"]?.doubleValue {
+                let total = e.data["total_steps"]?.intValue.map { "/\($0)" } ?? ""
+                return String(format: "step %d%@  loss %.4f  %.0f tok/s", step, total, loss, e.data["tokens_per_s"]?.doubleValue ?? 0)
+            }
+            if let l = e.data["eval_loss"]?.doubleValue { return String(format: "step %d  eval loss %.4f", step, l) }
+        }
+        return "\(e.at)  [\(e.level.rawValue)] \(e.message)"
+    }
+}
