@@ -1,3 +1,4 @@
+import Fetch
 import Foundation
 import Logging
 import Model
@@ -100,6 +101,11 @@ public final class JobService: @unchecked Sendable {
             let n = model.standardizedFileURL.lastPathComponent
             if let existing = try? registry.baseModel(named: n) { return existing.name }
             do {
+                // An http(s) URL is fetched and recorded by its URL, so any worker can fetch it; a local
+                // path (or file URL) is recorded as its path.
+                if let scheme = model.scheme?.lowercased(), scheme == "http" || scheme == "https" {
+                    return try registry.addBaseModel(name: n, spec: model.absoluteString, actor: actor).name
+                }
                 return try registry.addBaseModel(name: n, source: model, actor: actor).name
             } catch RegistryError.alreadyExists {
                 return n // registered concurrently by another submission

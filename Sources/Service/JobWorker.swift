@@ -205,7 +205,8 @@ public final class JobWorker: @unchecked Sendable {
         guard let quant = QuantizationMode(rawValue: hp.quant) else {
             throw ModelError.invalidArgument("job \(rec.id): unknown quantization '\(hp.quant)'")
         }
-        let lm = try LanguageModel.load(path: base.source, quantization: quant)
+        // A base registered by URL is fetched (verified against its registered sha256) on this machine.
+        let lm = try LanguageModel.load(path: RegistryService.localPath(of: base).path, quantization: quant)
         var request = TrainingService.Request(data: dataURL, evalData: evalURL, output: output, settings: hp.settings, initAdapter: nil)
         request.checkpointEvery = hp.checkpointEvery
         request.keepCheckpoints = 1

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Fetch
 import Foundation
 import Model
 import Registry
@@ -29,7 +30,7 @@ struct JobsSubmit: ParsableCommand {
         commandName: "submit", abstract: "Validate the data and queue a fine-tune; a worker registers the result as the task's next version.")
     @Option(help: "The task the adapter becomes a version of.") var task: String
     @Option(help: "A registered base model's name.") var base: String?
-    @Option(help: "A model file or directory; registered as a base model under its file or directory name if needed.") var model: String?
+    @Option(help: "A model file or directory, or a URL of either; registered as a base model under its file or directory name if needed.") var model: String?
     @Option(help: "Training data: JSONL of {\"text\"} or {\"prompt\",\"completion\"} records (checked now, stored in the database).") var data: String
     @Option(help: "Held-out data, scored every --eval-every steps and at the end; its loss is the version's eval_loss.") var evalData: String?
     @OptionGroup var hyperparameters: HyperparameterOptions
@@ -51,7 +52,8 @@ struct JobsSubmit: ParsableCommand {
     func run() throws {
         func url(_ p: String) -> URL { URL(fileURLWithPath: (p as NSString).expandingTildeInPath) }
         let hp = JobHyperparameters(settings: try hyperparameters.settings(), checkpointEvery: checkpointEvery, quant: quant.rawValue)
-        var s = JobService.Submission(task: task, base: base, model: model.map(url), data: url(data),
+        var s = JobService.Submission(task: task, base: base,
+                                      model: model.map { ModelFetcher.isRemote($0) ? URL(string: $0)! : url($0) }, data: url(data),
                                       evalData: evalData.map(url), hyperparameters: hp)
         s.autoPromote = autoPromote
         s.promoteIfBetter = promoteIfBetter
