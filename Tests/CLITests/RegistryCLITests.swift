@@ -53,7 +53,7 @@ final class RegistryCLITests: XCTestCase {
         let status0 = try json(["db", "status"]) as! [String: Any]
         XCTAssertEqual(status0["initialized"] as? Bool, false)
         let base = scratch.appendingPathComponent("base")
-        try RegistryCLIFixtures.writeTinyBase(to: base)
+        try RegistryFixtures.writeTinyBase(to: base)
         let added = try json(["models", "add", "tiny", base.path]) as! [String: Any]
         XCTAssertEqual((added["sha256"] as? String)?.count, 64)
         // Stop the cluster so the parallel processes also race to start it again.
@@ -61,7 +61,7 @@ final class RegistryCLITests: XCTestCase {
         let n = 6
         let dirs = try (0..<n).map { i -> URL in
             let d = scratch.appendingPathComponent("adapter\(i)")
-            try RegistryCLIFixtures.writeAdapter(to: d, seed: i, rank: 2, modules: ["q_proj", "v_proj"])
+            try RegistryFixtures.writeAdapter(to: d, seed: i, rank: 2, modules: ["q_proj", "v_proj"])
             return d
         }
         var results = [ProcessResult?](repeating: nil, count: n)
@@ -88,11 +88,11 @@ final class RegistryCLITests: XCTestCase {
 
     func testPromoteRollbackHistoryArchiveTagAndExportThroughTheCLI() throws {
         let base = scratch.appendingPathComponent("base")
-        try RegistryCLIFixtures.writeTinyBase(to: base)
+        try RegistryFixtures.writeTinyBase(to: base)
         try lora(["models", "add", "tiny", base.path])
         for i in 1...3 {
             let d = scratch.appendingPathComponent("a\(i)")
-            try RegistryCLIFixtures.writeAdapter(to: d, seed: 10 + i, rank: 2, modules: ["q_proj"])
+            try RegistryFixtures.writeAdapter(to: d, seed: 10 + i, rank: 2, modules: ["q_proj"])
             try lora(["import", "chat", d.path, "--metric", "valid_loss=\(Double(i) / 2)"])
         }
         try lora(["promote", "chat", "1"])

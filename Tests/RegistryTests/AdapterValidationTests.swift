@@ -14,7 +14,7 @@ final class AdapterValidationTests: RegistryTestCase {
     func testAnAdapterForAnotherBaseShapeIsRefusedWithAHint() throws {
         let dir = scratch.appendingPathComponent("wrong")
         // q_proj's lora_B of a model with a wider attention: [16, r] instead of [8, r].
-        try Fixtures.writeAdapter(to: dir, seed: 1, rank: 2, modules: ["q_proj"],
+        try RegistryFixtures.writeAdapter(to: dir, seed: 1, rank: 2, modules: ["q_proj"],
                                   shapeOverride: ["base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight": [16, 2]])
         XCTAssertThrowsError(try service.importAdapter(task: "t", directory: dir, actor: "a")) { e in
             XCTAssertTrue("\(e)".contains("expected [8, 2]") && "\(e)".contains("wrong base model"), "\(e)")
@@ -24,14 +24,14 @@ final class AdapterValidationTests: RegistryTestCase {
 
     func testRankMustMatchTheConfig() throws {
         let dir = scratch.appendingPathComponent("rank")
-        try Fixtures.writeAdapter(to: dir, seed: 1, rank: 2, modules: ["v_proj"],
+        try RegistryFixtures.writeAdapter(to: dir, seed: 1, rank: 2, modules: ["v_proj"],
                                   shapeOverride: ["base_model.model.model.layers.1.self_attn.v_proj.lora_A.weight": [3, 8]])
         XCTAssertThrowsError(try service.importAdapter(task: "t", directory: dir, actor: "a"))
     }
 
     func testOnlyLoraAdaptersAreAccepted() throws {
         let dir = scratch.appendingPathComponent("ia3")
-        try Fixtures.writeAdapter(to: dir, seed: 1, rank: 2, modules: ["q_proj"], peftType: "IA3")
+        try RegistryFixtures.writeAdapter(to: dir, seed: 1, rank: 2, modules: ["q_proj"], peftType: "IA3")
         XCTAssertThrowsError(try service.importAdapter(task: "t", directory: dir, actor: "a")) { e in
             guard case ModelError.unsupportedConfig(_, "peft_type", _) = e else { return XCTFail("\(e)") }
         }
@@ -39,7 +39,7 @@ final class AdapterValidationTests: RegistryTestCase {
 
     func testAMissingFactorIsReported() throws {
         let dir = scratch.appendingPathComponent("missing")
-        try Fixtures.writeAdapter(to: dir, seed: 1, rank: 2, modules: ["q_proj"])
+        try RegistryFixtures.writeAdapter(to: dir, seed: 1, rank: 2, modules: ["q_proj"])
         // Declare v_proj too, whose tensors are absent.
         let cfg = dir.appendingPathComponent("adapter_config.json")
         let text = try String(contentsOf: cfg, encoding: .utf8).replacingOccurrences(of: "[\"q_proj\"]", with: "[\"q_proj\", \"v_proj\"]")
@@ -52,7 +52,7 @@ final class AdapterValidationTests: RegistryTestCase {
 
     func testAllLinearAdaptersOfTheRightShapeAreAccepted() throws {
         let dir = scratch.appendingPathComponent("all")
-        try Fixtures.writeAdapter(to: dir, seed: 1, rank: 4,
+        try RegistryFixtures.writeAdapter(to: dir, seed: 1, rank: 4,
                                   modules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
         XCTAssertEqual(try service.importAdapter(task: "t", directory: dir, actor: "a").loraConfig["r"]?.intValue, 4)
     }

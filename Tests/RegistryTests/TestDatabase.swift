@@ -80,14 +80,14 @@ class RegistryTestCase: XCTestCase {
     @discardableResult
     func addTinyBase(name: String = "tiny") throws -> BaseModelRecord {
         let dir = scratch.appendingPathComponent("base-\(name)")
-        try Fixtures.writeTinyBase(to: dir)
+        try RegistryFixtures.writeTinyBase(to: dir)
         return try service.addBaseModel(name: name, source: dir, actor: "tester")
     }
 
     /// Writes a valid adapter for the tiny base; `seed` varies its weights (and so its sha256).
     func adapterDir(seed: Int, rank: Int = 2, modules: [String] = ["q_proj", "v_proj"]) throws -> URL {
         let dir = scratch.appendingPathComponent("adapter-\(seed)-\(UUID().uuidString.prefix(8))")
-        try Fixtures.writeAdapter(to: dir, seed: seed, rank: rank, modules: modules)
+        try RegistryFixtures.writeAdapter(to: dir, seed: seed, rank: rank, modules: modules)
         return dir
     }
 

@@ -2,10 +2,10 @@ import Foundation
 
 /// Tiny models and adapters written by the tests (nothing committed): a Llama config with
 /// D 8, F 16, L 2, H 2, Hk 1, E 4, and PEFT adapters for it in safetensors format.
-enum Fixtures {
-    static let hidden = 8, intermediate = 16, layers = 2, heads = 2, kvHeads = 1, headDim = 4
+public enum RegistryFixtures {
+    public static let hidden = 8, intermediate = 16, layers = 2, heads = 2, kvHeads = 1, headDim = 4
 
-    static func writeTinyBase(to dir: URL) throws {
+    public static func writeTinyBase(to dir: URL) throws {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let config = """
             {"architectures": ["LlamaForCausalLM"], "hidden_size": \(hidden), "intermediate_size": \(intermediate),
@@ -19,7 +19,7 @@ enum Fixtures {
     }
 
     /// (in, out) of each linear layer of the tiny config.
-    static func dims(_ module: String) -> (Int, Int) {
+    public static func dims(_ module: String) -> (Int, Int) {
         switch module {
         case "q_proj": return (hidden, heads * headDim)
         case "k_proj", "v_proj": return (hidden, kvHeads * headDim)
@@ -29,7 +29,7 @@ enum Fixtures {
         }
     }
 
-    static func writeAdapter(to dir: URL, seed: Int, rank: Int, modules: [String],
+    public static func writeAdapter(to dir: URL, seed: Int, rank: Int, modules: [String],
                              shapeOverride: [String: [Int]] = [:], peftType: String = "LORA") throws {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let mods = modules.map { "\"\($0)\"" }.joined(separator: ", ")
@@ -53,7 +53,7 @@ enum Fixtures {
     }
 
     /// F32 tensors with deterministic pseudo-random values.
-    static func writeSafetensors(_ tensors: [(String, [Int])], seed: Int, to url: URL) throws {
+    public static func writeSafetensors(_ tensors: [(String, [Int])], seed: Int, to url: URL) throws {
         var header: [String] = []
         var data = [UInt8]()
         var state = UInt64(truncatingIfNeeded: seed &* 6364136223846793005 &+ 1442695040888963407)
