@@ -47,6 +47,8 @@ let package = Package(
 
         // Tests. Shared helpers (fixture paths, the default model's location) live in TestSupport.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // Helpers for tests that need PostgreSQL (one embedded cluster per test process, a database per test).
+        .target(name: "ServiceTestSupport", dependencies: ["Registry", "Service", "TestSupport"], path: "Tests/ServiceTestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "TestSupport"]),
         .testTarget(name: "ChatTemplateTests", dependencies: ["ChatTemplate", "TestSupport"]),
@@ -54,7 +56,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "TestSupport"]),
         .testTarget(name: "FetchTests", dependencies: ["Fetch", "TestSupport"]),
-        .testTarget(name: "RegistryTests", dependencies: ["Registry", "Service", "TestSupport"]),
+        .testTarget(name: "RegistryTests", dependencies: ["Registry", "Service", "TestSupport", "ServiceTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

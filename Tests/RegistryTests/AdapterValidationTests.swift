@@ -3,6 +3,7 @@ import Model
 import Registry
 import Service
 import TestSupport
+import ServiceTestSupport
 import XCTest
 
 final class AdapterValidationTests: RegistryTestCase {

@@ -1,6 +1,7 @@
 import Foundation
 import Registry
 import Service
+import ServiceTestSupport
 import XCTest
 
 final class ArchiveTagTests: RegistryTestCase {

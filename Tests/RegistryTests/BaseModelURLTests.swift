@@ -3,6 +3,7 @@ import Foundation
 import Registry
 import Service
 import TestSupport
+import ServiceTestSupport
 import XCTest
 
 /// A base model registered by URL: fetched (verified, cached) to hash it, recorded by its URL, and

@@ -1,5 +1,6 @@
 import Foundation
 import Registry
+import ServiceTestSupport
 import XCTest
 
 final class ConnectionTests: XCTestCase {

@@ -1,6 +1,7 @@
 import Foundation
 import Registry
 import TestSupport
+import ServiceTestSupport
 import XCTest
 
 final class MigrationTests: XCTestCase {

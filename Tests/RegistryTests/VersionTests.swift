@@ -2,6 +2,7 @@ import Foundation
 import Registry
 import Service
 import TestSupport
+import ServiceTestSupport
 import XCTest
 
 final class VersionTests: RegistryTestCase {
