@@ -45,8 +45,12 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // Benchmarks (scripts/bench/): timings stay out of the test suite.
+        .executableTarget(name: "gemv-bench", dependencies: ["Kernels", "Quantization"], path: "Benchmarks/GEMVBench",
+                          swiftSettings: fastMath),
+
         // Tests. Shared helpers (fixture paths, the default model's location) live in TestSupport.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Kernels", "Model"], path: "Tests/TestSupport"),
         // Helpers for tests that need PostgreSQL (one embedded cluster per test process, a database per test).
         .target(name: "ServiceTestSupport", dependencies: ["Registry", "Service", "TestSupport"], path: "Tests/ServiceTestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),

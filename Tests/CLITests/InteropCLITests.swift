@@ -56,7 +56,7 @@ final class InteropCLITests: XCTestCase {
         XCTAssertEqual(f["embedding"], "f32")
         // --quant none dequantizes the stored NF4: a different (fp32) computation of the same weights.
         let none = try score(out, quant: "none", data: data)
-        XCTAssertEqual(none.nll, direct.nll, accuracy: 1e-4)
+        XCTAssertEqual(none.nll, direct.nll, accuracy: FP32.nll(forward: FP32.tinyModelForward, logitScale: try ReferenceScale.tinyModelLogits()))
     }
 
     func testDefaultModelGGUFQuantizesToACheckpointWithTheNLLOfNF4() throws {

@@ -4,57 +4,18 @@ import XCTest
 
 /// The registry verbs run as a user runs them: the release `lora` binary, no DATABASE_URL,
 /// the embedded cluster created from nothing in a fresh data directory.
-final class RegistryCLITests: XCTestCase {
-    var dataDir: URL!
-    var scratch: URL!
-
-    override func setUpWithError() throws {
-        let lora = TestPaths.loraBinary
-        guard FileManager.default.isExecutableFile(atPath: lora.path) else {
-            struct MissingBinary: Error, CustomStringConvertible { let description: String }
-            throw MissingBinary(description: "build the release binary first: swift build -c release (looked at \(lora.path))")
-        }
-        dataDir = URL(fileURLWithPath: "/tmp/lora-cli-\(getpid())-\(UUID().uuidString.prefix(6))")
-        scratch = dataDir.appendingPathComponent("scratch")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-    }
-
-    override func tearDown() {
-        if let dataDir {
-            _ = try? lora(["db", "stop"])
-            try? FileManager.default.removeItem(at: dataDir)
-        }
-    }
-
-    var environment: [String: String] {
-        var env = ProcessInfo.processInfo.environment
-        env.removeValue(forKey: "DATABASE_URL")
-        env["LORA_ACTOR"] = "cli-test"
-        return env
-    }
-
-    @discardableResult
-    func lora(_ args: [String], expectFailure: Bool = false, file: StaticString = #filePath, line: UInt = #line) throws -> ProcessResult {
-        let r = try runProcess(TestPaths.loraBinary, args + ["--data-dir", dataDir.path], environment: environment)
-        if expectFailure {
-            XCTAssertNotEqual(r.status, 0, "lora \(args.joined(separator: " ")) should fail", file: file, line: line)
-        } else {
-            XCTAssertEqual(r.status, 0, "lora \(args.joined(separator: " ")): \(r.stderr)", file: file, line: line)
-        }
-        return r
-    }
-
-    func json(_ args: [String]) throws -> Any {
+final class RegistryCLITests: LoraCLITestCase {
+    func jsonAny(_ args: [String]) throws -> Any {
         let r = try lora(args + ["--json"])
         return try JSONSerialization.jsonObject(with: Data(r.stdout.utf8))
     }
 
     func testConcurrentImportsFromSeveralProcessesGetDistinctVersions() throws {
-        let status0 = try json(["db", "status"]) as! [String: Any]
+        let status0 = try jsonAny(["db", "status"]) as! [String: Any]
         XCTAssertEqual(status0["initialized"] as? Bool, false)
         let base = scratch.appendingPathComponent("base")
         try RegistryFixtures.writeTinyBase(to: base)
-        let added = try json(["models", "add", "tiny", base.path]) as! [String: Any]
+        let added = try jsonAny(["models", "add", "tiny", base.path]) as! [String: Any]
         XCTAssertEqual((added["sha256"] as? String)?.count, 64)
         // Stop the cluster so the parallel processes also race to start it again.
         try lora(["db", "stop"])
@@ -78,7 +39,7 @@ final class RegistryCLITests: XCTestCase {
                let v = obj["version"] as? Int { numbers.append(v) }
         }
         XCTAssertEqual(numbers.sorted(), Array(1...n))
-        let list = try json(["versions", "race"]) as! [String: Any]
+        let list = try jsonAny(["versions", "race"]) as! [String: Any]
         XCTAssertEqual(list["object"] as? String, "list")
         let data = list["data"] as! [[String: Any]]
         XCTAssertEqual(data.map { $0["version"] as? Int }, (1...n).map { $0 })
@@ -97,35 +58,35 @@ final class RegistryCLITests: XCTestCase {
         }
         try lora(["promote", "chat", "1"])
         try lora(["promote", "chat", "3", "--reason", "better"])
-        let tasks = try json(["tasks"]) as! [String: Any]
+        let tasks = try jsonAny(["tasks"]) as! [String: Any]
         let task = (tasks["data"] as! [[String: Any]])[0]
         XCTAssertEqual(task["name"] as? String, "chat")
         XCTAssertEqual(task["aliases"] as? [String: Int], ["latest": 3, "production": 3])
-        let back = try json(["rollback", "chat"]) as! [String: Any]
+        let back = try jsonAny(["rollback", "chat"]) as! [String: Any]
         XCTAssertEqual(back["to_version"] as? Int, 1)
         let err = try lora(["rollback", "chat"], expectFailure: true)
         XCTAssertTrue(err.stderr.contains("nothing to roll back"), err.stderr)
         try lora(["promote", "chat", "2", "--alias", "latest"], expectFailure: true)
-        let hist = try json(["history", "chat", "--alias", "production"]) as! [String: Any]
+        let hist = try jsonAny(["history", "chat", "--alias", "production"]) as! [String: Any]
         XCTAssertEqual((hist["data"] as! [[String: Any]]).map { $0["action"] as? String }, ["promote", "promote", "rollback"])
         let refused = try lora(["archive", "chat@1"], expectFailure: true)
         XCTAssertTrue(refused.stderr.contains("production"), refused.stderr)
         try lora(["archive", "chat@2"])
-        let tagged = try json(["tag", "chat@3", "reviewed=yes"]) as! [String: Any]
+        let tagged = try jsonAny(["tag", "chat@3", "reviewed=yes"]) as! [String: Any]
         XCTAssertEqual(tagged["tags"] as? [String: String], ["reviewed": "yes"])
-        let cleared = try json(["tag", "chat@3", "--clear", "reviewed"]) as! [String: Any]
+        let cleared = try jsonAny(["tag", "chat@3", "--clear", "reviewed"]) as! [String: Any]
         XCTAssertEqual(cleared["tags"] as? [String: String], [:])
         let out = scratch.appendingPathComponent("exported")
         try lora(["export", "chat", out.path])
         XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent("adapter_model.safetensors")),
                        try Data(contentsOf: scratch.appendingPathComponent("a1/adapter_model.safetensors")),
                        "chat alone follows production (version 1)")
-        let models = try json(["models", "list"]) as! [String: Any]
+        let models = try jsonAny(["models", "list"]) as! [String: Any]
         XCTAssertEqual((models["data"] as! [[String: Any]]).map { $0["name"] as? String }, ["tiny"])
-        let st = try json(["db", "status"]) as! [String: Any]
+        let st = try jsonAny(["db", "status"]) as! [String: Any]
         XCTAssertEqual(st["running"] as? Bool, true)
         try lora(["db", "stop"])
-        let st2 = try json(["db", "status"]) as! [String: Any]
+        let st2 = try jsonAny(["db", "status"]) as! [String: Any]
         XCTAssertEqual(st2["running"] as? Bool, false)
     }
 }

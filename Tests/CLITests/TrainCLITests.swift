@@ -92,7 +92,7 @@ final class TrainCLITests: XCTestCase {
         // Same flags, same data, same thread count: the resumed adapter equals the uninterrupted one.
         let fa = a.suffix(from: a.count - 4 * 4000).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         let fb = b.suffix(from: b.count - 4 * 4000).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-        for (x, y) in zip(fa, fb) { XCTAssertEqual(x, y, accuracy: 1e-6) }
+        XCTAssertEqual(fa, fb, "exact: the resumed run repeats the same arithmetic on the same shapes")
         XCTAssertEqual(lines(r.stdout).last?["steps"] as? Int, steps)
     }
 }
@@ -111,7 +111,8 @@ extension TrainCLITests {
         let s = try runProcess(lora, ["score", "--model", model, "--quant", "none", "--adapter", best.path, "--data", data, "--json"])
         XCTAssertEqual(s.status, 0, s.stderr)
         let nll = (try JSONSerialization.jsonObject(with: Data(s.stdout.utf8)) as! [String: Any])["mean_nll"] as! Double
-        XCTAssertEqual(nll, evals.min()!, accuracy: 1e-4)
+        // Training's evaluation and `lora score` are different forwards of the same model (summation order).
+        XCTAssertEqual(nll, evals.min()!, accuracy: FP32.nll(forward: FP32.tinyModelForward, logitScale: try ReferenceScale.tinyModelLogits()))
         let ckpts = try FileManager.default.contentsOfDirectory(atPath: out.path).filter { $0.hasPrefix("checkpoint-") }.sorted()
         XCTAssertEqual(ckpts, ["checkpoint-4", "checkpoint-5"])
     }

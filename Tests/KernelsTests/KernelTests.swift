@@ -1,12 +1,12 @@
 import Kernels
+import TestSupport
 import XCTest
 
 final class KernelTests: XCTestCase {
     private func random(_ n: Int, seed: inout UInt64, scale: Float = 1) -> [Float] {
-        (0..<n).map { _ in
-            seed = seed &* 6364136223846793005 &+ 1442695040888963407
-            return (Float(seed >> 40) / Float(1 << 24) * 2 - 1) * scale
-        }
+        var rng = TestRNG(seed: seed)
+        defer { seed = rng.state }
+        return rng.uniform(n, scale: scale)
     }
 
     /// Plain triple loop in Double: the reference every sgemm call is checked against.

@@ -1,38 +1,12 @@
 import Kernels
 import Model
+import TestSupport
 import XCTest
 
-/// A random tiny model built in memory: checks that need no reference file.
-enum RandomModel {
-    static func make(seed: UInt64 = 7, vocab: Int = 50, d: Int = 32, f: Int = 48, layers: Int = 2,
-                     heads: Int = 4, kvHeads: Int = 2, headDim: Int? = nil, tied: Bool = true) -> LlamaModel {
-        var s = seed
-        func rand(_ n: Int, _ scale: Float) -> [Float] {
-            (0..<n).map { _ in
-                s = s &* 6364136223846793005 &+ 1442695040888963407
-                return (Float(s >> 40) / Float(1 << 24) * 2 - 1) * scale
-            }
-        }
-        let e = headDim ?? d / heads
-        let config = LlamaConfig(vocabSize: vocab, hiddenSize: d, intermediateSize: f, numLayers: layers,
-                                 numHeads: heads, numKVHeads: kvHeads, headDim: e, rmsNormEps: 1e-6,
-                                 ropeTheta: 10000, maxPositionEmbeddings: 128, tieWordEmbeddings: tied,
-                                 bosTokenId: 0, eosTokenIds: [1])
-        func lin(_ n: Int, _ k: Int) -> DenseWeight { DenseWeight(outFeatures: n, inFeatures: k, data: rand(n * k, 0.3)) }
-        let layerWeights = (0..<layers).map { _ in
-            LayerWeights(attnNorm: rand(d, 0.5).map { $0 + 1 }, q: lin(heads * e, d), k: lin(kvHeads * e, d),
-                         v: lin(kvHeads * e, d), o: lin(d, heads * e), mlpNorm: rand(d, 0.5).map { $0 + 1 },
-                         gate: lin(f, d), up: lin(f, d), down: lin(d, f))
-        }
-        let emb = rand(vocab * d, 1)
-        let head: LinearWeight = tied ? DenseWeight(outFeatures: vocab, inFeatures: d, data: emb) : lin(vocab, d)
-        return LlamaModel(config: config, weights: ModelWeights(embedding: emb, layers: layerWeights,
-                                                                finalNorm: rand(d, 0.5).map { $0 + 1 }, lmHead: head))
-    }
-}
-
 final class ForwardCacheTests: XCTestCase {
-    static let cacheTolerance: Float = 1e-4
+    /// Cached decoding (T = 1 products) and full recomputation (sgemm over all T) differ only in
+    /// summation order: the fixture-model forward bound, relative to the logits' scale.
+    static let cacheTolerance = FP32.tinyModelForward
 
     func testIncrementalDecodingFromTheCacheEqualsFullRecomputation() throws {
         for (heads, kv, e) in [(4, 2, 8), (6, 2, 12), (4, 4, 8)] {
@@ -54,7 +28,7 @@ final class ForwardCacheTests: XCTestCase {
                 }
                 pos += step
                 let ref = full[((pos - 1) * V)..<(pos * V)]
-                for (a, b) in zip(logits, ref) { XCTAssertEqual(a, b, accuracy: Self.cacheTolerance, "heads \(heads)/\(kv) position \(pos - 1)") }
+                XCTAssertLessThanOrEqual(scaledMaxError(logits, Array(ref)), Self.cacheTolerance, "heads \(heads)/\(kv) position \(pos - 1)")
             }
             XCTAssertEqual(cache.count, tokens.count)
         }

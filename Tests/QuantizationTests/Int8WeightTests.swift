@@ -1,12 +1,13 @@
 import Kernels
 import Quantization
+import TestSupport
 import XCTest
 
 final class Int8WeightTests: XCTestCase {
     func testFastKernelsMatchReferenceTwinsAtOddSizes() throws {
         for (n, k) in [(77, 192), (13, 37), (9, 100), (5, 16)] {
-            var rng = TestRNG(UInt64(n * 7 + k))
-            let w = try Int8Weight(outFeatures: n, inFeatures: k, data: rng.floats(n * k, scale: 0.05))
+            var rng = TestRNG(seed: UInt64(n * 7 + k))
+            let w = try Int8Weight(outFeatures: n, inFeatures: k, data: rng.uniform(n * k, scale: 0.05))
             for t in [1, 3, 17] {
                 QuantizedKernelChecks.compare(
                     n: n, k: k, tokens: t, seed: UInt64(t + 100),
@@ -30,9 +31,9 @@ final class Int8WeightTests: XCTestCase {
     }
 
     func testRoundTripErrorIsAtMostHalfAStepPerRow() throws {
-        var rng = TestRNG(3)
+        var rng = TestRNG(seed: 3)
         let (n, k) = (31, 70)
-        let data = rng.floats(n * k)
+        let data = rng.uniform(n * k)
         let w = try Int8Weight(outFeatures: n, inFeatures: k, data: data)
         var deq = [Float](repeating: 0, count: n * k)
         w.dequantizeRows(0, n, into: &deq)

@@ -43,27 +43,3 @@ enum NF4Fixtures {
         return h
     }
 }
-
-/// Deterministic pseudo-random floats for kernel tests (xorshift; no Foundation randomness).
-struct TestRNG {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed | 1 }
-    mutating func next() -> UInt64 {
-        state ^= state << 13; state ^= state >> 7; state ^= state << 17
-        return state
-    }
-    /// Uniform in [-1, 1).
-    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
-    mutating func floats(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in float() * scale } }
-}
-
-/// max |a - b| / max(max |b|, tiny): one relative error for a whole array.
-func maxRelativeError(_ a: [Float], _ b: [Float]) -> Float {
-    precondition(a.count == b.count)
-    var num: Float = 0, den: Float = 0
-    for i in 0..<a.count {
-        num = max(num, abs(a[i] - b[i]))
-        den = max(den, abs(b[i]))
-    }
-    return num / max(den, 1e-30)
-}

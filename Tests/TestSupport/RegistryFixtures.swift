@@ -56,12 +56,12 @@ public enum RegistryFixtures {
     public static func writeSafetensors(_ tensors: [(String, [Int])], seed: Int, to url: URL) throws {
         var header: [String] = []
         var data = [UInt8]()
-        var state = UInt64(truncatingIfNeeded: seed &* 6364136223846793005 &+ 1442695040888963407)
+        var rng = TestRNG(seed: UInt64(truncatingIfNeeded: seed))
+        _ = rng.next()
         for (name, shape) in tensors {
             let start = data.count
             for _ in 0..<shape.reduce(1, *) {
-                state = state &* 6364136223846793005 &+ 1442695040888963407
-                let f = Float(Int32(truncatingIfNeeded: state >> 33)) / Float(Int32.max)
+                let f = rng.signedUnit()
                 withUnsafeBytes(of: f.bitPattern.littleEndian) { data.append(contentsOf: $0) }
             }
             header.append("\"\(name)\":{\"dtype\":\"F32\",\"shape\":[\(shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(start),\(data.count)]}")

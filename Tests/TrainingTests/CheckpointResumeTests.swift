@@ -67,8 +67,10 @@ final class CheckpointResumeTests: XCTestCase {
         try Checkpoint.restore(resumed, from: saved.last!)
         try resumed.run(onEvent: { if case let .step(r) = $0 { losses.append(r.loss) } })
         XCTAssertEqual(losses.count, fullLosses.count)
-        for (a, b) in zip(losses, fullLosses) { XCTAssertEqual(a, b, accuracy: 1e-9) }
-        for (a, b) in zip(resumed.engine.adapter.parameters, full.engine.adapter.parameters) { XCTAssertEqual(a, b, accuracy: 1e-6) }
+        // Exact: the resumed run does the same arithmetic on the same shapes from the saved state
+        // (adapter, optimizer moments, accumulated gradients, data position and RNG streams).
+        XCTAssertEqual(losses, fullLosses)
+        XCTAssertEqual(resumed.engine.adapter.parameters, full.engine.adapter.parameters)
         XCTAssertEqual(resumed.optimizer, full.optimizer)
     }
 
@@ -105,7 +107,12 @@ final class CheckpointResumeTests: XCTestCase {
         var l1 = 0.0, l2 = 0.0
         try plain.run(onEvent: { if case let .step(r) = $0 { l1 = r.loss } })
         try packed.run(onEvent: { if case let .step(r) = $0 { l2 = r.loss } })
-        XCTAssertEqual(l1, l2, accuracy: 1e-5)
-        for (a, b) in zip(plain.engine.adapter.parameters, packed.engine.adapter.parameters) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+        // Packing changes the sgemm shapes (GradientTests.reorderedTolerance). One AdamW step moves each
+        // parameter by lr · g / (|g| + eps), within lr of any reordering's result times its relative error.
+        assertRelative(l2, l1, within: GradientTests.reorderedTolerance, "loss")
+        let stepTolerance = Float(Double(s.learningRate) * GradientTests.reorderedTolerance)
+        for (a, b) in zip(plain.engine.adapter.parameters, packed.engine.adapter.parameters) {
+            XCTAssertEqual(a, b, accuracy: stepTolerance + a.ulp)
+        }
     }
 }

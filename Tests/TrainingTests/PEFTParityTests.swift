@@ -10,7 +10,8 @@ final class PEFTParityTests: XCTestCase {
     static let gradientTolerance = 1e-4
     /// Loss per step (relative) and final tensors (norm-relative) after 20 AdamW steps (issue 5).
     static let trajectoryTolerance = 1e-3
-    static let logitTolerance: Float = 1e-4
+    /// Ours and PEFT's logits differ only in summation order: relative to the logits' scale (FP32.tinyModelForward).
+    static let logitTolerance = FP32.tinyModelForward
 
     static var base: LlamaModel = {
         let loaded = try! ModelLoader.load(TestPaths.fixture("models/tiny-llama-tied"))
@@ -31,8 +32,7 @@ final class PEFTParityTests: XCTestCase {
             let ref = try JSONDecoder().decode(Logits.self, from: Data(contentsOf: TestPaths.fixture("peft/\(name)/logits.json")))
             let ours = try Self.base.logits(for: ref.input_ids, adapters: AdapterSet([a]))
             let V = Self.base.config.vocabSize
-            var worst: Float = 0
-            for t in ref.logits.indices { for v in 0..<V { worst = max(worst, abs(ours[t * V + v] - ref.logits[t][v])) } }
+            let worst = scaledMaxError(Array(ours[0..<(ref.logits.count * V)]), ref.logits.flatMap { $0 })
             XCTAssertLessThanOrEqual(worst, Self.logitTolerance, name)
         }
         // The patterns are honoured: q_proj has rank 2, v_proj alpha 4 (scaling 1).
@@ -177,14 +177,11 @@ extension PEFTParityTests {
         let ours = try Self.base.logits(for: ref.input_ids, adapters: AdapterSet([a]))
         let plain = try Self.base.logits(for: ref.input_ids)
         let V = Self.base.config.vocabSize
-        var worst: Float = 0, moved: Float = 0
-        for t in ref.logits.indices {
-            for v in 0..<V {
-                worst = max(worst, abs(ours[t * V + v] - ref.logits[t][v]))
-                moved = max(moved, abs(plain[t * V + v] - ref.logits[t][v]))
-            }
-        }
+        let n = ref.logits.count * V
+        let worst = scaledMaxError(Array(ours[0..<n]), ref.logits.flatMap { $0 })
+        let moved = scaledMaxError(Array(plain[0..<n]), ref.logits.flatMap { $0 })
         XCTAssertLessThanOrEqual(worst, Self.logitTolerance)
-        XCTAssertGreaterThan(moved, 1e-3, "the trained adapter should change the logits")
+        // The adapter's effect must stand far above the comparison's tolerance, or the check above proves nothing.
+        XCTAssertGreaterThan(moved, 100 * Self.logitTolerance, "the trained adapter should change the logits")
     }
 }

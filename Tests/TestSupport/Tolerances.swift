@@ -1,0 +1,128 @@
+import Foundation
+import XCTest
+
+/// Floating-point tolerances derived from the arithmetic, shared by every test target.
+///
+/// fp32's unit roundoff is u = 2⁻²⁴. A sum of K products accumulated in fp32, in any order, is
+/// within γ_K · Σ|aᵢbᵢ| of the exact sum, γ_K = K·u / (1 − K·u) (Higham, *Accuracy and Stability of
+/// Numerical Algorithms*, §3.1); two different fp32 orders (OpenBLAS picks kernels, and so
+/// summation orders, by matrix size and by CPU) are within 2·γ_K · Σ|aᵢbᵢ| of each other. A
+/// network chains such products: to first order their relative errors add, so a chain of n
+/// products with inner dimensions at most K is within n · 2·γ_K (relative, in norm) of another
+/// order's result. Nothing here is tuned on one machine: a bound is computed from K and n.
+public enum FP32 {
+    /// u = 2⁻²⁴.
+    public static let unitRoundoff = 0x1p-24
+
+    /// γ_K = K·u / (1 − K·u): the relative bound of one fp32 sum of K terms.
+    public static func gamma(_ k: Int) -> Double {
+        let ku = Double(max(k, 1)) * unitRoundoff
+        return ku / (1 - ku)
+    }
+
+    /// n fp32 roundings in a row, each at most u relative: n·u (for elementwise formulas).
+    public static func roundings(_ n: Int) -> Double { Double(n) * unitRoundoff }
+
+    /// Two fp32 evaluations of the same sum of K terms in different orders: 2·γ_K, relative to Σ|terms|.
+    public static func reordered(terms k: Int) -> Double { 2 * gamma(k) }
+
+    /// Two fp32 orders of a product whose K terms are zero-mean random test data, relative to the
+    /// result's largest value: Σ|aᵢbᵢ| is then about √K times |Σaᵢbᵢ| (the sum is a random walk while
+    /// the sum of magnitudes grows like K), so the bound is 2·γ_K·√K. For kernel tests on random inputs.
+    public static func randomProduct(terms k: Int) -> Double { reordered(terms: k) * Double(max(k, 1)).squareRoot() }
+
+    /// A chain of `products` dependent matrix products (each inner dimension at most `innerDimension`)
+    /// evaluated in two different summation orders: `products` · 2·γ_K, norm-relative.
+    public static func chain(products: Int, innerDimension: Int) -> Double {
+        Double(products) * reordered(terms: innerDimension)
+    }
+
+    /// The same chain with rounding errors that behave as independent random variables (Higham and
+    /// Mary, "A New Approach to Probabilistic Rounding Error Analysis", SIAM J. Sci. Comput. 2019): a sum
+    /// of K terms is then within λ·√K·u (relative to Σ|terms|) with probability at least 1 − 2·exp(−λ²/2),
+    /// and the independent errors of n chained sums add like a random walk, √n times one sum's.
+    /// λ = 6 makes a failure a one-in-10⁸ event. For deep models, where the worst case (n·K·u, never
+    /// reached in practice) would allow errors of several percent and test nothing.
+    public static func probabilisticChain(products: Int, innerDimension: Int) -> Double {
+        2 * 6 * Double(max(products, 1)).squareRoot() * Double(max(innerDimension, 1)).squareRoot() * unitRoundoff
+    }
+
+    /// Two fp32 forwards of a fixture model (Tests/Fixtures/models: 2 layers, width ≤ 64, FFN ≤ 160;
+    /// RandomModel's are smaller) in different summation orders (ours vs transformers, sgemm vs the
+    /// KV-cache path): at most 16 dependent products (q/k/v, scores, attention, o, gate/up, down per
+    /// layer, the head, LoRA's A and B) over at most 160 terms, relative to the logits' scale.
+    public static let tinyModelForward = chain(products: 16, innerDimension: 160)
+
+    /// Two fp32 forwards of the default model (SmolLM2-135M: 30 layers, width 576, FFN 1536) in
+    /// different summation orders: 30 · 6 + 1 dependent products over at most 1536 terms, probabilistic.
+    public static let defaultModelForward = probabilisticChain(products: 30 * 6 + 1, innerDimension: 1536)
+}
+
+/// max |a − b| over the largest |b|: the logits' error relative to their scale.
+public func scaledMaxError(_ a: [Float], _ b: [Float]) -> Double { Double(maxRelativeError(a, b)) }
+
+/// ‖a − b‖₂ / ‖b‖₂: one relative error for a whole vector, so entries near zero (cancellation)
+/// don't decide the comparison (ggml's test-backend-ops compares by normalized mean squared error).
+public func normRelativeError(_ a: [Float], _ b: [Float]) -> Double {
+    precondition(a.count == b.count, "comparing \(a.count) values with \(b.count)")
+    var num = 0.0, den = 0.0
+    for i in a.indices {
+        let d = Double(a[i]) - Double(b[i])
+        num += d * d
+        den += Double(b[i]) * Double(b[i])
+    }
+    if den == 0 { return num == 0 ? 0 : .infinity }
+    return (num / den).squareRoot()
+}
+
+/// max |a − b| / max |b|: the worst entry relative to the largest value (for values of one scale).
+public func maxRelativeError(_ a: [Float], _ b: [Float]) -> Float {
+    precondition(a.count == b.count, "comparing \(a.count) values with \(b.count)")
+    var num: Float = 0, den: Float = 0
+    for i in a.indices {
+        num = max(num, abs(a[i] - b[i]))
+        den = max(den, abs(b[i]))
+    }
+    return num / max(den, .leastNormalMagnitude)
+}
+
+/// Asserts ‖actual − expected‖ / ‖expected‖ ≤ tolerance.
+public func assertNormRelative(_ actual: [Float], _ expected: [Float], within tolerance: Double,
+                               _ message: @autoclosure () -> String = "",
+                               file: StaticString = #filePath, line: UInt = #line) {
+    let e = normRelativeError(actual, expected)
+    XCTAssertLessThanOrEqual(e, tolerance, "norm-relative error \(e) > \(tolerance) \(message())", file: file, line: line)
+}
+
+/// Asserts |actual − expected| ≤ tolerance · |expected| (for scalars of order one or more).
+public func assertRelative(_ actual: Double, _ expected: Double, within tolerance: Double,
+                           _ message: @autoclosure () -> String = "",
+                           file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertLessThanOrEqual(abs(actual - expected), tolerance * abs(expected),
+                             "\(actual) vs \(expected): relative error above \(tolerance) \(message())", file: file, line: line)
+}
+
+extension FP32 {
+    /// An NLL is logsumexp(logits) − logit: each term moves by at most the largest logit error, so an
+    /// NLL (and a mean of NLLs) by at most twice the forward's relative tolerance times the logits' scale.
+    public static func nll(forward tolerance: Double, logitScale: Double) -> Double { 2 * tolerance * logitScale }
+}
+
+/// The logits' scale of the committed references, for tolerances relative to it.
+public enum ReferenceScale {
+    /// max |logit| over the cases of a fixture model's reference.json (transformers' logits).
+    public static func tinyModelLogits(_ name: String = "tiny-llama-tied") throws -> Double {
+        struct Ref: Decodable { struct Case: Decodable { let logits: [[Double]] }; let cases: [Case] }
+        let url = TestPaths.fixture("models/\(name)/reference.json")
+        let ref = try JSONDecoder().decode(Ref.self, from: Data(contentsOf: url))
+        return ref.cases.flatMap { $0.logits.flatMap { $0 } }.map(abs).max() ?? 1
+    }
+
+    /// The largest of transformers' top-5 logits over the default model's paragraph reference.
+    public static func defaultModelLogits() throws -> Double {
+        struct Ref: Decodable { struct P: Decodable { let top5: [[[Double]]] }; let paragraph: P }
+        let url = TestPaths.fixture("default-model/reference.json")
+        let ref = try JSONDecoder().decode(Ref.self, from: Data(contentsOf: url))
+        return ref.paragraph.top5.flatMap { $0.map { abs($0[1]) } }.max() ?? 1
+    }
+}
