@@ -56,11 +56,11 @@ final class RetryTests: FetchTestCase {
             reply.stallAfterHeaders = nth == 1
             return reply
         }
-        let start = Date()
         let path = try fetcher().fetchModel(s.url("/m.gguf"))
         XCTAssertEqual(try Data(contentsOf: path), data)
         XCTAssertEqual(s.requests("/m.gguf", method: "GET").count, 2)
-        XCTAssertLessThan(Date().timeIntervalSince(start), 8, "the low-speed timeout did not fire")
+        // The stalled reply never ends by itself: only the client's low-speed timeout closes it.
+        XCTAssertGreaterThanOrEqual(s.abandonedStalls, 1, "the low-speed timeout did not fire")
         try assertCacheHolds([Self.sha(data)])
     }
 

@@ -19,7 +19,8 @@ struct Reply {
     var body = Data()
     /// Send only this many body bytes (after a full Content-Length), then close the connection.
     var dropAfter: Int?
-    /// Send the headers, then nothing until the server stops.
+    /// Send the headers, then nothing until the client hangs up (counted in `abandonedStalls`) or the
+    /// server stops.
     var stallAfterHeaders = false
     /// Send this many body bytes, then nothing until the server stops (the connection stays open).
     var stallAfterBytes: Int?
@@ -65,6 +66,28 @@ final class TestHTTPServer: @unchecked Sendable {
     private var sentBytes: [String: Int] = [:]
     private let stopped = DispatchSemaphore(value: 0)
     private var isStopped = false
+    private var abandoned = 0
+
+    /// Stalled replies whose client closed the connection first (a client-side timeout fired).
+    var abandonedStalls: Int {
+        lock.lock(); defer { lock.unlock() }
+        return abandoned
+    }
+
+    /// Waits (polling every 50 ms) until the peer closes `fd` (true) or the server stops (false).
+    private func waitForClientHangUp(_ fd: Int32) -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 512)
+        while true {
+            lock.lock(); let stop = isStopped; lock.unlock()
+            if stop { return false }
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if poll(&p, 1, 50) > 0 {
+                if p.revents & Int16(POLLHUP | POLLERR) != 0 { return true }
+                let n = recv(fd, &buffer, buffer.count, 0)
+                if n <= 0 { return true }
+            }
+        }
+    }
 
     init(handler: @escaping Handler) throws {
         self.handler = handler
@@ -170,7 +193,9 @@ final class TestHTTPServer: @unchecked Sendable {
         head += "\r\n"
         guard sendAll(fd, Data(head.utf8)) else { return }
         if reply.stallAfterHeaders {
-            _ = stopped.wait(timeout: .now() + 10)
+            if waitForClientHangUp(fd) {
+                lock.lock(); abandoned += 1; lock.unlock()
+            }
             return
         }
         guard request.method != "HEAD" else { return }

