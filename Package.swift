@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "TestSupport"]),
         .testTarget(name: "FetchTests", dependencies: ["Fetch", "TestSupport"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Service", "Training", "TestSupport", "ServiceTestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "ServiceTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,11 +1,27 @@
 import Foundation
+import ServiceTestSupport
 import TestSupport
 import XCTest
 
 /// Jobs tests run the release `lora` binary as users do: `lora jobs ...` and `lora worker`
 /// processes on the embedded cluster of a fresh data directory, training the tiny fixture model.
+/// Each test gets its own database on the test process's shared cluster (ServiceTestSupport's
+/// TestDatabase) instead of an embedded cluster of its own: creating a cluster costs seconds, a
+/// database milliseconds, and the jobs tests are not about cluster creation (RegistryCLITests are).
 class JobsCLITestCase: LoraCLITestCase {
     override var actor: String { "jobs-test" }
+    var db: TestDatabase!
+    override var registryArguments: [String] { ["--data-dir", dataDir.path, "--database-url", db.conninfo] }
+
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        db = try TestDatabase()
+    }
+
+    override func tearDown() {
+        super.tearDown()   // stops the workers first
+        db?.drop()
+    }
     var model: URL { TestPaths.fixture("models/tiny-llama-tied") }
     var trainData: URL { TestPaths.fixture("peft/train.jsonl") }
 
@@ -33,7 +49,7 @@ class JobsCLITestCase: LoraCLITestCase {
     func startWorker(_ args: [String], stepDelayMS: Int? = nil) throws -> Process {
         let p = Process()
         p.executableURL = TestPaths.loraBinary
-        p.arguments = ["worker"] + args + ["--data-dir", dataDir.path]
+        p.arguments = ["worker"] + args + registryArguments
         var env = environment
         if let stepDelayMS { env["LORA_WORKER_STEP_DELAY_MS"] = String(stepDelayMS) }
         p.environment = env

@@ -12,6 +12,9 @@ open class LoraCLITestCase: XCTestCase {
     public var started: [Process] = []
     /// Recorded as the actor of registry changes (LORA_ACTOR).
     open var actor: String { "cli-test" }
+    /// Where every `lora` run of the test keeps its registry: the data directory (an embedded cluster
+    /// created from nothing), or whatever a subclass adds (a test database's `--database-url`).
+    open var registryArguments: [String] { ["--data-dir", dataDir.path] }
 
     override open func setUpWithError() throws {
         guard FileManager.default.isExecutableFile(atPath: TestPaths.loraBinary.path) else {
@@ -42,7 +45,7 @@ open class LoraCLITestCase: XCTestCase {
     /// Runs `lora ARGS --data-dir DIR`, asserting success (or failure with `expectFailure`).
     @discardableResult
     public func lora(_ args: [String], expectFailure: Bool = false, file: StaticString = #filePath, line: UInt = #line) throws -> ProcessResult {
-        let r = try runProcess(TestPaths.loraBinary, args + ["--data-dir", dataDir.path], environment: environment)
+        let r = try runProcess(TestPaths.loraBinary, args + registryArguments, environment: environment)
         if expectFailure {
             XCTAssertNotEqual(r.status, 0, "lora \(args.joined(separator: " ")) should fail", file: file, line: line)
         } else {
