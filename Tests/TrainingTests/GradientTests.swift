@@ -96,11 +96,17 @@ final class GradientTests: XCTestCase {
         }
     }
 
-    func testPaddingChangesNoRealTokenLossOrGradient() throws {
-        let model = Self.tinyModel(seed: 8)
+    /// The padding tests' model and adapter (non-zero B, so every A has a gradient).
+    static func paddingCase() -> (LlamaModel, LoRAAdapter) {
+        let model = tinyModel(seed: 8)
         let adapter = LoRAAdapter(config: LoRAConfig(rank: 2, alpha: 4, dropout: 0), base: model.config)
         adapter.initialize(seed: 1)
         for p in adapter.pairs { for i in 0..<p.bCount { adapter.parameters[p.bOffset + i] = 0.05 * Float(i % 7) - 0.1 } }
+        return (model, adapter)
+    }
+
+    func testPaddingChangesNoRealTokenLossOrGradient() throws {
+        let (model, adapter) = Self.paddingCase()
         let rec = TokenizedRecord(tokens: [3, 7, 2, 9], scored: [false, true, true, true])
         let alone = TrainingEngine(model: model, adapter: adapter)
         let l1 = try alone.accumulate(MicroBatch.padded([rec]), lossScale: 1, dropoutSeed: 0)
@@ -114,10 +120,7 @@ final class GradientTests: XCTestCase {
     /// Exact where the arithmetic is the same: at one shape, what the padding positions hold changes
     /// no bit of the loss or of any gradient (they are masked, unscored, and attend only to themselves).
     func testPaddingContentChangesNoBitOfLossOrGradients() throws {
-        let model = Self.tinyModel(seed: 8)
-        let adapter = LoRAAdapter(config: LoRAConfig(rank: 2, alpha: 4, dropout: 0), base: model.config)
-        adapter.initialize(seed: 1)
-        for p in adapter.pairs { for i in 0..<p.bCount { adapter.parameters[p.bOffset + i] = 0.05 * Float(i % 7) - 0.1 } }
+        let (model, adapter) = Self.paddingCase()
         let short = TokenizedRecord(tokens: [3, 7, 2, 9], scored: [false, true, true, true])
         let long = TokenizedRecord(tokens: [5, 1, 8, 4, 4, 6, 2], scored: [false, true, true, true, true, true, true])
         let batch = MicroBatch.padded([short, long])
