@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
     ],
     targets: [
         // System libraries: a module map and nothing else.
@@ -39,6 +40,7 @@ let package = Package(
             "Model", "Training", "Fetch", "Registry",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ]),
         .executableTarget(name: "lora", dependencies: [
             "Service", "Fetch",
@@ -58,6 +60,7 @@ let package = Package(
         .testTarget(name: "FetchTests", dependencies: ["Fetch", "TestSupport"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Service", "TestSupport", "ServiceTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
+        .testTarget(name: "ServingTests", dependencies: ["Service", "Model", "Training", "Registry", "TestSupport", "ServiceTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )
