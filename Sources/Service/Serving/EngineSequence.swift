@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import Model
 import Training
 import Tokenizer
@@ -18,6 +19,7 @@ public final class EngineSequence: ServingSequence, @unchecked Sendable {
     let adapters: AdapterSet
     let logger: Logger
     let metricsModel: String
+    let completionTokens: Counter
     var sampler: Sampler
     var decoder: StreamingDecoder
     var stopMatcher: StopMatcher
@@ -44,6 +46,7 @@ public final class EngineSequence: ServingSequence, @unchecked Sendable {
         self.served = served; self.requestId = requestId; self.promptTokenIds = promptTokenIds
         self.maxTokens = maxTokens; self.adapters = adapters; self.logger = logger; self.metricsModel = metricsModel
         self.engine = engine
+        completionTokens = Counter(label: "lora_completion_tokens_total", dimensions: [("model", metricsModel)])
         sampler = Sampler(sampling)
         decoder = StreamingDecoder(tokenizer: tokenizer, skipSpecialTokens: false)
         stopMatcher = StopMatcher(stops: stop)

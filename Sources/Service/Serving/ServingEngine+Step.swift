@@ -102,7 +102,7 @@ extension ServingEngine {
         s.lastTokenAt = now
         if eos.contains(next) { return .stop }
         s.appendToken(next)
-        Counter(label: "lora_completion_tokens_total", dimensions: [("model", s.metricsModel)]).increment()
+        s.completionTokens.increment()
         var (text, stopped) = s.stopMatcher.push(s.decoder.push(next))
         if !stopped && s.generatedCount >= s.maxTokens {
             // The last token: release what the decoder and the stop matcher hold.

@@ -77,7 +77,7 @@ public final class ServingEngine: ServingBackend, @unchecked Sendable {
             adapterCache = AdapterCache(budgetBytes: options.adapterCacheBytes, logger: logger,
                                         loader: AdapterCache.registryLoader(registry, base: model.model.config))
             listener = AliasListener(conninfo: registry.pool.conninfo, resolver: resolver,
-                                     pollSeconds: options.aliasRecheckSeconds, logger: logger)
+                                     pollSeconds: min(0.25, options.aliasRecheckSeconds), logger: logger)
         } else {
             adapterCache = nil
             listener = nil
