@@ -60,7 +60,7 @@ let package = Package(
         .testTarget(name: "FetchTests", dependencies: ["Fetch", "TestSupport"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Service", "TestSupport", "ServiceTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
-        .testTarget(name: "ServingTests", dependencies: ["Service", "Model", "Training", "Registry", "TestSupport", "ServiceTestSupport"]),
+        .testTarget(name: "ServingTests", dependencies: ["Service", "Model", "Training", "Registry", "Kernels", "Quantization", "TestSupport", "ServiceTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )
