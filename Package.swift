@@ -46,6 +46,7 @@ let package = Package(
             "Model", "Training", "Fetch", "Registry",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ]),
         // HTTP routes only (OpenAI-compatible serving, metrics, health): decode, call the backend, encode.
         .target(name: "Server", dependencies: [
@@ -85,6 +86,7 @@ let package = Package(
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .testTarget(name: "ServingTests", dependencies: ["Service", "Model", "Training", "Registry", "Kernels", "Quantization", "TestSupport", "ServiceTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )
