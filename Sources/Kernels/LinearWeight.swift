@@ -9,11 +9,29 @@ public protocol LinearWeight: AnyObject, Sendable {
     /// Y[T, N] = X[T, K] · Wᵀ (+ Y when `accumulate`).
     func forward(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool)
 
+    /// Y[B, N] = X[B, K] · Wᵀ (+ Y when `accumulate`) for B independent rows, each row bit-identical
+    /// to `forward` of that row alone with `tokens: 1`, whatever B is (batch-invariant decoding).
+    /// The default (`forwardRowsReference`) calls the one-row forward per row.
+    func forwardRows(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool)
+
     /// dX[T, K] += dY[T, N] · W. Frozen weights get no gradient of their own.
     func backwardInput(_ dy: UnsafePointer<Float>, tokens: Int, into dx: UnsafeMutablePointer<Float>)
 
     /// Bytes resident for this weight (data and any quantization state).
     var residentBytes: Int { get }
+}
+
+extension LinearWeight {
+    public func forwardRows(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        forwardRowsReference(x, rows: rows, into: y, accumulate: accumulate)
+    }
+
+    /// Plain twin of `forwardRows`: one one-token `forward` per row.
+    public func forwardRowsReference(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        for r in 0..<rows {
+            forward(x + r * inFeatures, tokens: 1, into: y + r * outFeatures, accumulate: accumulate)
+        }
+    }
 }
 
 /// An fp32 weight, multiplied with sgemm.

@@ -6,7 +6,8 @@ import Kernels
 /// holds element j in its LOW nibble and element j + 16 in its HIGH nibble; w = d * q + m (fp32, unfused).
 /// Rows are K / 32 consecutive blocks (K a multiple of 32, as GGUF requires).
 ///
-/// T > 1: row tiles dequantized to fp32 + sgemm. T == 1: fused GEMV (see `gemv`), per block
+/// T > 1: row tiles dequantized to fp32 + sgemm. T == 1 (and `forwardRows`, batched decoding): fused GEMV
+/// (see `gemvRows`), per block
 /// d * Σ q·x + m * Σ x with Σ x per block computed once per call; rows split over threads.
 public final class Q4_1Weight: RowDequantizedWeight, @unchecked Sendable {
     public static let blockElements = 32
@@ -65,25 +66,42 @@ public final class Q4_1Weight: RowDequantizedWeight, @unchecked Sendable {
     /// (Float(low nibble), Float(high nibble)) of every byte: the quants of elements j and j + 16.
     static let pairTable: [SIMD2<Float>] = (0..<256).map { SIMD2(Float($0 & 15), Float($0 >> 4)) }
 
-    /// y[N] = W · x[K] (+ y), rows split over threads, two rows at a time so each x load serves both.
-    /// x is first reordered per block to (x[j], x[j + 16]) pairs so that a byte's two quants, looked up as
-    /// one SIMD2 in `pairTable`, line up with their inputs; per block d * Σ q·x + m * Σ x, with Σ x per
-    /// block computed once per call. Reordered x and block sums live in the caller's per-thread scratch.
+    /// y[N] = W · x[K] (+ y): `gemvRows` with one row (one code path for one row and many).
     public func gemv(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        let k = inFeatures, bpr = k / 32
-        let scratch = QuantizedScratch.floats(k + bpr)
-        let xsums = scratch + k
-        for b in 0..<bpr {
-            var s: Float = 0
-            for j in 0..<16 {
-                scratch[b * 32 + 2 * j] = x[b * 32 + j]
-                scratch[b * 32 + 2 * j + 1] = x[b * 32 + j + 16]
-                s += x[b * 32 + j] + x[b * 32 + j + 16]
+        gemvRows(x, rows: 1, into: y, accumulate: accumulate)
+    }
+
+    /// Y[B, N] = X[B, K] · Wᵀ (+ Y), each row bit-identical to its one-row `gemv` (batch-invariant decoding).
+    public func forwardRows(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        gemvRows(x, rows: rows, into: y, accumulate: accumulate)
+    }
+
+    /// Y[B, N] = X[B, K] · Wᵀ (+ Y), weight rows split over threads, two at a time so each x load serves
+    /// both, and each pair of weight rows read once for all B inputs (it stays in L1 across them).
+    /// Each x row is first reordered per block to (x[j], x[j + 16]) pairs so that a byte's two quants,
+    /// looked up as one SIMD2 in `pairTable`, line up with their inputs; per block d * Σ q·x + m * Σ x,
+    /// with Σ x per block computed once per call. The arithmetic of output (b, r) depends on x row b and
+    /// weight row r only (the thread split depends on N alone), so it is the same bits for any B.
+    /// Reordered x and block sums live in the caller's per-thread scratch ([B, K + K/32]).
+    func gemvRows(_ x: UnsafePointer<Float>, rows B: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        if B <= 0 { return }
+        let k = inFeatures, bpr = k / 32, n = outFeatures
+        let stride = k + bpr
+        let scratch = QuantizedScratch.floats(B * stride)
+        for i in 0..<B {
+            let xi = x + i * k, si = scratch + i * stride
+            let xsums = si + k
+            for b in 0..<bpr {
+                var s: Float = 0
+                for j in 0..<16 {
+                    si[b * 32 + 2 * j] = xi[b * 32 + j]
+                    si[b * 32 + 2 * j + 1] = xi[b * 32 + j + 16]
+                    s += xi[b * 32 + j] + xi[b * 32 + j + 16]
+                }
+                xsums[b] = s
             }
-            xsums[b] = s
         }
-        let xr = UnsafeRawPointer(scratch)
-        let sums = UnsafePointer(xsums)
+        let scratchBase = UnsafePointer(scratch)
         blocks.withUnsafeBytes { raw in
             Self.pairTable.withUnsafeBufferPointer { pairs in
                 let base = raw.baseAddress!
@@ -95,40 +113,45 @@ public final class Q4_1Weight: RowDequantizedWeight, @unchecked Sendable {
                 @inline(__always) func half(_ p: UnsafeRawPointer, _ o: Int) -> Float {
                     QuantizedGGUFRows.halfToFloat(p.loadUnaligned(fromByteOffset: o, as: UInt16.self))
                 }
-                Parallel.forEachChunk(outFeatures, minChunk: 16) { rows in
+                Parallel.forEachChunk(n, minChunk: 16) { rows in
                     var r = rows.lowerBound
                     while r < rows.upperBound {
                         let two = r + 1 < rows.upperBound
                         let r1 = two ? r + 1 : r
                         let rowA = base + r * bpr * Self.blockBytes, rowB = base + r1 * bpr * Self.blockBytes
-                        var accA = SIMD4<Float>(), accB = SIMD4<Float>()
-                        var mA: Float = 0, mB: Float = 0
-                        for b in 0..<bpr {
-                            let pa = rowA + b * Self.blockBytes, pb = rowB + b * Self.blockBytes
-                            let xo = b * 128
-                            var dotA = SIMD4<Float>(), dotB = SIMD4<Float>()
-                            // Two halves of 8 bytes each: fewer live vectors than the whole block at once.
-                            for h in 0..<2 {
-                                let wa = pa.loadUnaligned(fromByteOffset: 4 + h * 8, as: UInt64.self)
-                                let wb = pb.loadUnaligned(fromByteOffset: 4 + h * 8, as: UInt64.self)
-                                let xh = xo + h * 64
-                                let x0 = xr.loadUnaligned(fromByteOffset: xh, as: SIMD4<Float>.self)
-                                let x1 = xr.loadUnaligned(fromByteOffset: xh + 16, as: SIMD4<Float>.self)
-                                let x2 = xr.loadUnaligned(fromByteOffset: xh + 32, as: SIMD4<Float>.self)
-                                let x3 = xr.loadUnaligned(fromByteOffset: xh + 48, as: SIMD4<Float>.self)
-                                dotA += (quad(wa, 0) * x0 + quad(wa, 16) * x1) + (quad(wa, 32) * x2 + quad(wa, 48) * x3)
-                                dotB += (quad(wb, 0) * x0 + quad(wb, 16) * x1) + (quad(wb, 32) * x2 + quad(wb, 48) * x3)
+                        for i in 0..<B {
+                            let xr = UnsafeRawPointer(scratchBase + i * stride)
+                            let sums = scratchBase + i * stride + k
+                            var accA = SIMD4<Float>(), accB = SIMD4<Float>()
+                            var mA: Float = 0, mB: Float = 0
+                            for b in 0..<bpr {
+                                let pa = rowA + b * Self.blockBytes, pb = rowB + b * Self.blockBytes
+                                let xo = b * 128
+                                var dotA = SIMD4<Float>(), dotB = SIMD4<Float>()
+                                // Two halves of 8 bytes each: fewer live vectors than the whole block at once.
+                                for h in 0..<2 {
+                                    let wa = pa.loadUnaligned(fromByteOffset: 4 + h * 8, as: UInt64.self)
+                                    let wb = pb.loadUnaligned(fromByteOffset: 4 + h * 8, as: UInt64.self)
+                                    let xh = xo + h * 64
+                                    let x0 = xr.loadUnaligned(fromByteOffset: xh, as: SIMD4<Float>.self)
+                                    let x1 = xr.loadUnaligned(fromByteOffset: xh + 16, as: SIMD4<Float>.self)
+                                    let x2 = xr.loadUnaligned(fromByteOffset: xh + 32, as: SIMD4<Float>.self)
+                                    let x3 = xr.loadUnaligned(fromByteOffset: xh + 48, as: SIMD4<Float>.self)
+                                    dotA += (quad(wa, 0) * x0 + quad(wa, 16) * x1) + (quad(wa, 32) * x2 + quad(wa, 48) * x3)
+                                    dotB += (quad(wb, 0) * x0 + quad(wb, 16) * x1) + (quad(wb, 32) * x2 + quad(wb, 48) * x3)
+                                }
+                                accA += dotA * half(pa, 0)
+                                accB += dotB * half(pb, 0)
+                                mA += half(pa, 2) * sums[b]
+                                mB += half(pb, 2) * sums[b]
                             }
-                            accA += dotA * half(pa, 0)
-                            accB += dotB * half(pb, 0)
-                            mA += half(pa, 2) * sums[b]
-                            mB += half(pb, 2) * sums[b]
-                        }
-                        let va = accA.sum() + mA
-                        y[r] = accumulate ? y[r] + va : va
-                        if two {
-                            let vb = accB.sum() + mB
-                            y[r1] = accumulate ? y[r1] + vb : vb
+                            let yi = y + i * n
+                            let va = accA.sum() + mA
+                            yi[r] = accumulate ? yi[r] + va : va
+                            if two {
+                                let vb = accB.sum() + mB
+                                yi[r1] = accumulate ? yi[r1] + vb : vb
+                            }
                         }
                         r += two ? 2 : 1
                     }

@@ -54,27 +54,45 @@ public final class Q8_0Weight: RowDequantizedWeight, @unchecked Sendable {
         }
     }
 
-    /// y[N] = W · x[K] (+ y), rows split over threads, two at a time: both rows are dequantized into an
-    /// L1-resident per-thread buffer (a loop the compiler vectorizes), then dotted with x sharing each x load.
+    /// y[N] = W · x[K] (+ y): `gemvRows` with one row (one code path for one row and many).
     public func gemv(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        let k = inFeatures, bpr = k / 32
-        let xr = UnsafeRawPointer(x)
+        gemvRows(x, rows: 1, into: y, accumulate: accumulate)
+    }
+
+    /// Y[B, N] = X[B, K] · Wᵀ (+ Y), each row bit-identical to its one-row `gemv` (batch-invariant decoding).
+    public func forwardRows(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        gemvRows(x, rows: rows, into: y, accumulate: accumulate)
+    }
+
+    /// Y[B, N] = X[B, K] · Wᵀ (+ Y), weight rows split over threads, two at a time: both rows are
+    /// dequantized into an L1-resident per-thread buffer (a loop the compiler vectorizes) once, then
+    /// dotted with every x row, sharing each x load between the two. Output (b, r) depends on x row b
+    /// and weight row r only (the thread split and the pairing depend on N alone): the same bits for any B.
+    func gemvRows(_ x: UnsafePointer<Float>, rows B: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        if B <= 0 { return }
+        let k = inFeatures, bpr = k / 32, n = outFeatures
         blocks.withUnsafeBytes { raw in
             let base = raw.baseAddress!
-            Parallel.forEachChunk(outFeatures, minChunk: 16) { rows in
+            Parallel.forEachChunk(n, minChunk: 16) { rows in
                 let bufA = QuantizedScratch.floats(2 * k), bufB = bufA + k
                 var r = rows.lowerBound
                 while r < rows.upperBound {
                     if r + 1 < rows.upperBound {
                         Self.dequantize(base + r * bpr * Self.blockBytes, blockCount: 2 * bpr, into: bufA)
-                        let (va, vb) = QuantizedGGUFRows.dot2(bufA, bufB, xr, count: k)
-                        y[r] = accumulate ? y[r] + va : va
-                        y[r + 1] = accumulate ? y[r + 1] + vb : vb
+                        for i in 0..<B {
+                            let (va, vb) = QuantizedGGUFRows.dot2(bufA, bufB, UnsafeRawPointer(x + i * k), count: k)
+                            let yi = y + i * n
+                            yi[r] = accumulate ? yi[r] + va : va
+                            yi[r + 1] = accumulate ? yi[r + 1] + vb : vb
+                        }
                         r += 2
                     } else {
                         Self.dequantize(base + r * bpr * Self.blockBytes, blockCount: bpr, into: bufA)
-                        let v = QuantizedGGUFRows.dot(bufA, xr, count: k)
-                        y[r] = accumulate ? y[r] + v : v
+                        for i in 0..<B {
+                            let v = QuantizedGGUFRows.dot(bufA, UnsafeRawPointer(x + i * k), count: k)
+                            let yi = y + i * n
+                            yi[r] = accumulate ? yi[r] + v : v
+                        }
                         r += 1
                     }
                 }

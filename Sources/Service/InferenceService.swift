@@ -14,6 +14,8 @@ public struct InferenceService {
         public var maxTokens: Int = 256
         public var sampling = SamplingParameters.greedy
         public var stop: [String] = []
+        /// Prompt tokens per prefill forward call (the serving engine's `prefillChunk`; equal values compute equal bits).
+        public var prefillChunk = LlamaModel.defaultPrefillChunk
         public init() {}
     }
 
@@ -59,7 +61,8 @@ public struct InferenceService {
     public func generate(promptIds ids: [Int], options: GenerateOptions, adapters: AdapterSet = .none,
                          onText: ((String) -> Void)? = nil) throws -> GenerationResult {
         let request = GenerationRequest(prompt: ids, maxTokens: options.maxTokens, sampling: options.sampling,
-                                        stopStrings: options.stop, eosTokenIds: model.eosTokenIds)
+                                        stopStrings: options.stop, eosTokenIds: model.eosTokenIds,
+                                        prefillChunk: options.prefillChunk)
         let tok = model.tokenizer
         return try model.model.generate(request, adapters: adapters, decode: { tok.decode($0, skipSpecialTokens: false) },
                                         onText: onText)

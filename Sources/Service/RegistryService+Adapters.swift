@@ -100,26 +100,34 @@ extension RegistryService {
     /// and so do the extracted files (re-extracted when they don't).
     public func resolve(_ reference: String) throws -> ResolvedAdapter {
         let v = try version(reference)
+        let (dir, fetched) = try adapterDirectory(sha256: v.sha256)
+        return ResolvedAdapter(directory: dir, version: v, fetched: fetched)
+    }
+
+    /// The local, verified directory of the adapter artifact `sha256` (content-addressed, so an
+    /// alias moving meanwhile cannot change what it holds); `fetched` when its bytes came from the
+    /// database now.
+    public func adapterDirectory(sha256: String) throws -> (directory: URL, fetched: Bool) {
         return try pool.withConnection { c in
-            let blob = try store.artifacts.fetch(v.sha256, on: c)
-            let dir = configuration.cacheDirectory.appendingPathComponent("adapters").appendingPathComponent(v.sha256)
+            let blob = try store.artifacts.fetch(sha256, on: c)
+            let dir = configuration.cacheDirectory.appendingPathComponent("adapters").appendingPathComponent(sha256)
             if FileManager.default.fileExists(atPath: dir.path), !blob.fetched,
                let names = try? AdapterArchive.files(in: dir),
-               let d = try? AdapterArchive.digest(directory: dir, names: names), d.sha256 == v.sha256 {
-                return ResolvedAdapter(directory: dir, version: v, fetched: false)
+               let d = try? AdapterArchive.digest(directory: dir, names: names), d.sha256 == sha256 {
+                return (dir, false)
             }
-            let tmp = dir.deletingLastPathComponent().appendingPathComponent(".\(v.sha256).\(getpid()).\(UUID().uuidString)")
+            let tmp = dir.deletingLastPathComponent().appendingPathComponent(".\(sha256).\(getpid()).\(UUID().uuidString)")
             defer { try? FileManager.default.removeItem(at: tmp) }
             try AdapterArchive.extract(blob.url, to: tmp)
             let names = try AdapterArchive.files(in: tmp)
             let check = try AdapterArchive.digest(directory: tmp, names: names)
-            guard check.sha256 == v.sha256 else {
-                throw RegistryError.artifactCorrupt(sha256: v.sha256, source: "cache",
+            guard check.sha256 == sha256 else {
+                throw RegistryError.artifactCorrupt(sha256: sha256, source: "cache",
                                                     detail: "extracted files repack to \(check.sha256)")
             }
             try? FileManager.default.removeItem(at: dir)
             try FileManager.default.moveItem(at: tmp, to: dir)
-            return ResolvedAdapter(directory: dir, version: v, fetched: blob.fetched)
+            return (dir, blob.fetched)
         }
     }
 

@@ -1,7 +1,8 @@
 import ArgumentParser
 
+// Async at the root so `lora serve` can run the HTTP server; every other command stays synchronous.
 @main
-struct Lora: ParsableCommand {
+struct Lora: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lora",
         abstract: "LoRA/QLoRA fine-tuning, registry and serving on CPU.",
@@ -18,6 +19,8 @@ struct Lora: ParsableCommand {
             TagCommand.self, DbCommand.self,
             // Job daemon (issue 8).
             JobsCommand.self, WorkerCommand.self,
+            // Serving (issue 13).
+            ServeCommand.self,
         ]
     )
 }

@@ -15,11 +15,14 @@ public struct GenerationRequest: Sendable {
     public var stopStrings: [String]
     /// Token ids that end generation (not included in the output).
     public var eosTokenIds: Set<Int>
+    /// The prompt is prefilled in forward calls of this many tokens (the last one shorter): the
+    /// boundaries depend only on the prompt, as in the serving engine, so both compute the same bits.
+    public var prefillChunk: Int
 
     public init(prompt: [Int], maxTokens: Int, sampling: SamplingParameters = .greedy,
-                stopStrings: [String] = [], eosTokenIds: Set<Int>) {
+                stopStrings: [String] = [], eosTokenIds: Set<Int>, prefillChunk: Int = LlamaModel.defaultPrefillChunk) {
         self.prompt = prompt; self.maxTokens = maxTokens; self.sampling = sampling
-        self.stopStrings = stopStrings; self.eosTokenIds = eosTokenIds
+        self.stopStrings = stopStrings; self.eosTokenIds = eosTokenIds; self.prefillChunk = prefillChunk
     }
 }
 
@@ -31,7 +34,11 @@ public struct GenerationResult: Sendable {
 }
 
 extension LlamaModel {
-    /// Prefills the prompt in one batched forward pass, then decodes one token at a time from the
+    /// Prompt tokens per prefill forward call, unless a request says otherwise.
+    public static let defaultPrefillChunk = 64
+
+    /// Prefills the prompt in chunks of `request.prefillChunk` tokens (each one batched forward
+    /// pass), then decodes one token at a time from the
     /// KV cache. `decode` turns generated ids into text (for stop strings and the result);
     /// `onText` receives each new piece of text as it becomes final.
     public func generate(_ request: GenerationRequest, adapters: AdapterSet = .none,
@@ -40,6 +47,7 @@ extension LlamaModel {
         try request.sampling.validate()
         guard !request.prompt.isEmpty else { throw ModelError.invalidArgument("the prompt encodes to no tokens") }
         guard request.maxTokens >= 0 else { throw ModelError.invalidArgument("max tokens must be >= 0") }
+        guard request.prefillChunk >= 1 else { throw ModelError.invalidArgument("the prefill chunk must be >= 1 token") }
         let capacity = request.prompt.count + request.maxTokens
         if capacity > config.maxPositionEmbeddings && config.maxPositionEmbeddings > 0 {
             throw ModelError.invalidArgument("prompt (\(request.prompt.count) tokens) + max tokens (\(request.maxTokens)) exceeds the model's context of \(config.maxPositionEmbeddings)")
@@ -55,7 +63,15 @@ extension LlamaModel {
         var emitted = ""   // text already handed to onText
         var finish = FinishReason.length
 
-        var input = request.prompt
+        // Every prompt chunk but the last only fills the cache; no logits are needed from it.
+        var start = 0
+        while request.maxTokens > 0 && request.prompt.count - start > request.prefillChunk {
+            let chunk = Array(request.prompt[start..<(start + request.prefillChunk)])
+            hidden.reserve(chunk.count * D)
+            try forward(chunk, cache: cache, adapters: adapters, workspace: ws, hidden: hidden.pointer)
+            start += chunk.count
+        }
+        var input = Array(request.prompt[start...])
         while out.count < request.maxTokens {
             hidden.reserve(input.count * D)
             try forward(input, cache: cache, adapters: adapters, workspace: ws, hidden: hidden.pointer)

@@ -1,0 +1,54 @@
+import Foundation
+import Hummingbird
+import Model
+import Service
+
+/// Writes an admitted call as server-sent events in OpenAI's chunk format: `data: {json}` and a
+/// blank line per chunk, then `data: [DONE]`. Chat: the first chunk's delta has the role, then
+/// content deltas, then a chunk with the finish reason; with `include_usage`, a last chunk with
+/// empty `choices` carries the usage.
+struct EventStreamWriter {
+    let admitted: AdmittedCall
+
+    static func line(_ json: JSON) -> ByteBuffer { ByteBuffer(string: "data: \(json.serialized())\n\n") }
+    static let done = ByteBuffer(string: "data: [DONE]\n\n")
+
+    /// Writes every chunk; an error the engine reports after admission becomes an `error` event.
+    /// A failed write (the client went away) cancels every sequence of the call and is rethrown.
+    func write(to writer: inout any ResponseBodyWriter) async throws {
+        let shapes = admitted.shapes
+        let usage = admitted.call.includeUsage
+        var prompt = 0
+        var completion = 0
+        do {
+            if admitted.call.kind == .chat {
+                for i in admitted.pumps.indices {
+                    try await writer.write(Self.line(shapes.chunk(index: i, role: true, text: "", finish: nil, includeUsage: usage)))
+                }
+            }
+            for await (index, event) in admitted.mergedEvents() {
+                switch event {
+                case let .text(piece) where !piece.isEmpty:
+                    try await writer.write(Self.line(shapes.chunk(index: index, text: piece, finish: nil, includeUsage: usage)))
+                case .text, .admitted:
+                    continue
+                case let .finished(reason, p, c):
+                    prompt += p
+                    completion += c
+                    let text: String? = admitted.call.kind == .chat ? nil : ""
+                    try await writer.write(Self.line(shapes.chunk(index: index, text: text, finish: reason, includeUsage: usage)))
+                case let .failed(error):
+                    admitted.cancelAll()
+                    try await writer.write(Self.line(APIError.from(error).body))
+                    try await writer.write(Self.done)
+                    return
+                }
+            }
+            if usage { try await writer.write(Self.line(shapes.usageChunk(prompt: prompt, completion: completion))) }
+            try await writer.write(Self.done)
+        } catch {
+            admitted.cancelAll()
+            throw error
+        }
+    }
+}

@@ -1,0 +1,135 @@
+import Foundation
+import Kernels
+import Metrics
+import Model
+
+extension ServingEngine {
+    func schedulerLoop() {
+        while true {
+            cond.lock()
+            while !stopped && queue.isEmpty && running.isEmpty { cond.wait() }
+            if stopped { cond.unlock(); return }
+            cond.unlock()
+            step()
+        }
+    }
+
+    /// One scheduler step: retire cancelled sequences, admit queued ones up to `maxRunning`, run one
+    /// forward call over every running sequence's rows (a decode token, or its next prompt chunk),
+    /// sample where a sequence's last prompt chunk or decode token produced logits, emit events and
+    /// retire what finished. Runs on the scheduler thread (tests may call it directly when not started).
+    /// Returns the number of rows computed.
+    @discardableResult
+    public func step() -> Int {
+        cond.lock()
+        var retired: [(EngineSequence, FinishReason?)] = []
+        queue.removeAll { s in
+            if s.isCancelled { retired.append((s, nil)); return true }
+            return false
+        }
+        running.removeAll { s in
+            if s.isCancelled { retired.append((s, nil)); return true }
+            return false
+        }
+        while running.count < options.maxRunning && !queue.isEmpty {
+            let s = queue.removeFirst()
+            if s.maxTokens == 0 { retired.append((s, .length)); continue }
+            running.append(s)
+        }
+        let batch = running
+        cond.unlock()
+        for (s, reason) in retired { s.retire(reason) }
+
+        let config = model.model.config
+        var segments: [BatchSegment] = []
+        var sampled: [EngineSequence] = []     // sequences whose last row gives logits, in row order
+        var lastRowOf: [Int] = []              // their last row's index in the batch
+        var rows = 0
+        for s in batch {
+            if s.cache == nil { s.cache = KVCache(config: config, capacity: s.promptTokenIds.count + s.maxTokens) }
+            let tokens: [Int]
+            if s.prefilled < s.promptTokenIds.count {
+                let n = min(options.prefillChunk, s.promptTokenIds.count - s.prefilled)
+                tokens = Array(s.promptTokenIds[s.prefilled..<(s.prefilled + n)])
+                s.prefilled += n
+                if s.prefilled == s.promptTokenIds.count { sampled.append(s); lastRowOf.append(rows + n - 1) }
+            } else {
+                tokens = [s.lastToken]
+                sampled.append(s); lastRowOf.append(rows)
+            }
+            segments.append(BatchSegment(tokens: tokens, cache: s.cache!, adapters: s.adapters))
+            rows += tokens.count
+        }
+        var finished: [(EngineSequence, FinishReason)] = []
+        if rows > 0 {
+            batchRows.record(rows)
+            let D = config.hiddenSize, V = config.vocabSize
+            hidden.reserve(rows * D)
+            do {
+                try model.model.forwardBatch(segments, workspace: workspace, hidden: hidden.pointer)
+            } catch {
+                for s in batch {
+                    s.logger.error("forward failed: \(error)")
+                    s.cancel(failing: .internalError("the forward pass failed: \(error)"))
+                }
+                finishStep(retire: [])
+                return rows
+            }
+            // Logits of each sampled sequence's last row, computed row by row (batch-invariant).
+            let B = sampled.count
+            lastRows.reserve(B * D)
+            logits.reserve(B * V)
+            for (i, r) in lastRowOf.enumerated() { (lastRows.pointer + i * D).update(from: hidden.pointer + r * D, count: D) }
+            model.model.logitsRows(hidden: lastRows.pointer, rows: B, into: logits.pointer)
+            let eos = model.eosTokenIds
+            let now = DispatchTime.now().uptimeNanoseconds
+            for (i, s) in sampled.enumerated() {
+                if let reason = advance(s, logits: logits.pointer + i * V, vocab: V, eos: eos, now: now) {
+                    finished.append((s, reason))
+                }
+            }
+        }
+        finishStep(retire: finished)
+        return rows
+    }
+
+    /// Samples one token for `s` and emits its text; returns why the sequence ends, if it does.
+    private func advance(_ s: EngineSequence, logits: UnsafePointer<Float>, vocab V: Int, eos: Set<Int>, now: UInt64) -> FinishReason? {
+        let next = s.sampler.sample(logits, count: V)
+        if s.lastTokenAt == 0 { ttftTimer.recordNanoseconds(Int64(now - s.submittedAt)) } else {
+            interTokenTimer.recordNanoseconds(Int64(now - s.lastTokenAt))
+        }
+        s.lastTokenAt = now
+        if eos.contains(next) { return .stop }
+        s.appendToken(next)
+        s.completionTokens.increment()
+        var (text, stopped) = s.stopMatcher.push(s.decoder.push(next))
+        if !stopped && s.generatedCount >= s.maxTokens {
+            // The last token: release what the decoder and the stop matcher hold.
+            let (tail, stoppedAtEnd) = s.stopMatcher.push(s.decoder.finish())
+            text += tail
+            stopped = stoppedAtEnd
+            if !stopped { text += s.stopMatcher.flush() }
+        }
+        if !text.isEmpty { s.continuation.yield(.text(text)) }
+        if stopped { return .stop }
+        if s.generatedCount >= s.maxTokens { return .length }
+        s.lastToken = next
+        return nil
+    }
+
+    private func finishStep(retire finished: [(EngineSequence, FinishReason)]) {
+        cond.lock()
+        let done = Set(finished.map { ObjectIdentifier($0.0) })
+        running.removeAll { done.contains(ObjectIdentifier($0)) }
+        cond.unlock()
+        for (s, reason) in finished {
+            s.retire(reason)
+            s.logger.info("finished (\(reason.rawValue)) after \(s.generatedCount) tokens")
+        }
+        updateGauges()
+        cond.lock()
+        cond.broadcast()
+        cond.unlock()
+    }
+}

@@ -1,0 +1,159 @@
+import Foundation
+import HTTPTypes
+import TestSupport
+import XCTest
+
+/// `lora serve` as users run it, over a real socket: answers equal `lora generate`'s greedy output,
+/// alone and under concurrent load on the base and two adapters; SIGTERM drains.
+final class ServeProcessTests: XCTestCase {
+    var dataDir: URL!
+    var servers: [ServeProcess] = []
+    let tiny = TestPaths.fixture("models/tiny-llama-tied")
+    let adapters = ["alpha": TestPaths.fixture("peft/initial-adapter"), "beta": TestPaths.fixture("peft/final-adapter")]
+
+    override func setUpWithError() throws {
+        guard FileManager.default.isExecutableFile(atPath: TestPaths.loraBinary.path) else {
+            throw XCTSkipFailure("build the release binary first: swift build -c release (looked at \(TestPaths.loraBinary.path))")
+        }
+        dataDir = URL(fileURLWithPath: "/tmp/lora-serve-\(getpid())-\(UUID().uuidString.prefix(6))")
+        try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() {
+        servers.forEach { $0.kill() }
+        servers = []
+        if let dataDir {
+            _ = try? runProcess(TestPaths.loraBinary, ["db", "stop", "--data-dir", dataDir.path], environment: environment)
+            try? FileManager.default.removeItem(at: dataDir)
+        }
+    }
+
+    var environment: [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "DATABASE_URL")
+        env["LORA_ACTOR"] = "serve-test"
+        return env
+    }
+
+    @discardableResult
+    func lora(_ args: [String], file: StaticString = #filePath, line: UInt = #line) throws -> ProcessResult {
+        let r = try runProcess(TestPaths.loraBinary, args, environment: environment)
+        XCTAssertEqual(r.status, 0, "lora \(args.joined(separator: " ")): \(r.stderr)", file: file, line: line)
+        return r
+    }
+
+    struct Answer: Equatable, CustomStringConvertible {
+        var text: String
+        var finish: String
+        var description: String { "\(finish): \(text.debugDescription)" }
+    }
+
+    /// `lora generate --json`'s greedy answer.
+    func generate(model: URL, adapter: URL?, chat: Bool, prompt: String, maxTokens: Int) throws -> Answer {
+        var args = ["generate", "--model", model.path, "--max-tokens", String(maxTokens), "--json"]
+        if let adapter { args += ["--adapter", adapter.path] }
+        if chat { args.append("--chat") }
+        let r = try lora(args + [prompt])
+        let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)
+        return Answer(text: try XCTUnwrap(obj["text"] as? String), finish: try XCTUnwrap(obj["finish_reason"] as? String))
+    }
+
+    /// The server's greedy answer and the model it says served it.
+    static func ask(_ server: ServeProcess, model: String, chat: Bool, prompt: String, maxTokens: Int) async throws -> (Answer, String) {
+        let body = chat
+            ? #"{"model":"\#(model)","messages":[{"role":"user","content":\#(quoted(prompt))}],"max_tokens":\#(maxTokens),"temperature":0}"#
+            : #"{"model":"\#(model)","prompt":\#(quoted(prompt)),"max_tokens":\#(maxTokens),"temperature":0}"#
+        let (status, text) = try await server.post(chat ? "/v1/chat/completions" : "/v1/completions", body)
+        guard status == .ok else { throw XCTSkipFailure("\(model): \(status) \(text)") }
+        let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        let choice = try XCTUnwrap((obj["choices"] as? [[String: Any]])?.first)
+        let content = chat ? (choice["message"] as? [String: Any])?["content"] as? String : choice["text"] as? String
+        return (Answer(text: try XCTUnwrap(content), finish: try XCTUnwrap(choice["finish_reason"] as? String)),
+                try XCTUnwrap(obj["model"] as? String))
+    }
+
+    static func quoted(_ s: String) -> String {
+        String(decoding: try! JSONSerialization.data(withJSONObject: [s]), as: UTF8.self).dropFirst().dropLast().description
+    }
+
+    func start(_ args: [String]) throws -> ServeProcess {
+        let server = try ServeProcess(args + ["--data-dir", dataDir.path], environment: environment, scratch: dataDir)
+        servers.append(server)
+        _ = try server.waitForListening()
+        return server
+    }
+
+    func testConcurrentRequestsOnTheBaseAndTwoAdaptersEqualTheirSoloAnswersAndGenerate() async throws {
+        try lora(["models", "add", "tiny", tiny.path, "--data-dir", dataDir.path])
+        for (task, dir) in adapters.sorted(by: { $0.key < $1.key }) {
+            try lora(["import", task, dir.path, "--base", "tiny", "--data-dir", dataDir.path])
+        }
+        let server = try start(["--base", "tiny"])
+        let models: [(String, URL?, String)] = [("tiny", nil, "tiny"), ("alpha", adapters["alpha"], "alpha@1"), ("beta", adapters["beta"], "beta@1")]
+        let prompts = ["hello world", "the cat sat"]
+        var expected: [String: Answer] = [:]
+        for (model, adapter, _) in models {
+            for p in prompts {
+                expected["\(model)|\(p)|text"] = try generate(model: tiny, adapter: adapter, chat: false, prompt: p, maxTokens: 12)
+                expected["\(model)|\(p)|chat"] = try generate(model: tiny, adapter: adapter, chat: true, prompt: p, maxTokens: 12)
+            }
+        }
+        XCTAssertNotEqual(expected["alpha|hello world|text"], expected["tiny|hello world|text"], "the adapters change the answer")
+        XCTAssertNotEqual(expected["alpha|hello world|text"], expected["beta|hello world|text"])
+
+        // Alone, one request at a time.
+        for (model, _, served) in models {
+            for p in prompts {
+                for chat in [false, true] {
+                    let (answer, by) = try await Self.ask(server, model: model, chat: chat, prompt: p, maxTokens: 12)
+                    XCTAssertEqual(answer, expected["\(model)|\(p)|\(chat ? "chat" : "text")"], "\(model) \(p) chat=\(chat)")
+                    XCTAssertEqual(by, served)
+                }
+            }
+        }
+        // All at once, twice over: the base and both adapters in the same batches.
+        let jobs = (0..<2).flatMap { _ in models.flatMap { m in prompts.flatMap { p in [(m.0, p, false), (m.0, p, true)] } } }
+        let answers = try await withThrowingTaskGroup(of: (String, Answer).self) { group in
+            for (model, p, chat) in jobs {
+                group.addTask {
+                    let (a, _) = try await Self.ask(server, model: model, chat: chat, prompt: p, maxTokens: 12)
+                    return ("\(model)|\(p)|\(chat ? "chat" : "text")", a)
+                }
+            }
+            return try await group.reduce(into: [(String, Answer)]()) { $0.append($1) }
+        }
+        XCTAssertEqual(answers.count, jobs.count)
+        for (key, answer) in answers { XCTAssertEqual(answer, expected[key], "under load: \(key)") }
+
+        let list = try await server.get("/v1/models")
+        XCTAssertTrue(list.contains(#"{"id":"tiny","object":"model","#), list)
+        for task in ["alpha", "beta"] { XCTAssertTrue(list.contains(#""id":"\#(task)","object":"model""#) && list.contains(#""parent":"tiny""#), list) }
+    }
+
+    func testDefaultModelAnswersEqualGenerateAndSigtermLetsAStreamFinishThenExitsZero() async throws {
+        let model = try TestPaths.requireDefaultModel()
+        let server = try start(["--model", model.path])
+        let id = model.lastPathComponent
+        let france = "The capital of France is"
+        let (completion, by) = try await Self.ask(server, model: id, chat: false, prompt: france, maxTokens: 10)
+        XCTAssertEqual(by, id)
+        XCTAssertEqual(completion, try generate(model: model, adapter: nil, chat: false, prompt: france, maxTokens: 10))
+        XCTAssertTrue(completion.text.hasPrefix(" Paris."), completion.text)
+        let question = "What is the capital of France?"
+        let (chat, _) = try await Self.ask(server, model: id, chat: true, prompt: question, maxTokens: 12)
+        XCTAssertEqual(chat, try generate(model: model, adapter: nil, chat: true, prompt: question, maxTokens: 12))
+
+        // A stream in flight when SIGTERM arrives runs to its end; then the process exits 0.
+        let socket = try RawHTTPClient(port: server.port)
+        let body = #"{"model":"\#(id)","prompt":"Once upon a time","max_tokens":40,"temperature":0,"stream":true}"#
+        try socket.send("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        let first = try socket.read(until: "\"text\":", deadline: 60)
+        XCTAssertTrue(first.hasPrefix("HTTP/1.1 200"), first)
+        server.signal(SIGTERM)
+        let rest = first + (try socket.read(until: "data: [DONE]", deadline: 120))
+        XCTAssertTrue(rest.contains("data: [DONE]"), "the stream finished: \(rest.suffix(300))")
+        XCTAssertTrue(rest.contains(#""finish_reason":"length""#), "it ran to max_tokens")
+        XCTAssertEqual(try server.waitForExit(), 0, server.stderr)
+        XCTAssertTrue(server.stderr.contains("draining"), server.stderr)
+    }
+}

@@ -1,0 +1,86 @@
+import Kernels
+import Model
+import Quantization
+import XCTest
+
+/// `forwardRows` (batched decoding) of the quantized formats: every row bit-identical to the one-row
+/// forward of that row alone, for any number of rows, and close to the plain reference twin.
+final class RowKernelTests: XCTestCase {
+    /// Fast and reference differ only in summation order (SIMD lanes) over K <= 192 terms of order one.
+    static let fastVsReferenceRelTolerance: Float = 1e-5
+
+    static func randomBlocks(n: Int, k: Int, blockBytes: Int, scales: Int, seed: UInt64) -> [UInt8] {
+        var rng = SeededGenerator(seed: seed)
+        var out: [UInt8] = []
+        for _ in 0..<(n * k / 32) {
+            for _ in 0..<scales {
+                let h = Half.fromFloat(Float(rng.nextUnitFloat() * 2 - 1) * 0.02)
+                out += [UInt8(h & 0xFF), UInt8(h >> 8)]
+            }
+            for _ in 0..<(blockBytes - 2 * scales) { out.append(UInt8(truncatingIfNeeded: rng.next())) }
+        }
+        return out
+    }
+
+    static func floats(_ n: Int, seed: UInt64) -> [Float] {
+        var rng = SeededGenerator(seed: seed)
+        return (0..<n).map { _ in Float(rng.nextUnitFloat() * 2 - 1) }
+    }
+
+    func check(_ w: LinearWeight, reference: (UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>, Bool) -> Void,
+               file: StaticString = #filePath, line: UInt = #line) {
+        let n = w.outFeatures, k = w.inFeatures
+        for rows in [1, 2, 3, 8] {
+            let x = Self.floats(rows * k, seed: UInt64(rows * 31 + n))
+            let y0 = Self.floats(rows * n, seed: UInt64(rows * 17 + k))
+            for accumulate in [false, true] {
+                var batched = y0, single = y0, plain = y0
+                w.forwardRows(x, rows: rows, into: &batched, accumulate: accumulate)
+                x.withUnsafeBufferPointer { xp in
+                    single.withUnsafeMutableBufferPointer { yp in
+                        for r in 0..<rows {
+                            w.forward(xp.baseAddress! + r * k, tokens: 1, into: yp.baseAddress! + r * n, accumulate: accumulate)
+                        }
+                    }
+                }
+                reference(x, rows, &plain, accumulate)
+                XCTAssertEqual(batched.map(\.bitPattern), single.map(\.bitPattern),
+                               "N=\(n) K=\(k) rows=\(rows) accumulate=\(accumulate): a row depends on its neighbours", file: file, line: line)
+                var worst: Float = 0
+                for i in 0..<batched.count { worst = max(worst, abs(batched[i] - plain[i]) / max(1, abs(plain[i]))) }
+                XCTAssertLessThanOrEqual(worst, Self.fastVsReferenceRelTolerance, "N=\(n) K=\(k) rows=\(rows)", file: file, line: line)
+            }
+        }
+    }
+
+    func testQ4_1RowsAreTheOneRowGEMVBitForBit() throws {
+        for (n, k) in [(77, 192), (5, 96), (3, 32), (64, 64)] {
+            let w = try Q4_1Weight(outFeatures: n, inFeatures: k,
+                                   blocks: Self.randomBlocks(n: n, k: k, blockBytes: Q4_1Weight.blockBytes, scales: 2, seed: UInt64(n + k)))
+            check(w) { w.forwardReference($0, tokens: $1, into: $2, accumulate: $3) }
+        }
+    }
+
+    func testQ8_0RowsAreTheOneRowGEMVBitForBit() throws {
+        for (n, k) in [(77, 192), (5, 96), (3, 32), (64, 64)] {
+            let w = try Q8_0Weight(outFeatures: n, inFeatures: k,
+                                   blocks: Self.randomBlocks(n: n, k: k, blockBytes: 34, scales: 1, seed: UInt64(n * k)))
+            check(w) { w.forwardReference($0, tokens: $1, into: $2, accumulate: $3) }
+        }
+    }
+
+    func testDenseRowsUseTheOneRowPath() throws {
+        let n = 7, k = 13
+        let w = DenseWeight(outFeatures: n, inFeatures: k, data: Self.floats(n * k, seed: 3))
+        check(w) { x, t, y, acc in
+            // Plain triple loop.
+            for r in 0..<t {
+                for o in 0..<n {
+                    var s: Float = 0
+                    for i in 0..<k { s += x[r * k + i] * w.data[o * k + i] }
+                    y[r * n + o] = acc ? y[r * n + o] + s : s
+                }
+            }
+        }
+    }
+}

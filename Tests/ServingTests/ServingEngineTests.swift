@@ -1,0 +1,204 @@
+import Foundation
+import Model
+import Registry
+import Service
+import ServiceTestSupport
+import TestSupport
+import Training
+import XCTest
+
+/// The engine on the default model with a real registry: output equal to `lora generate`'s
+/// (InferenceService) under load, seeded sampling, cancellation, back-pressure and errors.
+final class ServingEngineTests: EngineTestCase {
+    static let prompts = ["The capital of France is", "List three colours:", "def add(a, b):"]
+
+    /// What `lora generate` prints for a prompt, with the registry's adapter for `reference` (nil: the base).
+    func generateExpected(_ prompt: String, reference: String?, maxTokens: Int, sampling: SamplingParameters = .greedy,
+                          chunk: Int) throws -> GenerationResult {
+        var options = InferenceService.GenerateOptions()
+        options.maxTokens = maxTokens
+        options.sampling = sampling
+        options.prefillChunk = chunk
+        var adapters = AdapterSet.none
+        if let reference {
+            let dir = try service.resolve(reference).directory
+            adapters = AdapterSet([try TrainingService.loadAdapter(dir, for: model) { _ in }])
+        }
+        return try InferenceService(model: model).generate(prompt: prompt, options: options, adapters: adapters)
+    }
+
+    func testGreedyOutputEqualsGenerateForTheBaseAndAdaptersUnderLoad() throws {
+        try importDefault("alpha", seed: 11, scale: 0.05)
+        try importDefault("beta", seed: 12, scale: 0.05)
+        let chunk = 8
+        let e = try makeEngine { $0.prefillChunk = chunk }
+        let long = String(repeating: "Ship 4 red lamps to Oslo. ", count: 4) + "The order is"
+        let n = 10
+        let expectBase = try generateExpected(Self.prompts[0], reference: nil, maxTokens: n, chunk: chunk)
+        let expectAlpha = try generateExpected(Self.prompts[0], reference: "alpha", maxTokens: n, chunk: chunk)
+        let expectBeta = try generateExpected(long, reference: "beta", maxTokens: n, chunk: chunk)
+        XCTAssertNotEqual(expectAlpha.tokens, expectBase.tokens, "the adapter must change the output for this test to mean anything")
+
+        // All at once: the long prompt prefills in several chunks while the others decode.
+        let reqs: [(String, String)] = [("beta", long), (Self.baseName, Self.prompts[0]), ("alpha", Self.prompts[0]),
+                                        ("alpha", Self.prompts[1]), (Self.baseName, Self.prompts[2])]
+        let seqs = try reqs.enumerated().map { i, r in
+            try e.submit(ServingRequest(model: r.0, input: .text(r.1), maxTokens: n, requestId: "r\(i)"))
+        }
+        let events = try seqs.map { try collect($0) }
+        let results: [(GenerationResult, Int)] = [(expectBeta, 0), (expectBase, 1), (expectAlpha, 2)]
+        for (expected, i) in results {
+            XCTAssertEqual((seqs[i] as! EngineSequence).completionTokenIds, expected.tokens, "request \(reqs[i])")
+            XCTAssertEqual(Self.text(events[i]), expected.text, "request \(reqs[i])")
+            XCTAssertEqual(Self.finish(events[i]), expected.finishReason)
+        }
+        guard case let .admitted(served, promptTokens) = events[2].first else { return XCTFail("no admitted event first") }
+        XCTAssertEqual(served.id, "alpha@1")
+        XCTAssertEqual(served.version, 1)
+        XCTAssertEqual(promptTokens, model.tokenizer.encode(Self.prompts[0], addSpecialTokens: true).count)
+        guard case let .finished(_, p, c) = events[2].last else { return XCTFail("no finished event last") }
+        XCTAssertEqual(p, promptTokens)
+        XCTAssertEqual(c, expectAlpha.tokens.count)
+        // Two adapters, each loaded once for all its requests.
+        XCTAssertEqual(e.adapterCache!.statistics.loads, 2)
+        XCTAssertEqual(e.runningCount, 0)
+    }
+
+    func testSeededSamplingIsReproducibleAloneAndUnderLoad() throws {
+        try importDefault("alpha", seed: 11, scale: 0.05)
+        let e = try makeEngine()
+        let sampling = SamplingParameters(temperature: 0.9, topK: 40, topP: 0.95, seed: 1234)
+        let n = 8
+        let expected = try generateExpected(Self.prompts[1], reference: "alpha", maxTokens: n, sampling: sampling,
+                                            chunk: LlamaModel.defaultPrefillChunk)
+        let alone = try e.submit(ServingRequest(model: "alpha", input: .text(Self.prompts[1]), maxTokens: n,
+                                                sampling: sampling, requestId: "alone"))
+        _ = try collect(alone)
+        var load: [ServingSequence] = []
+        for (i, p) in Self.prompts.enumerated() {
+            load.append(try e.submit(ServingRequest(model: i % 2 == 0 ? Self.baseName : "alpha", input: .text(p), maxTokens: n,
+                                                    sampling: SamplingParameters(temperature: 1, seed: UInt64(i)), requestId: "load\(i)")))
+        }
+        let loaded = try e.submit(ServingRequest(model: "alpha", input: .text(Self.prompts[1]), maxTokens: n,
+                                                 sampling: sampling, requestId: "loaded"))
+        _ = try collect(loaded)
+        for s in load { _ = try collect(s) }
+        XCTAssertEqual((alone as! EngineSequence).completionTokenIds, expected.tokens)
+        XCTAssertEqual((loaded as! EngineSequence).completionTokenIds, expected.tokens)
+    }
+
+    func testStopStringsCutTheOutputAsGenerateDoes() throws {
+        let e = try makeEngine()
+        var options = InferenceService.GenerateOptions()
+        options.maxTokens = 12
+        let full = try InferenceService(model: model).generate(prompt: Self.prompts[0], options: options)
+        // A stop string that appears in the middle of the greedy output.
+        let stop = String(full.text.dropFirst(3).prefix(3))
+        options.stop = [stop]
+        let expected = try InferenceService(model: model).generate(prompt: Self.prompts[0], options: options)
+        let seq = try e.submit(ServingRequest(model: Self.baseName, input: .text(Self.prompts[0]), maxTokens: 12,
+                                              stop: [stop], requestId: "stop"))
+        let events = try collect(seq)
+        XCTAssertEqual(Self.text(events), expected.text)
+        XCTAssertEqual(Self.finish(events), .stop)
+        XCTAssertFalse(Self.text(events).contains(stop))
+    }
+
+    func testCancelFreesTheSlotAtTheNextStep() throws {
+        let e = try makeEngine({ $0.maxRunning = 1 }, start: false)
+        let first = try e.submit(ServingRequest(model: Self.baseName, input: .text(Self.prompts[0]), maxTokens: 50, requestId: "a"))
+        let second = try e.submit(ServingRequest(model: Self.baseName, input: .text(Self.prompts[1]), maxTokens: 2, requestId: "b"))
+        e.step()
+        XCTAssertEqual(e.runningCount, 1)
+        XCTAssertEqual(e.queuedCount, 1)
+        first.cancel()
+        e.step()
+        // The cancelled sequence left and the queued one took its place in the same step.
+        XCTAssertTrue((first as! EngineSequence).isFinished)
+        XCTAssertEqual(e.runningCount, 1)
+        XCTAssertEqual(e.queuedCount, 0)
+        while !(second as! EngineSequence).isFinished { e.step() }
+        // A cancelled stream ends with neither `finished` nor `failed` (its client went away).
+        let firstEvents = try collect(first)
+        XCTAssertNil(Self.finish(firstEvents))
+        XCTAssertFalse(firstEvents.contains { if case .failed = $0 { return true } else { return false } }, "\(firstEvents)")
+        XCTAssertLessThan((first as! EngineSequence).completionTokenIds.count, 50)
+        let secondEvents = try collect(second)
+        XCTAssertEqual(Self.finish(secondEvents), .length)
+        XCTAssertEqual(e.runningCount, 0)
+    }
+
+    func testAFullQueueRefusesWithRetryAfter() throws {
+        let e = try makeEngine({ $0.maxRunning = 1; $0.maxQueue = 2 }, start: false)
+        for i in 0..<2 {
+            _ = try e.submit(ServingRequest(model: Self.baseName, input: .text("hi"), maxTokens: 1, requestId: "q\(i)"))
+        }
+        XCTAssertThrowsError(try e.submit(ServingRequest(model: Self.baseName, input: .text("hi"), maxTokens: 1, requestId: "q3"))) {
+            guard case let .overloaded(after)? = $0 as? ServingError else { return XCTFail("got \($0)") }
+            XCTAssertGreaterThanOrEqual(after, 1)
+        }
+        e.step()   // admits one: a queue place is free again
+        XCTAssertNoThrow(try e.submit(ServingRequest(model: Self.baseName, input: .text("hi"), maxTokens: 1, requestId: "q4")))
+    }
+
+    func testContextAndSamplingErrorsNameTheField() throws {
+        let e = try makeEngine(start: false)
+        let ctx = e.contextLength
+        let ids = model.tokenizer.encode("hi", addSpecialTokens: true)
+        assertThrows(ServingError.contextLengthExceeded(field: "max_tokens", promptTokens: ids.count, maxTokens: ctx, context: ctx)) {
+            _ = try e.submit(ServingRequest(model: Self.baseName, input: .text("hi"), maxTokens: ctx, requestId: "c"))
+        }
+        XCTAssertNoThrow(try e.submit(ServingRequest(model: Self.baseName, input: .text("hi"), maxTokens: ctx - ids.count, requestId: "fits")))
+        for (sampling, field) in [(SamplingParameters(temperature: -1), "temperature"), (SamplingParameters(temperature: .nan), "temperature"),
+                                  (SamplingParameters(temperature: 1, topK: 0), "top_k"), (SamplingParameters(temperature: 1, topP: 1.5), "top_p")] {
+            XCTAssertThrowsError(try e.submit(ServingRequest(model: Self.baseName, input: .text("hi"), maxTokens: 1, sampling: sampling, requestId: "s"))) {
+                guard case let .invalidField(f, _)? = $0 as? ServingError else { return XCTFail("got \($0)") }
+                XCTAssertEqual(f, field)
+            }
+        }
+        XCTAssertThrowsError(try e.submit(ServingRequest(model: Self.baseName, input: .text("hi"), maxTokens: -1, requestId: "m"))) {
+            guard case .invalidField("max_tokens", _)? = $0 as? ServingError else { return XCTFail("got \($0)") }
+        }
+    }
+
+    func testUnknownArchivedAndOtherBaseModelsAreNotFound() throws {
+        try importDefault("alpha", seed: 11)
+        try importDefault("alpha", seed: 13)                 // latest -> 2, so version 1 can be archived
+        try service.archive("alpha@1", actor: "tester")
+        try addTinyBase(name: "tiny")
+        try service.importAdapter(task: "tinytask", directory: try adapterDir(seed: 1), base: "tiny", actor: "tester")
+        let e = try makeEngine(start: false)
+        func reason(_ model: String) -> String? {
+            do { _ = try e.submit(ServingRequest(model: model, input: .text("hi"), maxTokens: 1, requestId: "x")) } catch let ServingError.modelNotFound(m, r) {
+                XCTAssertEqual(m, model)
+                return r
+            } catch { XCTFail("\(model): got \(error)") }
+            return nil
+        }
+        XCTAssertEqual(reason("nosuch"), "no task named `nosuch`")
+        XCTAssertEqual(reason("alpha@9"), "task `alpha` has no version 9")
+        XCTAssertEqual(reason("alpha@staging"), "task `alpha` has no alias `staging`")
+        XCTAssertEqual(reason("alpha@1"), "version alpha@1 is archived")
+        XCTAssertEqual(reason("tinytask"), "version tinytask@1 was trained on base model `tiny`, and this server serves `smollm2`")
+        XCTAssertNotNil(reason("Not A Model!"))
+        XCTAssertNoThrow(try e.submit(ServingRequest(model: "alpha", input: .text("hi"), maxTokens: 1, requestId: "ok")))
+        XCTAssertNoThrow(try e.submit(ServingRequest(model: "alpha@2", input: .text("hi"), maxTokens: 1, requestId: "ok2")))
+
+        // Listed: the base, then tasks servable on it (not the other base's).
+        let listed = try e.listModels()
+        XCTAssertEqual(listed.map(\.id), [Self.baseName, "alpha"])
+        XCTAssertEqual(listed.map(\.parent), [nil, Self.baseName])
+    }
+
+    func testDrainFinishesRunningSequencesThenRefuses() throws {
+        let e = try makeEngine()
+        let seq = try e.submit(ServingRequest(model: Self.baseName, input: .text(Self.prompts[0]), maxTokens: 3, requestId: "d"))
+        e.drain(timeout: 120)
+        let events = try collect(seq)
+        XCTAssertEqual(Self.finish(events), .length)
+        XCTAssertThrowsError(try e.submit(ServingRequest(model: Self.baseName, input: .text("hi"), maxTokens: 1, requestId: "late"))) {
+            guard case .unavailable? = $0 as? ServingError else { return XCTFail("got \($0)") }
+        }
+        XCTAssertFalse(e.ready())
+    }
+}
