@@ -9,7 +9,7 @@ public protocol LinearWeight: AnyObject, Sendable {
     /// Y[T, N] = X[T, K] · Wᵀ (+ Y when `accumulate`).
     func forward(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool)
 
-    /// Y[B, N] = X[B, K] · Wᵀ (+ Y when `accumulate`) for B independent rows, each row bit-identical
+    /// Y[T, N] = X[T, K] · Wᵀ (+ Y when `accumulate`) for T independent rows (T tokens decoded in one step), each row bit-identical
     /// to `forward` of that row alone with `tokens: 1`, whatever B is (batch-invariant decoding).
     /// The default (`forwardRowsReference`) calls the one-row forward per row.
     func forwardRows(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool)

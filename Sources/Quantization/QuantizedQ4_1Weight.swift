@@ -71,24 +71,24 @@ public final class Q4_1Weight: RowDequantizedWeight, @unchecked Sendable {
         gemvRows(x, rows: 1, into: y, accumulate: accumulate)
     }
 
-    /// Y[B, N] = X[B, K] · Wᵀ (+ Y), each row bit-identical to its one-row `gemv` (batch-invariant decoding).
+    /// Y[T, N] = X[T, K] · Wᵀ (+ Y), each row bit-identical to its one-row `gemv` (batch-invariant decoding).
     public func forwardRows(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         gemvRows(x, rows: rows, into: y, accumulate: accumulate)
     }
 
-    /// Y[B, N] = X[B, K] · Wᵀ (+ Y), weight rows split over threads, two at a time so each x load serves
-    /// both, and each pair of weight rows read once for all B inputs (it stays in L1 across them).
+    /// Y[T, N] = X[T, K] · Wᵀ (+ Y), weight rows split over threads, two at a time so each x load serves
+    /// both, and each pair of weight rows read once for all T inputs (it stays in L1 across them).
     /// Each x row is first reordered per block to (x[j], x[j + 16]) pairs so that a byte's two quants,
     /// looked up as one SIMD2 in `pairTable`, line up with their inputs; per block d * Σ q·x + m * Σ x,
     /// with Σ x per block computed once per call. The arithmetic of output (b, r) depends on x row b and
-    /// weight row r only (the thread split depends on N alone), so it is the same bits for any B.
-    /// Reordered x and block sums live in the caller's per-thread scratch ([B, K + K/32]).
-    func gemvRows(_ x: UnsafePointer<Float>, rows B: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        if B <= 0 { return }
+    /// weight row r only (the thread split depends on N alone), so it is the same bits for any T.
+    /// Reordered x and block sums live in the caller's per-thread scratch ([T, K + K/32]).
+    func gemvRows(_ x: UnsafePointer<Float>, rows T: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        if T <= 0 { return }
         let k = inFeatures, bpr = k / 32, n = outFeatures
         let stride = k + bpr
-        let scratch = QuantizedScratch.floats(B * stride)
-        for i in 0..<B {
+        let scratch = QuantizedScratch.floats(T * stride)
+        for i in 0..<T {
             let xi = x + i * k, si = scratch + i * stride
             let xsums = si + k
             for b in 0..<bpr {
@@ -119,7 +119,7 @@ public final class Q4_1Weight: RowDequantizedWeight, @unchecked Sendable {
                         let two = r + 1 < rows.upperBound
                         let r1 = two ? r + 1 : r
                         let rowA = base + r * bpr * Self.blockBytes, rowB = base + r1 * bpr * Self.blockBytes
-                        for i in 0..<B {
+                        for i in 0..<T {
                             let xr = UnsafeRawPointer(scratchBase + i * stride)
                             let sums = scratchBase + i * stride + k
                             var accA = SIMD4<Float>(), accB = SIMD4<Float>()

@@ -59,17 +59,17 @@ public final class Q8_0Weight: RowDequantizedWeight, @unchecked Sendable {
         gemvRows(x, rows: 1, into: y, accumulate: accumulate)
     }
 
-    /// Y[B, N] = X[B, K] · Wᵀ (+ Y), each row bit-identical to its one-row `gemv` (batch-invariant decoding).
+    /// Y[T, N] = X[T, K] · Wᵀ (+ Y), each row bit-identical to its one-row `gemv` (batch-invariant decoding).
     public func forwardRows(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         gemvRows(x, rows: rows, into: y, accumulate: accumulate)
     }
 
-    /// Y[B, N] = X[B, K] · Wᵀ (+ Y), weight rows split over threads, two at a time: both rows are
+    /// Y[T, N] = X[T, K] · Wᵀ (+ Y), weight rows split over threads, two at a time: both rows are
     /// dequantized into an L1-resident per-thread buffer (a loop the compiler vectorizes) once, then
     /// dotted with every x row, sharing each x load between the two. Output (b, r) depends on x row b
-    /// and weight row r only (the thread split and the pairing depend on N alone): the same bits for any B.
-    func gemvRows(_ x: UnsafePointer<Float>, rows B: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        if B <= 0 { return }
+    /// and weight row r only (the thread split and the pairing depend on N alone): the same bits for any T.
+    func gemvRows(_ x: UnsafePointer<Float>, rows T: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        if T <= 0 { return }
         let k = inFeatures, bpr = k / 32, n = outFeatures
         blocks.withUnsafeBytes { raw in
             let base = raw.baseAddress!
@@ -79,7 +79,7 @@ public final class Q8_0Weight: RowDequantizedWeight, @unchecked Sendable {
                 while r < rows.upperBound {
                     if r + 1 < rows.upperBound {
                         Self.dequantize(base + r * bpr * Self.blockBytes, blockCount: 2 * bpr, into: bufA)
-                        for i in 0..<B {
+                        for i in 0..<T {
                             let (va, vb) = QuantizedGGUFRows.dot2(bufA, bufB, UnsafeRawPointer(x + i * k), count: k)
                             let yi = y + i * n
                             yi[r] = accumulate ? yi[r] + va : va
@@ -88,7 +88,7 @@ public final class Q8_0Weight: RowDequantizedWeight, @unchecked Sendable {
                         r += 2
                     } else {
                         Self.dequantize(base + r * bpr * Self.blockBytes, blockCount: bpr, into: bufA)
-                        for i in 0..<B {
+                        for i in 0..<T {
                             let v = QuantizedGGUFRows.dot(bufA, UnsafeRawPointer(x + i * k), count: k)
                             let yi = y + i * n
                             yi[r] = accumulate ? yi[r] + v : v

@@ -136,7 +136,7 @@ extension LlamaModel {
         }
     }
 
-    /// Logits[B, V] of B single rows, each bit-identical to `logits(hidden:tokens: 1)` of that row alone.
+    /// Logits[T, V] of T single rows, each bit-identical to `logits(hidden:tokens: 1)` of that row alone.
     public func logitsRows(hidden: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>) {
         weights.lmHead.forwardRows(hidden, rows: rows, into: out, accumulate: false)
     }
