@@ -125,6 +125,19 @@ final class ServeProcessTests: XCTestCase {
         XCTAssertEqual(answers.count, jobs.count)
         for (key, answer) in answers { XCTAssertEqual(answer, expected[key], "under load: \(key)") }
 
+        let (missing, error) = try await server.post("/v1/completions", #"{"model":"alpha@9","prompt":"a"}"#)
+        XCTAssertEqual(missing, .notFound)
+        XCTAssertTrue(error.contains(#""param":"model","code":"model_not_found""#), error)
+
+        let metrics = try await server.get("/metrics")
+        // 2 prompts alone + 2 x 2 under load, per model and route.
+        for line in [#"lora_http_requests_total{route="/v1/completions",model="alpha@1",status="200"} 6"#,
+                     #"lora_http_requests_total{route="/v1/chat/completions",model="tiny",status="200"} 6"#,
+                     #"lora_http_requests_total{route="/v1/completions",model="none",status="404"} 1"#,
+                     "lora_running_sequences", "lora_completion_tokens_total", "lora_time_to_first_token_seconds_bucket"] {
+            XCTAssertTrue(metrics.contains(line), "/metrics lacks \(line):\n\(metrics)")
+        }
+
         let list = try await server.get("/v1/models")
         XCTAssertTrue(list.contains(#"{"id":"tiny","object":"model","#), list)
         for task in ["alpha", "beta"] { XCTAssertTrue(list.contains(#""id":"\#(task)","object":"model""#) && list.contains(#""parent":"tiny""#), list) }
@@ -155,5 +168,30 @@ final class ServeProcessTests: XCTestCase {
         XCTAssertTrue(rest.contains(#""finish_reason":"length""#), "it ran to max_tokens")
         XCTAssertEqual(try server.waitForExit(), 0, server.stderr)
         XCTAssertTrue(server.stderr.contains("draining"), server.stderr)
+    }
+
+    func testWorkerSlotsInTheServerRunAJobAndItsVersionIsServedNext() async throws {
+        try lora(["models", "add", "tiny", tiny.path, "--data-dir", dataDir.path])
+        let submitted = try lora(["jobs", "submit", "--task", "gamma", "--base", "tiny", "--data", TestPaths.fixture("peft/train.jsonl").path,
+                                  "--max-steps", "3", "--batch-size", "2", "--rank", "4", "--lr", "1e-3", "--checkpoint-every", "2",
+                                  "--data-dir", dataDir.path, "--json"])
+        let job = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(submitted.stdout.utf8)) as? [String: Any])?["id"] as? Int)
+        let server = try start(["--base", "tiny", "--workers", "1"])
+        var status = ""
+        let deadline = Date().addingTimeInterval(180)
+        while status != "succeeded" && status != "failed" && Date() < deadline {
+            let shown = try lora(["jobs", "show", String(job), "--data-dir", dataDir.path, "--json"])
+            status = (try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any])?["status"] as? String ?? ""
+            if status != "succeeded" { try await Task.sleep(nanoseconds: 200_000_000) }
+        }
+        XCTAssertEqual(status, "succeeded", server.stderr)
+        // The new version is in the registry; the next request for the task is answered by it.
+        let (answer, by) = try await Self.ask(server, model: "gamma", chat: false, prompt: "hello world", maxTokens: 6)
+        XCTAssertEqual(by, "gamma@1")
+        XCTAssertFalse(answer.text.isEmpty)
+        let list = try await server.get("/v1/models")
+        XCTAssertTrue(list.contains(#""id":"gamma","object":"model""#), list)
+        server.signal(SIGTERM)
+        XCTAssertEqual(try server.waitForExit(), 0, server.stderr)
     }
 }
