@@ -39,7 +39,7 @@ struct ServeCommand: AsyncParsableCommand {
         if (model == nil) == (base == nil) { throw ValidationError("give --model SRC or --base NAME (exactly one)") }
         if modelName != nil && model == nil { throw ValidationError("--model-name names a --model; with --base the id is NAME") }
         if !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535, got \(port)") }
-        for (flag, value, least) in [("--max-running", maxRunning, 1), ("--max-queue", maxQueue, 0), ("--adapter-cache-mb", adapterCacheMB, 1),
+        for (flag, value, least) in [("--max-running", maxRunning, 1), ("--max-queue", maxQueue, 1), ("--adapter-cache-mb", adapterCacheMB, 1),
                                      ("--workers", workers, 0), ("--max-body-bytes", maxBodyBytes, 1024), ("--max-header-bytes", maxHeaderBytes, 1024)]
         where value < least {
             throw ValidationError("\(flag) must be at least \(least), got \(value)")

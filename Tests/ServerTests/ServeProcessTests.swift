@@ -143,9 +143,9 @@ final class ServeProcessTests: XCTestCase {
         for task in ["alpha", "beta"] { XCTAssertTrue(list.contains(#""id":"\#(task)","object":"model""#) && list.contains(#""parent":"tiny""#), list) }
     }
 
-    func testDefaultModelAnswersEqualGenerateAndSigtermLetsAStreamFinishThenExitsZero() async throws {
+    func testDefaultModelAnswersEqualGenerateAFullQueueIs429AndSigtermLetsAStreamFinishThenExitsZero() async throws {
         let model = try TestPaths.requireDefaultModel()
-        let server = try start(["--model", model.path])
+        let server = try start(["--model", model.path, "--max-running", "1", "--max-queue", "1"])
         let id = model.lastPathComponent
         let france = "The capital of France is"
         let (completion, by) = try await Self.ask(server, model: id, chat: false, prompt: france, maxTokens: 10)
@@ -162,7 +162,21 @@ final class ServeProcessTests: XCTestCase {
         try socket.send("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
         let first = try socket.read(until: "\"text\":", deadline: 60)
         XCTAssertTrue(first.hasPrefix("HTTP/1.1 200"), first)
+        // One sequence running, one waiting (its client hangs on): the next is refused with 429 and Retry-After.
+        let waiting = try RawHTTPClient(port: server.port)
+        let small = #"{"model":"\#(id)","prompt":"Hi","max_tokens":2}"#
+        try waiting.send("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Length: \(small.utf8.count)\r\n\r\n\(small)")
+        let queuedBy = Date().addingTimeInterval(30)
+        while !(try await server.get("/metrics")).contains("lora_queued_sequences 1"), Date() < queuedBy {
+            try await Task.sleep(nanoseconds: 20_000_000)
+        }
+        let (busy, headers, refusal) = try await server.postWithHeaders("/v1/completions", #"{"model":"\#(id)","prompt":"Hi","max_tokens":2}"#)
+        XCTAssertEqual(busy, .tooManyRequests, refusal)
+        XCTAssertNotNil(headers[.retryAfter].flatMap(Int.init), "Retry-After in seconds")
+        XCTAssertTrue(refusal.contains(#""type":"rate_limit_error""#), refusal)
         server.signal(SIGTERM)
+        let queued = try waiting.read(until: "\"usage\"", deadline: 120)
+        XCTAssertTrue(queued.hasPrefix("HTTP/1.1 200"), "the queued request is answered during the drain: \(queued)")
         let rest = first + (try socket.read(until: "data: [DONE]", deadline: 120))
         XCTAssertTrue(rest.contains("data: [DONE]"), "the stream finished: \(rest.suffix(300))")
         XCTAssertTrue(rest.contains(#""finish_reason":"length""#), "it ran to max_tokens")
