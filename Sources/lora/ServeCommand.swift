@@ -104,6 +104,10 @@ final class WorkerSlots: @unchecked Sendable {
     init(registry: RegistryOptions, slots: Int) throws {
         var options = JobWorker.Options(workDirectory: registry.configuration.dataDirectory.appendingPathComponent("worker"))
         options.concurrency = slots
+        // The test hook `lora worker` has: slows each optimizer step so a test can stop the server mid-job.
+        if let ms = ProcessInfo.processInfo.environment["LORA_WORKER_STEP_DELAY_MS"].flatMap(Double.init) {
+            options.stepDelay = ms / 1000
+        }
         let stop = self.stop
         options.shouldExit = { stop.isSet }
         worker = JobWorker(jobs: try registry.openJobs(), options: options)

@@ -208,4 +208,33 @@ final class ServeProcessTests: XCTestCase {
         server.signal(SIGTERM)
         XCTAssertEqual(try server.waitForExit(), 0, server.stderr)
     }
+
+    func testSigtermReturnsAWorkerSlotsRunningJobToTheQueueWithACheckpointAndExitsZero() async throws {
+        try lora(["models", "add", "tiny", tiny.path, "--data-dir", dataDir.path])
+        let submitted = try lora(["jobs", "submit", "--task", "termed", "--base", "tiny", "--data", TestPaths.fixture("peft/train.jsonl").path,
+                                  "--max-steps", "40", "--batch-size", "2", "--rank", "4", "--checkpoint-every", "100",
+                                  "--data-dir", dataDir.path, "--json"])
+        let job = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(submitted.stdout.utf8)) as? [String: Any])?["id"] as? Int)
+        var env = environment
+        env["LORA_WORKER_STEP_DELAY_MS"] = "100"
+        let server = try ServeProcess(["--base", "tiny", "--workers", "1", "--data-dir", dataDir.path], environment: env, scratch: dataDir)
+        servers.append(server)
+        _ = try server.waitForListening()
+        func events() throws -> [[String: Any]] {
+            let r = try lora(["jobs", "events", String(job), "--data-dir", dataDir.path, "--json"])
+            return (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["data"] as? [[String: Any]] ?? []
+        }
+        let deadline = Date().addingTimeInterval(120)
+        while try events().filter({ $0["type"] as? String == "metrics" }).count < 3, Date() < deadline {
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        server.signal(SIGTERM)
+        XCTAssertEqual(try server.waitForExit(), 0, server.stderr)
+        let shown = try lora(["jobs", "show", String(job), "--data-dir", dataDir.path, "--json"])
+        let released = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(released["status"] as? String, "queued", "\(released)")
+        XCTAssertEqual(released["attempt"] as? Int, 0, "a clean shutdown does not spend an attempt")
+        let stored = try events().compactMap { ($0["data"] as? [String: Any])?["checkpoint_step"] as? Int }
+        XCTAssertEqual(stored.count, 1, "the checkpoint taken at the stop was stored")
+    }
 }
