@@ -37,6 +37,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func validate() throws {
         if (model == nil) == (base == nil) { throw ValidationError("give --model SRC or --base NAME (exactly one)") }
+        if registry.json { throw ValidationError("--json: lora serve has no JSON output (it prints its address, then logs)") }
         if modelName != nil && model == nil { throw ValidationError("--model-name names a --model; with --base the id is NAME") }
         if !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535, got \(port)") }
         for (flag, value, least) in [("--max-running", maxRunning, 1), ("--max-queue", maxQueue, 1), ("--adapter-cache-mb", adapterCacheMB, 1),
