@@ -37,9 +37,10 @@ struct ServeCommand: AsyncParsableCommand {
 
     func validate() throws {
         if (model == nil) == (base == nil) { throw ValidationError("give --model SRC or --base NAME (exactly one)") }
+        if registry.json { throw ValidationError("--json: lora serve has no JSON output (it prints its address, then logs)") }
         if modelName != nil && model == nil { throw ValidationError("--model-name names a --model; with --base the id is NAME") }
         if !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535, got \(port)") }
-        for (flag, value, least) in [("--max-running", maxRunning, 1), ("--max-queue", maxQueue, 0), ("--adapter-cache-mb", adapterCacheMB, 1),
+        for (flag, value, least) in [("--max-running", maxRunning, 1), ("--max-queue", maxQueue, 1), ("--adapter-cache-mb", adapterCacheMB, 1),
                                      ("--workers", workers, 0), ("--max-body-bytes", maxBodyBytes, 1024), ("--max-header-bytes", maxHeaderBytes, 1024)]
         where value < least {
             throw ValidationError("\(flag) must be at least \(least), got \(value)")
@@ -104,6 +105,10 @@ final class WorkerSlots: @unchecked Sendable {
     init(registry: RegistryOptions, slots: Int) throws {
         var options = JobWorker.Options(workDirectory: registry.configuration.dataDirectory.appendingPathComponent("worker"))
         options.concurrency = slots
+        // The test hook `lora worker` has: slows each optimizer step so a test can stop the server mid-job.
+        if let ms = ProcessInfo.processInfo.environment["LORA_WORKER_STEP_DELAY_MS"].flatMap(Double.init) {
+            options.stepDelay = ms / 1000
+        }
         let stop = self.stop
         options.shouldExit = { stop.isSet }
         worker = JobWorker(jobs: try registry.openJobs(), options: options)

@@ -69,9 +69,14 @@ final class ServeProcess {
 
     /// One request on its own connection; the body as text.
     func post(_ path: String, _ json: String) async throws -> (HTTPResponse.Status, String) {
+        let (status, _, body) = try await postWithHeaders(path, json)
+        return (status, body)
+    }
+
+    func postWithHeaders(_ path: String, _ json: String) async throws -> (HTTPResponse.Status, HTTPFields, String) {
         try await TestClient.withClient(host: "127.0.0.1", port: port, configuration: .init(timeout: .seconds(300))) { client in
             let r = try await client.post(path, headers: [.contentType: "application/json"], body: ByteBuffer(string: json))
-            return (r.status, r.body.map { String(buffer: $0) } ?? "")
+            return (r.status, r.headers, r.body.map { String(buffer: $0) } ?? "")
         }
     }
 }

@@ -125,14 +125,27 @@ final class ServeProcessTests: XCTestCase {
         XCTAssertEqual(answers.count, jobs.count)
         for (key, answer) in answers { XCTAssertEqual(answer, expected[key], "under load: \(key)") }
 
+        let (missing, error) = try await server.post("/v1/completions", #"{"model":"alpha@9","prompt":"a"}"#)
+        XCTAssertEqual(missing, .notFound)
+        XCTAssertTrue(error.contains(#""param":"model","code":"model_not_found""#), error)
+
+        let metrics = try await server.get("/metrics")
+        // 2 prompts alone + 2 x 2 under load, per model and route.
+        for line in [#"lora_http_requests_total{route="/v1/completions",model="alpha@1",status="200"} 6"#,
+                     #"lora_http_requests_total{route="/v1/chat/completions",model="tiny",status="200"} 6"#,
+                     #"lora_http_requests_total{route="/v1/completions",model="none",status="404"} 1"#,
+                     "lora_running_sequences", "lora_completion_tokens_total", "lora_time_to_first_token_seconds_bucket"] {
+            XCTAssertTrue(metrics.contains(line), "/metrics lacks \(line):\n\(metrics)")
+        }
+
         let list = try await server.get("/v1/models")
         XCTAssertTrue(list.contains(#"{"id":"tiny","object":"model","#), list)
         for task in ["alpha", "beta"] { XCTAssertTrue(list.contains(#""id":"\#(task)","object":"model""#) && list.contains(#""parent":"tiny""#), list) }
     }
 
-    func testDefaultModelAnswersEqualGenerateAndSigtermLetsAStreamFinishThenExitsZero() async throws {
+    func testDefaultModelAnswersEqualGenerateAFullQueueIs429AndSigtermLetsAStreamFinishThenExitsZero() async throws {
         let model = try TestPaths.requireDefaultModel()
-        let server = try start(["--model", model.path])
+        let server = try start(["--model", model.path, "--max-running", "1", "--max-queue", "1"])
         let id = model.lastPathComponent
         let france = "The capital of France is"
         let (completion, by) = try await Self.ask(server, model: id, chat: false, prompt: france, maxTokens: 10)
@@ -149,11 +162,79 @@ final class ServeProcessTests: XCTestCase {
         try socket.send("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
         let first = try socket.read(until: "\"text\":", deadline: 60)
         XCTAssertTrue(first.hasPrefix("HTTP/1.1 200"), first)
+        // One sequence running, one waiting (its client hangs on): the next is refused with 429 and Retry-After.
+        let waiting = try RawHTTPClient(port: server.port)
+        let small = #"{"model":"\#(id)","prompt":"Hi","max_tokens":2}"#
+        try waiting.send("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Length: \(small.utf8.count)\r\n\r\n\(small)")
+        let queuedBy = Date().addingTimeInterval(30)
+        while !(try await server.get("/metrics")).contains("lora_queued_sequences 1"), Date() < queuedBy {
+            try await Task.sleep(nanoseconds: 20_000_000)
+        }
+        let (busy, headers, refusal) = try await server.postWithHeaders("/v1/completions", #"{"model":"\#(id)","prompt":"Hi","max_tokens":2}"#)
+        XCTAssertEqual(busy, .tooManyRequests, refusal)
+        XCTAssertNotNil(headers[.retryAfter].flatMap(Int.init), "Retry-After in seconds")
+        XCTAssertTrue(refusal.contains(#""type":"rate_limit_error""#), refusal)
         server.signal(SIGTERM)
+        let queued = try waiting.read(until: "\"usage\"", deadline: 120)
+        XCTAssertTrue(queued.hasPrefix("HTTP/1.1 200"), "the queued request is answered during the drain: \(queued)")
         let rest = first + (try socket.read(until: "data: [DONE]", deadline: 120))
         XCTAssertTrue(rest.contains("data: [DONE]"), "the stream finished: \(rest.suffix(300))")
         XCTAssertTrue(rest.contains(#""finish_reason":"length""#), "it ran to max_tokens")
         XCTAssertEqual(try server.waitForExit(), 0, server.stderr)
         XCTAssertTrue(server.stderr.contains("draining"), server.stderr)
+    }
+
+    func testWorkerSlotsInTheServerRunAJobAndItsVersionIsServedNext() async throws {
+        try lora(["models", "add", "tiny", tiny.path, "--data-dir", dataDir.path])
+        let submitted = try lora(["jobs", "submit", "--task", "gamma", "--base", "tiny", "--data", TestPaths.fixture("peft/train.jsonl").path,
+                                  "--max-steps", "3", "--batch-size", "2", "--rank", "4", "--lr", "1e-3", "--checkpoint-every", "2",
+                                  "--data-dir", dataDir.path, "--json"])
+        let job = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(submitted.stdout.utf8)) as? [String: Any])?["id"] as? Int)
+        let server = try start(["--base", "tiny", "--workers", "1"])
+        var status = ""
+        let deadline = Date().addingTimeInterval(180)
+        while status != "succeeded" && status != "failed" && Date() < deadline {
+            let shown = try lora(["jobs", "show", String(job), "--data-dir", dataDir.path, "--json"])
+            status = (try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any])?["status"] as? String ?? ""
+            if status != "succeeded" { try await Task.sleep(nanoseconds: 200_000_000) }
+        }
+        XCTAssertEqual(status, "succeeded", server.stderr)
+        // The new version is in the registry; the next request for the task is answered by it.
+        let (answer, by) = try await Self.ask(server, model: "gamma", chat: false, prompt: "hello world", maxTokens: 6)
+        XCTAssertEqual(by, "gamma@1")
+        XCTAssertFalse(answer.text.isEmpty)
+        let list = try await server.get("/v1/models")
+        XCTAssertTrue(list.contains(#""id":"gamma","object":"model""#), list)
+        server.signal(SIGTERM)
+        XCTAssertEqual(try server.waitForExit(), 0, server.stderr)
+    }
+
+    func testSigtermReturnsAWorkerSlotsRunningJobToTheQueueWithACheckpointAndExitsZero() async throws {
+        try lora(["models", "add", "tiny", tiny.path, "--data-dir", dataDir.path])
+        let submitted = try lora(["jobs", "submit", "--task", "termed", "--base", "tiny", "--data", TestPaths.fixture("peft/train.jsonl").path,
+                                  "--max-steps", "40", "--batch-size", "2", "--rank", "4", "--checkpoint-every", "100",
+                                  "--data-dir", dataDir.path, "--json"])
+        let job = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(submitted.stdout.utf8)) as? [String: Any])?["id"] as? Int)
+        var env = environment
+        env["LORA_WORKER_STEP_DELAY_MS"] = "100"
+        let server = try ServeProcess(["--base", "tiny", "--workers", "1", "--data-dir", dataDir.path], environment: env, scratch: dataDir)
+        servers.append(server)
+        _ = try server.waitForListening()
+        func events() throws -> [[String: Any]] {
+            let r = try lora(["jobs", "events", String(job), "--data-dir", dataDir.path, "--json"])
+            return (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["data"] as? [[String: Any]] ?? []
+        }
+        let deadline = Date().addingTimeInterval(120)
+        while try events().filter({ $0["type"] as? String == "metrics" }).count < 3, Date() < deadline {
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        server.signal(SIGTERM)
+        XCTAssertEqual(try server.waitForExit(), 0, server.stderr)
+        let shown = try lora(["jobs", "show", String(job), "--data-dir", dataDir.path, "--json"])
+        let released = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(released["status"] as? String, "queued", "\(released)")
+        XCTAssertEqual(released["attempt"] as? Int, 0, "a clean shutdown does not spend an attempt")
+        let stored = try events().compactMap { ($0["data"] as? [String: Any])?["checkpoint_step"] as? Int }
+        XCTAssertEqual(stored.count, 1, "the checkpoint taken at the stop was stored")
     }
 }
