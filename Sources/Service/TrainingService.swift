@@ -57,7 +57,7 @@ public struct TrainingService {
     }
 
     public func train(_ request: Request, onEvent: (Event) -> Void) throws -> Result {
-        try request.settings.validate()
+        try request.settings.validate(for: model.model.config)
         let train = try records(request.data)
         let evalRecords = try request.evalData.map(JSONLReader.readTextRecords) ?? []
         let eval = try request.evalData.map(records) ?? []
