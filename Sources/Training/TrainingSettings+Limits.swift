@@ -16,6 +16,7 @@ extension TrainingSettings {
     public func validate(for c: LlamaConfig) throws {
         try validate()
         func refuse(_ field: String, _ reason: String) -> TrainingError { .invalidConfig(field: field, reason: reason) }
+        if !learningRate.isFinite { throw refuse("lr", "must be finite, got \(learningRate)") }
         if batchSize > Self.maxBatchSize { throw refuse("batch-size", "\(batchSize) is over the maximum of \(Self.maxBatchSize)") }
         if gradientAccumulation > Self.maxGradientAccumulation {
             throw refuse("grad-accum", "\(gradientAccumulation) is over the maximum of \(Self.maxGradientAccumulation)")
