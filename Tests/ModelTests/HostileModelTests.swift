@@ -75,3 +75,25 @@ final class HostileModelTests: XCTestCase {
         XCTAssertNoThrow(try GGUFFile(url))
     }
 }
+
+/// A JSONL line longer than the limit is refused before it is parsed or tokenized.
+final class JSONLLineLimitTests: XCTestCase {
+    func testAnOverlongLineIsRefusedNamingTheLineBeforeParsing() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("long-\(UUID().uuidString).jsonl")
+        defer { try? FileManager.default.removeItem(at: url) }
+        var data = Data(#"{"text": "short"}"#.utf8) + Data("\n".utf8)
+        // 5 MB of text in one record (the limit is 4 MiB): not even valid JSON, so only the length check can name it.
+        data += Data(#"{"text": ""#.utf8) + Data(repeating: UInt8(ascii: "x"), count: 5_000_000)
+        try data.write(to: url)
+        XCTAssertThrowsError(try JSONLReader.readTextRecords(url)) { error in
+            guard case let ModelError.badInput(path, line, reason) = error else { return XCTFail("got \(error)") }
+            XCTAssertEqual(path, url.path)
+            XCTAssertEqual(line, 2)
+            XCTAssertTrue(reason.contains("5000010 bytes") && reason.contains("\(JSONLReader.defaultMaxLineBytes)"), reason)
+        }
+        // With a higher limit the line is parsed (and found to be invalid JSON).
+        XCTAssertThrowsError(try JSONLReader.readTextRecords(url, maxLineBytes: 6_000_000)) { error in
+            XCTAssertTrue("\(error)".contains("not valid JSON"), "\(error)")
+        }
+    }
+}
