@@ -20,4 +20,14 @@ struct Lora: ParsableCommand {
             JobsCommand.self, WorkerCommand.self,
         ]
     )
+
+    /// ArgumentParser's entry point, with Swift's and Foundation's raw errors reworded (`UserFacingError`).
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: UserFacingError.reworded(error))
+        }
+    }
 }
