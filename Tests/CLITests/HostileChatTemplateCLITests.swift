@@ -49,3 +49,23 @@ final class HostileChatTemplateCLITests: XCTestCase {
         try assertLimitError(model)
     }
 }
+
+/// A tokenizer whose ids go past the model's vocab_size (embedding rows) is refused when the model
+/// loads, naming the tokenizer file and both sizes, instead of indexing past the embedding table.
+final class TokenizerVocabularyCLITests: XCTestCase {
+    func testTokenIdBeyondTheModelsVocabSizeIsRefused() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vocab-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.copyItem(at: TestPaths.fixture("models/tiny-llama-tied"), to: dir)
+        let url = dir.appendingPathComponent("tokenizer.json")
+        var json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        var added = json["added_tokens"] as? [[String: Any]] ?? []
+        added.append(["id": 500, "content": "<|extra|>", "special": true, "single_word": false, "lstrip": false,
+                      "rstrip": false, "normalized": false])
+        json["added_tokens"] = added
+        try JSONSerialization.data(withJSONObject: json).write(to: url)
+        let r = try runProcess(TestPaths.loraBinary, ["generate", "--model", dir.path, "--max-tokens", "1", "hi"])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains(url.path) && r.stderr.contains("500") && r.stderr.contains("384"), r.stderr)
+    }
+}
