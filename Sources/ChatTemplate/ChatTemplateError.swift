@@ -16,16 +16,18 @@ public enum ChatTemplateError: Error, Equatable, CustomStringConvertible {
     case runtime(String, SourceLocation)
     /// The template called `raise_exception(message)`.
     case raised(String, SourceLocation)
+    /// The template went past one of `JinjaLimits` (nesting depth, steps, string or list size).
+    case limitExceeded(String, SourceLocation)
 
     public var message: String {
         switch self {
-        case let .syntax(m, _), let .unsupported(m, _), let .runtime(m, _), let .raised(m, _): return m
+        case let .syntax(m, _), let .unsupported(m, _), let .runtime(m, _), let .raised(m, _), let .limitExceeded(m, _): return m
         }
     }
 
     public var location: SourceLocation {
         switch self {
-        case let .syntax(_, l), let .unsupported(_, l), let .runtime(_, l), let .raised(_, l): return l
+        case let .syntax(_, l), let .unsupported(_, l), let .runtime(_, l), let .raised(_, l), let .limitExceeded(_, l): return l
         }
     }
 
@@ -35,6 +37,7 @@ public enum ChatTemplateError: Error, Equatable, CustomStringConvertible {
         case let .unsupported(m, l): return "chat template uses an unsupported construct at \(l): \(m)"
         case let .runtime(m, l): return "chat template error at \(l): \(m)"
         case let .raised(m, l): return "chat template raised an exception at \(l): \(m)"
+        case let .limitExceeded(m, l): return "chat template exceeds a limit at \(l): \(m)"
         }
     }
 }

@@ -14,6 +14,7 @@ enum JinjaBuiltins {
                 for (k, v) in d.pairs { o[k] = v }
             }
             for (k, v) in kwargs { o[k] = v }
+            try JinjaLimits.checkDepth(.object(o), "namespace()")
             return .namespace(JinjaNamespace(o))
         }),
         "dict": .function(JinjaFunction(name: "dict") { args, kwargs in
@@ -23,6 +24,7 @@ enum JinjaBuiltins {
                 for (k, v) in d.pairs { o[k] = v }
             }
             for (k, v) in kwargs { o[k] = v }
+            try JinjaLimits.checkDepth(.object(o), "dict()")
             return .object(o)
         }),
         "range": .function(JinjaFunction(name: "range") { args, _ in
@@ -32,7 +34,10 @@ enum JinjaBuiltins {
             }
             let (start, stop, step) = ints.count == 1 ? (0, ints[0], 1) : (ints[0], ints[1], ints.count == 3 ? ints[2] : 1)
             if step == 0 { throw JinjaCallError(message: "range() arg 3 must not be zero") }
-            if abs((stop - start) / step) > 1_000_000 { throw JinjaCallError(message: "range() too large") }
+            // Counted in overflow-checked arithmetic before any element is made (range(-2**63, 2**63-1) too).
+            let span = stop.subtractingReportingOverflow(start)
+            let count = span.overflow ? nil : span.partialValue.dividedReportingOverflow(by: step)
+            try JinjaLimits.checkList(count.flatMap { $0.overflow || $0.partialValue == Int.min ? nil : abs($0.partialValue) }, "range()")
             return .array(stride(from: start, to: stop, by: step).map { .int($0) })
         }),
         "strftime_now": .function(JinjaFunction(name: "strftime_now") { args, _ in

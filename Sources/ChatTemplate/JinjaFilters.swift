@@ -31,9 +31,16 @@ enum JinjaFilters {
         case "lower": return .string(value.description.lowercased())
         case "title": return .string(JinjaMethods.titleFilter(value.description))
         case "capitalize": return .string(JinjaMethods.capitalize(value.description))
-        case "string": return .string(value.description)
+        case "string":
+            try JinjaLimits.checkText(value, "the string filter")
+            return .string(value.description)
         case "safe": return value
         case "tojson":
+            // Upper estimate before encoding: \uXXXX escapes grow a character up to 6 times, and an indent
+            // of w adds up to w bytes per element of the text.
+            let indentWidth = a.get(1, "indent").map { $0.integer ?? $0.description.utf8.count } ?? 0
+            let factor = (a.get(0, "ensure_ascii")?.truthy ?? false) ? 6 : 1
+            try JinjaLimits.checkString(JinjaLimits.product(JinjaLimits.textSize(value) * factor, 1 + max(0, indentWidth)), "tojson")
             return .string(try JinjaJSON.encode(value, ensureASCII: a.get(0, "ensure_ascii")?.truthy ?? false,
                                                 indent: a.get(1, "indent"), separators: a.get(2, "separators"),
                                                 sortKeys: a.get(3, "sort_keys")?.truthy ?? false))
@@ -48,10 +55,11 @@ enum JinjaFilters {
         case "join":
             var items = try sequence(value)
             if let attribute = a.get(1, "attribute") { items = try items.map { try attributeOf($0, attribute) } }
+            try JinjaLimits.checkJoin(items, separator: a.get(0, "d")?.description ?? "")
             return .string(items.map(\.description).joined(separator: a.get(0, "d")?.description ?? ""))
         case "replace":
             guard let old = a.get(0, "old"), let new = a.get(1, "new") else { throw JinjaCallError(message: "replace needs old and new") }
-            return .string(JinjaMethods.replace(value.description, old.description, new.description, count: a.get(2, "count")?.integer))
+            return .string(try JinjaMethods.replace(value.description, old.description, new.description, count: a.get(2, "count")?.integer))
         case "int": return toInt(value, a.get(0, "default") ?? .int(0))
         case "float": return toFloat(value, a.get(0, "default") ?? .double(0))
         case "abs":
@@ -139,7 +147,7 @@ enum JinjaFilters {
             default: return .double((x * scale).rounded(.toNearestOrAwayFromZero) / scale)
             }
         case "indent":
-            return .string(indent(value.description, width: a.get(0, "width"), first: a.get(1, "first")?.truthy ?? false,
+            return .string(try indent(value.description, width: a.get(0, "width"), first: a.get(1, "first")?.truthy ?? false,
                                   blank: a.get(2, "blank")?.truthy ?? false))
         default:
             throw JinjaCallError(message: "unknown filter '\(name)'")
@@ -229,9 +237,14 @@ enum JinjaFilters {
         return fallback
     }
 
-    private static func indent(_ s: String, width: JinjaValue?, first: Bool, blank: Bool) -> String {
+    private static func indent(_ s: String, width: JinjaValue?, first: Bool, blank: Bool) throws -> String {
+        var padBytes = 4
+        if case let .string(w)? = width { padBytes = w.utf8.count } else if let n = width?.integer { padBytes = max(0, n) }
+        var lineCount = 1
+        for b in s.utf8 where b == UInt8(ascii: "\n") { lineCount += 1 }
+        try JinjaLimits.checkString(JinjaLimits.product(padBytes, lineCount).map { $0 + s.utf8.count }, "indent")
         let pad: String
-        if case let .string(w)? = width { pad = w } else { pad = String(repeating: " ", count: width?.integer ?? 4) }
+        if case let .string(w)? = width { pad = w } else { pad = String(repeating: " ", count: padBytes) }
         var lines = s.components(separatedBy: "\n")
         // jinja2's indent: later lines get the pad unless empty (or always with blank=True); first=True pads line 1.
         for i in lines.indices.dropFirst() where blank || !lines[i].isEmpty { lines[i] = pad + lines[i] }

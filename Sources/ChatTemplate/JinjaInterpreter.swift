@@ -26,11 +26,16 @@ final class JinjaScope {
 struct JinjaCallError: Error {
     let message: String
     var raised = false
+    /// A `JinjaLimits` budget was exceeded (reported as `ChatTemplateError.limitExceeded`).
+    var limit = false
 }
 
 /// Evaluates a parsed template.
 final class JinjaInterpreter {
     private enum Flow { case normal, breakLoop, continueLoop }
+    private var budget = JinjaBudget()
+    /// The location of the expression or statement being evaluated, for budget errors.
+    private var here = SourceLocation(line: 1, column: 1)
 
     func render(_ nodes: [Node], globals: [String: JinjaValue]) throws -> String {
         var builtins = JinjaBuiltins.globals
@@ -41,15 +46,78 @@ final class JinjaInterpreter {
         return out
     }
 
+    // MARK: Budgets
+
+    /// Charges `n` steps of `JinjaLimits.maxSteps`.
+    private func charge(_ n: Int) throws {
+        if !budget.charge(n) {
+            throw ChatTemplateError.limitExceeded(
+                "rendering takes more than \(JinjaLimits.maxSteps) steps (JinjaLimits.maxSteps); a loop runs too long", here)
+        }
+    }
+
+    /// Enters one level of evaluation depth (`JinjaLimits.maxRenderDepth`); pair with `budget.leave()`.
+    private func enter() throws {
+        if !budget.enter() {
+            budget.leave()
+            throw ChatTemplateError.limitExceeded(
+                "evaluation nested deeper than \(JinjaLimits.maxRenderDepth) levels (JinjaLimits.maxRenderDepth) "
+                    + "or than the thread's stack allows; a macro probably calls itself without end", here)
+        }
+    }
+
+    /// Charges the cost of a value a builtin or operator created and checks its size.
+    private func account(_ v: JinjaValue, _ location: SourceLocation) throws -> JinjaValue {
+        switch v {
+        case let .string(s):
+            let bytes = s.utf8.count
+            if bytes > JinjaLimits.maxStringBytes {
+                throw ChatTemplateError.limitExceeded(JinjaLimits.tooLongString(bytes, "this expression").message, location)
+            }
+            try charge(bytes / 64)
+        case let .array(a), let .tuple(a):
+            if a.count > JinjaLimits.maxListLength {
+                throw ChatTemplateError.limitExceeded(JinjaLimits.tooLongList(a.count, "this expression").message, location)
+            }
+            try charge(a.count)
+        default:
+            break
+        }
+        return v
+    }
+
+    /// Checks the nesting of a container a literal or assignment builds (`JinjaLimits.maxValueDepth`).
+    private func nested(_ v: JinjaValue, _ location: SourceLocation) throws -> JinjaValue {
+        try charge(try located(location) { try JinjaLimits.checkDepth(v, "this value") })
+        return v
+    }
+
+        /// Appends `text` to the rendered output, within `JinjaLimits.maxStringBytes`.
+    private func append(_ text: String, to out: inout String, _ location: SourceLocation) throws {
+        let total = out.utf8.count + text.utf8.count
+        if total > JinjaLimits.maxStringBytes {
+            throw ChatTemplateError.limitExceeded(JinjaLimits.tooLongString(total, "the rendered output").message, location)
+        }
+        try charge(text.utf8.count / 64)
+        out += text
+    }
+
     // MARK: Statements
 
     private func execute(_ nodes: [Node], _ scope: JinjaScope, _ out: inout String) throws -> Flow {
+        try enter()
+        defer { budget.leave() }
         for node in nodes {
+            try charge(1)
             switch node {
             case let .text(s):
-                out += s
+                try append(s, to: &out, here)
             case let .output(e):
-                out += try eval(e, scope).description
+                let v = try eval(e, scope)
+                if case .string = v {} else {
+                    try located(e.location) { try JinjaLimits.checkText(v, "printing this value") }
+                }
+                try append(v.description, to: &out, e.location)
             case let .ifChain(branches, otherwise):
                 var taken = false
                 for (condition, body) in branches where try eval(condition, scope).truthy {
@@ -63,6 +131,7 @@ final class JinjaInterpreter {
                     if flow != .normal { return flow }
                 }
             case let .forLoop(target, iterable, filter, body, otherwise, location):
+                here = location
                 try executeFor(target, iterable, filter, body, otherwise, location, scope, &out)
             case let .set(target, e, location):
                 try assign(target, try eval(e, scope), scope, location)
@@ -105,6 +174,8 @@ final class JinjaInterpreter {
                 throw ChatTemplateError.runtime("cannot assign attribute on non-namespace object '\(object)'", location)
             }
             ns.attributes[attribute] = value
+            // After assigning, so that `{% set ns.me = ns %}` is seen as the cycle it makes.
+            do { _ = try nested(.namespace(ns), location) } catch { ns.attributes[attribute] = .none; throw error }
         }
     }
 
@@ -142,6 +213,8 @@ final class JinjaInterpreter {
                 guard !args.isEmpty else { throw JinjaCallError(message: "loop.cycle() needs at least one argument") }
                 return args[i % args.count]
             })
+            here = location
+            try charge(1)
             if case let .object(outer)? = scope.lookup("loop"), let depth = outer["depth"]?.integer {
                 loop["depth"] = .int(depth + 1)
                 loop["depth0"] = .int(depth)
@@ -184,15 +257,19 @@ final class JinjaInterpreter {
 
     /// Evaluates `e`; a call expression gets `caller` as an extra keyword argument when given (call blocks).
     func eval(_ e: Expr, _ scope: JinjaScope, caller: JinjaValue? = nil) throws -> JinjaValue {
+        here = e.location
+        try charge(1)
+        try enter()
+        defer { budget.leave() }
         switch e.kind {
         case let .literal(v):
             return v
         case let .name(n):
             return scope.lookup(n) ?? .undefined("'\(n)' is undefined")
         case let .list(items):
-            return .array(try items.map { try eval($0, scope) })
+            return try account(try nested(.array(try items.map { try eval($0, scope) }), e.location), e.location)
         case let .tuple(items):
-            return .tuple(try items.map { try eval($0, scope) })
+            return try nested(.tuple(try items.map { try eval($0, scope) }), e.location)
         case let .dict(pairs):
             var o = JinjaObject()
             for (k, v) in pairs {
@@ -201,7 +278,7 @@ final class JinjaInterpreter {
                 }
                 o[key] = try eval(v, scope)
             }
-            return .object(o)
+            return try nested(.object(o), e.location)
         case let .unary(op, operand):
             let v = try eval(operand, scope)
             try requireDefined(v, operand.location)
@@ -217,7 +294,8 @@ final class JinjaInterpreter {
             let left = try eval(a, scope)
             return left.truthy ? left : try eval(b, scope)
         case let .binary(op, a, b):
-            return try JinjaOperators.binary(op, try eval(a, scope), try eval(b, scope), e.location)
+            let (x, y) = (try eval(a, scope), try eval(b, scope))
+            return try account(try located(e.location) { try JinjaOperators.binary(op, x, y, e.location) }, e.location)
         case let .compare(first, ops):
             var left = try eval(first, scope)
             for (op, rightExpr) in ops {
@@ -252,14 +330,14 @@ final class JinjaInterpreter {
             }
             var kwargs = try kwargExprs.map { ($0.0, try eval($0.1, scope)) }
             if let caller { kwargs.append(("caller", caller)) }
-            return try call(callee, args, kwargs, scope, e.location)
+            return try account(try call(callee, args, kwargs, scope, e.location), e.location)
         case .splat:
             throw ChatTemplateError.syntax("'*' is only allowed in call arguments", e.location)
         case let .filter(target, name, argExprs, kwargExprs):
             let value = try eval(target, scope)
             let args = try argExprs.map { try eval($0, scope) }
             let kwargs = try kwargExprs.map { ($0.0, try eval($0.1, scope)) }
-            return try located(e.location) { try JinjaFilters.apply(name, value, args, kwargs, self) }
+            return try account(try located(e.location) { try JinjaFilters.apply(name, value, args, kwargs, self) }, e.location)
         case let .test(target, name, argExprs, negated):
             let value = try eval(target, scope)
             let args = try argExprs.map { try eval($0, scope) }
@@ -297,6 +375,7 @@ final class JinjaInterpreter {
         do {
             return try body()
         } catch let e as JinjaCallError {
+            if e.limit { throw ChatTemplateError.limitExceeded(e.message, location) }
             throw e.raised ? ChatTemplateError.raised(e.message, location) : ChatTemplateError.runtime(e.message, location)
         }
     }
@@ -311,7 +390,10 @@ final class JinjaInterpreter {
         case .undefined: return []
         case let .array(a), let .tuple(a): return a
         case let .object(o): return o.keys.map { .string($0) }
-        case let .string(s): return s.unicodeScalars.map { .string(String($0)) }
+        case let .string(s):
+            try located(location) { try JinjaLimits.checkList(s.utf8.count <= JinjaLimits.maxListLength ? 0 : s.unicodeScalars.count,
+                                                              "iterating over this string") }
+            return s.unicodeScalars.map { .string(String($0)) }
         default: throw ChatTemplateError.runtime("'\(v.typeName)' object is not iterable", location)
         }
     }

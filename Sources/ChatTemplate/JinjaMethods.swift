@@ -73,7 +73,7 @@ enum JinjaMethods {
             if lines.last == "" { lines.removeLast() }
             return .array(lines.map { .string($0) })
         case "replace":
-            return .string(replace(s, try str(0, "old"), try str(1, "new"), count: a.get(2, "count")?.integer))
+            return .string(try replace(s, try str(0, "old"), try str(1, "new"), count: a.get(2, "count")?.integer))
         case "find", "index", "rfind":
             let needle = Array(try str(0, "sub").unicodeScalars)
             let hay = Array(s.unicodeScalars)
@@ -93,7 +93,9 @@ enum JinjaMethods {
             return .int(split(s, needle, maxsplit: -1, fromRight: false).count - 1)
         case "join":
             guard let items = a.get(0, "iterable") else { throw JinjaCallError(message: "join() takes one argument") }
-            return .string(try JinjaFilters.sequence(items).map(\.description).joined(separator: s))
+            let sequence = try JinjaFilters.sequence(items)
+            try JinjaLimits.checkJoin(sequence, separator: s)
+            return .string(sequence.map(\.description).joined(separator: s))
         case "format":
             return .string(try format(s, a))
         case "isdigit": return .bool(!s.isEmpty && s.unicodeScalars.allSatisfy { $0.properties.numericType == .decimal })
@@ -157,8 +159,14 @@ enum JinjaMethods {
         return out
     }
 
-    static func replace(_ s: String, _ old: String, _ new: String, count: Int?) -> String {
+    static func replace(_ s: String, _ old: String, _ new: String, count: Int?) throws -> String {
         let limit = count.flatMap { $0 < 0 ? nil : $0 } ?? Int.max
+        if new.utf8.count > old.utf8.count {
+            // The result's size, checked before it is built: each replacement grows the string by the difference.
+            let occurrences = min(limit, old.isEmpty ? s.unicodeScalars.count + 1 : split(s, old, maxsplit: -1, fromRight: false).count - 1)
+            let growth = JinjaLimits.product(occurrences, new.utf8.count - old.utf8.count)
+            try JinjaLimits.checkString(growth.map { $0 + s.utf8.count }, "replace")
+        }
         if old.isEmpty {
             // Python inserts `new` before every code point and at the end, up to `count` times.
             var out = "", n = 0
@@ -234,6 +242,7 @@ enum JinjaMethods {
             else if let i = Int(field) { value = i < a.positional.count ? a.positional[i] : nil }
             else { value = a.keywords.first { $0.0 == field }?.1 }
             guard let value else { throw JinjaCallError(message: "str.format: no argument for field {\(field)}") }
+            try JinjaLimits.checkString(out.utf8.count + JinjaLimits.textSize(value), "str.format")
             out += value.description
         }
         return out

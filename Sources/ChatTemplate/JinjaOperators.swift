@@ -8,7 +8,11 @@ enum JinjaOperators {
     }
 
     static func binary(_ op: String, _ a: JinjaValue, _ b: JinjaValue, _ location: SourceLocation) throws -> JinjaValue {
-        if op == "~" { return .string(a.description + b.description) }
+        if op == "~" {
+            let size = JinjaLimits.textSize(a) + JinjaLimits.textSize(b)
+            try JinjaLimits.checkString(size > JinjaLimits.maxStringBytes ? size : 0, "'~'")
+            return .string(a.description + b.description)
+        }
         if let e = undefinedError(a, location) ?? undefinedError(b, location) { throw e }
         func typeError() -> ChatTemplateError {
             .runtime("unsupported operand type(s) for \(op): '\(a.typeName)' and '\(b.typeName)'", location)
@@ -16,14 +20,29 @@ enum JinjaOperators {
         switch op {
         case "+":
             switch (a, b) {
-            case let (.string(x), .string(y)): return .string(x + y)
-            case let (.array(x), .array(y)): return .array(x + y)
-            case let (.tuple(x), .tuple(y)): return .tuple(x + y)
+            case let (.string(x), .string(y)):
+                try JinjaLimits.checkString(x.utf8.count + y.utf8.count, "'+'")
+                return .string(x + y)
+            case let (.array(x), .array(y)):
+                try JinjaLimits.checkList(x.count + y.count, "'+'")
+                return .array(x + y)
+            case let (.tuple(x), .tuple(y)):
+                try JinjaLimits.checkList(x.count + y.count, "'+'")
+                return .tuple(x + y)
             default: return try arithmetic(op, a, b, location, typeError)
             }
         case "*":
-            if case let .string(s) = a, let n = b.integer { return .string(String(repeating: s, count: max(0, n))) }
-            if case let .array(x) = a, let n = b.integer { return .array(Array(repeating: x, count: max(0, n)).flatMap { $0 }) }
+            // Checked before allocating: `'x' * 10**10` must fail at once, not after reserving gigabytes.
+            if case let .string(s) = a, let n = b.integer {
+                try JinjaLimits.checkString(JinjaLimits.product(s.utf8.count, max(0, n)), "'*'")
+                return .string(String(repeating: s, count: max(0, n)))
+            }
+            if case let .array(x) = a, let n = b.integer {
+                try JinjaLimits.checkList(JinjaLimits.product(x.count, max(0, n)), "'*'")
+                // Repeated references to large elements are still a large text once printed or joined.
+                try JinjaLimits.checkString(JinjaLimits.product(JinjaLimits.textSize(a), max(0, n)), "'*'")
+                return .array(Array(repeating: x, count: max(0, n)).flatMap { $0 })
+            }
             return try arithmetic(op, a, b, location, typeError)
         case "%":
             if case .string = a { throw ChatTemplateError.unsupported("printf-style string formatting ('%' on a string)", location) }
@@ -59,8 +78,16 @@ enum JinjaOperators {
                 return .int(r != 0 && (r < 0) != (j < 0) ? r + j : r)
             case "**":
                 if j >= 0 {
-                    var result = 1
-                    for _ in 0..<j { result = try checked(result.multipliedReportingOverflow(by: i)).integer! }
+                    // Exponentiation by squaring: at most 64 multiplications whatever `j` is (1 ** 10**18 is instant).
+                    if i == 0 || i == 1 { return .int(j == 0 ? 1 : i) }
+                    if i == -1 { return .int(j % 2 == 0 ? 1 : -1) }
+                    var result = 1, base = i, e = j
+                    while true {
+                        if e & 1 == 1 { result = try checked(result.multipliedReportingOverflow(by: base)).integer! }
+                        e >>= 1
+                        if e == 0 { break }
+                        base = try checked(base.multipliedReportingOverflow(by: base)).integer!
+                    }
                     return .int(result)
                 }
                 return .double(pow(Double(i), Double(j)))

@@ -4,6 +4,8 @@
 struct JinjaParser {
     private let tokens: [JinjaToken]
     private var p = 0
+    /// Current nesting (blocks and expressions), bounded by `JinjaLimits.maxParseDepth`.
+    private var depth = 0
 
     /// Tags this interpreter knows are valid Jinja but does not implement.
     private static let unsupportedTags: Set<String> = [
@@ -66,6 +68,16 @@ struct JinjaParser {
         return n
     }
 
+    /// Enters one level of nesting; every recursive path of the parser goes through here
+    /// (statements, expressions, `not` and unary chains), so no input can exhaust the stack.
+    private mutating func nest() throws {
+        depth += 1
+        if depth > JinjaLimits.maxParseDepth {
+            throw ChatTemplateError.limitExceeded(
+                "nesting deeper than \(JinjaLimits.maxParseDepth) levels (JinjaLimits.maxParseDepth)", current.location)
+        }
+    }
+
     // MARK: Statements
 
     /// Parses until a block tag whose keyword is in `ends` (returned with its location, the keyword consumed)
@@ -115,6 +127,8 @@ struct JinjaParser {
     }
 
     private mutating func parseStatement(_ keyword: String, _ location: SourceLocation) throws -> Node {
+        try nest()
+        defer { depth -= 1 }
         switch keyword {
         case "if": return try parseIf(location)
         case "for": return try parseFor(location)
@@ -254,6 +268,8 @@ struct JinjaParser {
     }
 
     mutating func parseExpression() throws -> Expr {
+        try nest()
+        defer { depth -= 1 }
         let location = current.location
         var expr = try parseOr()
         while skipName("if") {
@@ -284,6 +300,8 @@ struct JinjaParser {
 
     private mutating func parseNot() throws -> Expr {
         if isName("not") {
+            try nest()
+            defer { depth -= 1 }
             let loc = next().location
             return Expr(.not(try parseNot()), loc)
         }
@@ -329,6 +347,8 @@ struct JinjaParser {
         let location = current.location
         var node: Expr
         if isOp("-") || isOp("+") {
+            try nest()
+            defer { depth -= 1 }
             let op = isOp("-") ? "-" : "+"
             p += 1
             node = Expr(.unary(op, try parseUnary(withFilter: false)), location)

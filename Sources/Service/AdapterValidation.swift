@@ -116,6 +116,12 @@ public enum AdapterValidation {
                 }
                 throw e
             }
+            // An adapter trained into NaN/Inf would make every output of the model NaN.
+            let values = try file.floats(name)
+            if let i = values.firstIndex(where: { !$0.isFinite }) {
+                throw ModelError.malformedFile(path: path, offset: nil, reason: "tensor '\(name)' holds a non-finite value "
+                    + "(\(values[i]) at [\(i / t.shape[1]), \(i % t.shape[1])]); a NaN/Inf adapter cannot be registered")
+            }
             seen.insert(name)
         }
         let layers = base?.numLayers ?? (seen.compactMap { Int($0.split(separator: ".")[4]) }.max().map { $0 + 1 } ?? 0)

@@ -76,6 +76,10 @@ public final class JobService: @unchecked Sendable {
         let (data, dataSHA) = try Self.readValidated(s.data)
         let evalData = try s.evalData.map(Self.readValidated)
         let base = try resolveBase(name: s.base, model: s.model, actor: s.actor)
+        // Checked against the base's recorded shape, so no worker ever claims a job it cannot run.
+        if let shape = try registry.baseModel(named: base).config {
+            try s.hyperparameters.settings.validate(for: try JSONDecoder().decode(LlamaConfig.self, from: try JSONEncoder().encode(shape)))
+        }
         let job = NewJob(task: s.task, base: base, hyperparameters: try s.hyperparameters.json,
                          dataName: s.data.lastPathComponent, data: data, dataSHA256: dataSHA,
                          evalDataName: s.evalData?.lastPathComponent, evalData: evalData?.0, evalDataSHA256: evalData?.1,

@@ -40,6 +40,17 @@ public final class LanguageModel: @unchecked Sendable {
         case let .gguf(data):
             tokenizer = try Tokenizer(gguf: data)
         }
+        // Every id the tokenizer can produce must have an embedding row (the config's vocab_size was
+        // checked against the embedding's rows when loading); more rows than tokens is normal (padding).
+        if tokenizer.vocabSize > loaded.config.vocabSize {
+            let (file, field): (String, String)
+            switch loaded.tokenizer {
+            case let .huggingFace(json, _): (file, field) = (json.path, "model.vocab")
+            case .gguf: (file, field) = (url.path, "tokenizer.ggml.tokens")
+            }
+            throw ModelError.unsupportedConfig(path: file, field: field, reason: "the tokenizer has ids up to \(tokenizer.vocabSize - 1), "
+                + "but the model's vocab_size (embedding rows) is \(loaded.config.vocabSize)")
+        }
         return LanguageModel(model: LlamaModel(config: loaded.config, weights: loaded.weights),
                              tokenizer: tokenizer, source: url,
                              chatTemplate: loaded.chatTemplate ?? tokenizer.chatTemplate)

@@ -57,9 +57,9 @@ public struct TrainingService {
     }
 
     public func train(_ request: Request, onEvent: (Event) -> Void) throws -> Result {
-        try request.settings.validate()
+        try request.settings.validate(for: model.model.config)
         let train = try records(request.data)
-        let evalRecords = try request.evalData.map(JSONLReader.readTextRecords) ?? []
+        let evalRecords = try request.evalData.map { try JSONLReader.readTextRecords($0) } ?? []
         let eval = try request.evalData.map(records) ?? []
         let config = model.model.config
         let adapter: LoRAAdapter
@@ -78,11 +78,10 @@ public struct TrainingService {
         settings.lora = adapter.config
         let trainer = try Trainer(model: model.model, adapter: adapter, settings: settings, train: train, eval: eval)
         let base = baseIdentity()
+        // Temporary directories of a save interrupted by SIGKILL are never checkpoints: remove them.
+        Checkpoint.removeStaleTemporaries(request.output)
         if request.resume {
-            guard let last = try Checkpoint.list(request.output).last else {
-                throw TrainingError.invalidConfig(field: "resume", reason: "no checkpoint under \(request.output.path)")
-            }
-            try Checkpoint.restore(trainer, from: last)
+            _ = try Checkpoint.restoreNewest(trainer, output: request.output)
         }
         var best = trainer.position.bestEvalLoss
         if request.evalGenerate > 0 && trainer.position.step == 0 && !eval.isEmpty {

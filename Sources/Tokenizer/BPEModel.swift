@@ -31,6 +31,9 @@ final class BPEModel: @unchecked Sendable {
     init(vocab: [String: Int], merges: [(String, String)], unkToken: String?, fuseUnk: Bool, byteFallback: Bool,
          ignoreMerges: Bool, source: String, mergesField: String) throws {
         self.vocab = vocab
+        guard !vocab.isEmpty else {
+            throw TokenizerError.invalidField(file: source, field: "model.vocab", reason: "the vocabulary is empty")
+        }
         var maxId = -1
         for (t, id) in vocab {
             // Ids index arrays and are packed into 32 bits: refuse absurd ones instead of allocating them.
@@ -40,8 +43,16 @@ final class BPEModel: @unchecked Sendable {
             if id > maxId { maxId = id }
         }
         var tokens = [String](repeating: "", count: maxId + 1)
+        var assigned = [Bool](repeating: false, count: maxId + 1)
         var scalarIds: [UInt32: Int32] = [:]
         for (t, id) in vocab {
+            // Two tokens with one id would decode ambiguously and make encoding depend on dictionary order.
+            if assigned[id] {
+                let (a, b) = [tokens[id], t].sorted().pair
+                throw TokenizerError.invalidField(file: source, field: "model.vocab",
+                                                  reason: "tokens \(a.debugDescription) and \(b.debugDescription) both have id \(id)")
+            }
+            assigned[id] = true
             tokens[id] = t
             let u = t.unicodeScalars
             if u.count == 1 { scalarIds[u.first!.value] = Int32(id) }
@@ -229,4 +240,8 @@ struct MinHeap {
         }
         return first
     }
+}
+
+private extension Array where Element == String {
+    var pair: (String, String) { (self[0], self[1]) }
 }

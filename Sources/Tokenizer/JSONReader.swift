@@ -65,7 +65,7 @@ struct JSONReader {
     }
 
     private mutating func value(depth: Int) throws -> Any {
-        guard depth < JSONReader.maxDepth else { throw fail("nesting too deep") }
+        guard depth < JSONReader.maxDepth else { throw fail("nesting deeper than \(JSONReader.maxDepth) levels") }
         guard pos < bytes.count else { throw fail("unexpected end of input") }
         switch bytes[pos] {
         case UInt8(ascii: "{"): return try object(depth: depth)
@@ -92,6 +92,8 @@ struct JSONReader {
     }
 
     private mutating func object(depth: Int) throws -> JSONObject {
+        // Checked here and in `array`, not only in `value`: arrays of arrays recurse into `array` directly.
+        guard depth < JSONReader.maxDepth else { throw fail("nesting deeper than \(JSONReader.maxDepth) levels") }
         pos += 1
         var ints: [String: Int] = [:]
         var mixed: [String: Any]?
@@ -131,6 +133,7 @@ struct JSONReader {
     private enum ArrayKind { case strings, stringArrays, mixed }
 
     private mutating func array(depth: Int) throws -> JSONArray {
+        guard depth < JSONReader.maxDepth else { throw fail("nesting deeper than \(JSONReader.maxDepth) levels") }
         pos += 1
         var kind: ArrayKind?
         var strings: [String] = []

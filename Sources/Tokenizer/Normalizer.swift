@@ -12,6 +12,33 @@ indirect enum Normalizer {
     case strip(left: Bool, right: Bool)
     case sequence([Normalizer])
 
+    /// Largest factor by which a normalizer may grow a piece of text. Real tokenizers replace a
+    /// scalar by one or two (" " -> "▁") and prepend one; a chain of Replace steps whose content is
+    /// longer than its pattern compounds (ten "a" -> "aa" steps grow text 1024 times), so such
+    /// files are refused when loaded instead of exhausting memory when encoding.
+    static let maxGrowthFactor = 64.0
+    /// Largest number of scalars Prepend steps may add to a piece in all.
+    static let maxAddedScalars = 1 << 16
+
+    /// A bound `factor * n + added` on the output length for an input of n scalars. Unicode
+    /// normalization forms grow text by a small bounded factor and are idempotent, so they are
+    /// not counted; Replace grows by at most content/pattern per occurrence.
+    var growth: (factor: Double, added: Double) {
+        switch self {
+        case .nfc, .nfd, .nfkc, .nfkd, .lowercase, .strip: return (1, 0)
+        case let .prepend(p): return (1, Double(p.count))
+        case let .replace(pattern, content):
+            return (max(1, Double(content.count) / Double(max(1, pattern.count))), 0)
+        case let .sequence(steps):
+            var g = (factor: 1.0, added: 0.0)
+            for step in steps {
+                let s = step.growth
+                g = (g.factor * s.factor, g.added * s.factor + s.added)
+            }
+            return g
+        }
+    }
+
     func apply(_ s: [Unicode.Scalar]) -> [Unicode.Scalar] {
         switch self {
         case .nfc: return Normalizer.foundation(s) { $0.precomposedStringWithCanonicalMapping }

@@ -10,6 +10,10 @@ struct TokenizerJSONParser {
         let model = try parseModel(try f.object(root["model"], "model"))
         let added = try parseAddedTokens(root["added_tokens"])
         let normalizer = try f.isNull(root["normalizer"]) ? nil : parseNormalizer(try f.object(root["normalizer"], "normalizer"), "normalizer")
+        if let g = normalizer?.growth, g.factor > Normalizer.maxGrowthFactor || g.added > Double(Normalizer.maxAddedScalars) {
+            throw f.invalid("normalizer", "can grow text \(g.factor)-fold plus \(Int(g.added)) scalars, over the limit of "
+                + "\(Int(Normalizer.maxGrowthFactor))-fold plus \(Normalizer.maxAddedScalars) (chained Replace or Prepend steps)")
+        }
         let pre = try f.isNull(root["pre_tokenizer"]) ? nil : parsePreTokenizer(try f.object(root["pre_tokenizer"], "pre_tokenizer"), "pre_tokenizer")
         let post = try f.isNull(root["post_processor"]) ? nil : parsePostProcessor(try f.object(root["post_processor"], "post_processor"), "post_processor")
         let decoder = try f.isNull(root["decoder"]) ? nil : parseDecoder(try f.object(root["decoder"], "decoder"), "decoder")
@@ -131,6 +135,7 @@ struct TokenizerJSONParser {
         case "Replace":
             let p = try pattern(o, field)
             guard let lit = p.literal else { throw TokenizerError.unsupported(file: file, field: "\(field).pattern.Regex", value: p.regex!.debugDescription) }
+            guard !lit.isEmpty else { throw f.invalid("\(field).pattern", "an empty pattern would match between every two scalars") }
             return .replace(pattern: Array(lit.unicodeScalars), content: Array(try f.string(o["content"], "\(field).content").unicodeScalars))
         case "Strip":
             return .strip(left: try f.bool(o["strip_left"], "\(field).strip_left", default: true),
@@ -246,6 +251,7 @@ struct TokenizerJSONParser {
         case "Replace":
             let p = try pattern(o, field)
             guard let lit = p.literal else { throw TokenizerError.unsupported(file: file, field: "\(field).pattern.Regex", value: p.regex!.debugDescription) }
+            guard !lit.isEmpty else { throw f.invalid("\(field).pattern", "an empty pattern would match between every two scalars") }
             return .replace(pattern: lit, content: try f.string(o["content"], "\(field).content"))
         case "Strip":
             let c = try f.string(o["content"], "\(field).content")

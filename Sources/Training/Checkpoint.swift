@@ -53,6 +53,44 @@ public enum Checkpoint {
         return final
     }
 
+    /// Removes the temporary directories (`.checkpoint-*.tmp-PID`) that a process killed while saving
+    /// left behind, when that process is gone (or is this one); returns what was removed.
+    @discardableResult
+    public static func removeStaleTemporaries(_ output: URL) -> [URL] {
+        let fm = FileManager.default
+        guard let names = try? fm.contentsOfDirectory(atPath: output.path) else { return [] }
+        var removed: [URL] = []
+        for n in names where n.hasPrefix(".checkpoint-") {
+            guard let r = n.range(of: ".tmp-", options: .backwards), let pid = Int32(n[r.upperBound...]) else { continue }
+            // kill(pid, 0) fails with ESRCH when no such process exists.
+            guard pid == getpid() || (kill(pid, 0) != 0 && errno == ESRCH) else { continue }
+            let url = output.appendingPathComponent(n)
+            if (try? fm.removeItem(at: url)) != nil { removed.append(url) }
+        }
+        return removed
+    }
+
+    /// Restores the newest checkpoint under `output` that restores cleanly, falling back to older ones
+    /// when a newer one is unreadable (a torn write, a corrupt file). A checkpoint written with other
+    /// settings or data is refused, not skipped. Returns the checkpoint used and the ones skipped.
+    public static func restoreNewest(_ t: Trainer, output: URL) throws -> (used: URL, skipped: [(URL, Error)]) {
+        var skipped: [(URL, Error)] = []
+        for dir in try list(output).reversed() {
+            do {
+                try restore(t, from: dir)
+                return (dir, skipped)
+            } catch let e as TrainingError {
+                if case .invalidConfig = e { throw e }
+                skipped.append((dir, e))
+            } catch {
+                skipped.append((dir, error))
+            }
+        }
+        let why = skipped.map { "\($0.0.lastPathComponent): \($0.1)" }.joined(separator: "; ")
+        throw TrainingError.invalidConfig(field: "resume", reason: skipped.isEmpty ? "no checkpoint under \(output.path)"
+            : "no readable checkpoint under \(output.path) (\(why))")
+    }
+
     /// Checkpoint directories under `output`, oldest first.
     public static func list(_ output: URL) throws -> [URL] {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: output.path) else { return [] }

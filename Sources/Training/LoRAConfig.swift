@@ -67,6 +67,9 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case invalidAdapter(path: String, reason: String)
     case shapeMismatch(path: String, tensor: String, expected: [Int], actual: [Int])
     case data(String)
+    /// The loss or the gradient norm of an optimizer step (1-based) is NaN or infinite; training stops
+    /// before the optimizer applies it, so no non-finite value reaches the adapter.
+    case nonFinite(step: Int, microBatch: Int?, quantity: String, value: Double)
 
     public var description: String {
         switch self {
@@ -75,6 +78,10 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         case let .shapeMismatch(path, tensor, expected, actual):
             return "\(path): tensor '\(tensor)' has shape \(actual), but the base model needs \(expected) (hint: was this adapter trained on another base model?)"
         case let .data(message): return message
+        case let .nonFinite(step, micro, quantity, value):
+            let at = micro.map { "step \(step), micro-batch \($0)" } ?? "step \(step)"
+            return "training stopped at \(at): the \(quantity) is \(value) (not finite); the base model's weights or the "
+                + "settings (learning rate) produce NaN/Inf, and no adapter was written for this step"
         }
     }
 }

@@ -166,6 +166,9 @@ public final class Trainer {
                     let i = position.microDone
                     let seed = settings.seed ^ (UInt64(position.step) &* 0x100000001B3 &+ UInt64(i) &+ 1)
                     let l = try engine.accumulate(built[i], lossScale: scale, dropoutSeed: seed)
+                    if !l.sum.isFinite {
+                        throw TrainingError.nonFinite(step: position.step + 1, microBatch: i + 1, quantity: "loss", value: l.sum)
+                    }
                     position.partialLossSum += l.sum
                     position.partialTokens += built[i].realTokens
                     position.microDone += 1
@@ -175,6 +178,10 @@ public final class Trainer {
                     }
                 }
                 let norm = GradientClipping.clip(&engine.gradients, maxNorm: settings.maxGradNorm)
+                // Checked before the optimizer: a non-finite gradient would turn every adapter weight into NaN.
+                if !norm.isFinite {
+                    throw TrainingError.nonFinite(step: position.step + 1, microBatch: nil, quantity: "gradient norm", value: Double(norm))
+                }
                 let lr = learningRate(step: position.step)
                 optimizer.update(&engine.adapter.parameters, gradients: engine.gradients, lr: lr)
                 let secs = Date().timeIntervalSince(t0)

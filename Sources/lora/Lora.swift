@@ -23,4 +23,14 @@ struct Lora: AsyncParsableCommand {
             ServeCommand.self,
         ]
     )
+
+    /// ArgumentParser's entry point, with Swift's and Foundation's raw errors reworded (`UserFacingError`).
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: UserFacingError.reworded(error))
+        }
+    }
 }

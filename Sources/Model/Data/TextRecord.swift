@@ -26,9 +26,14 @@ public struct TokenizedRecord: Sendable, Equatable {
 }
 
 public enum JSONLReader {
+    /// Longest line accepted, in bytes: 4 MiB is about a million tokens of text, far past any model's
+    /// context. Checked before a line is parsed or tokenized, so a 50 MB line is refused at once
+    /// instead of costing gigabytes and a minute of tokenizing.
+    public static let defaultMaxLineBytes = 4 << 20
+
     /// Reads a JSONL file of `TextRecord`s. Blank lines are skipped; anything else that is not a
     /// record is an error naming the file and 1-based line.
-    public static func readTextRecords(_ url: URL) throws -> [TextRecord] {
+    public static func readTextRecords(_ url: URL, maxLineBytes: Int = defaultMaxLineBytes) throws -> [TextRecord] {
         let path = url.path
         guard let data = FileManager.default.contents(atPath: path) else { throw ModelError.fileNotFound(path: path) }
         var records: [TextRecord] = []
@@ -36,6 +41,10 @@ public enum JSONLReader {
         for rawLine in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
             lineNo += 1
             let line = rawLine.last == UInt8(ascii: "\r") ? rawLine.dropLast() : rawLine
+            if line.count > maxLineBytes {
+                throw ModelError.badInput(path: path, line: lineNo, reason: "the line is \(line.count) bytes, over the limit of "
+                    + "\(maxLineBytes) bytes per record")
+            }
             if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
             let obj: Any
             do {

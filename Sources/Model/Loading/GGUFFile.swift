@@ -168,6 +168,13 @@ public final class GGUFFile: @unchecked Sendable {
             infos.append(GGUFTensorInfo(name: raw.name, ne: raw.ne, type: raw.type, offset: raw.offset,
                                         fileOffset: start, byteCount: raw.bytes, elementCount: raw.elements))
         }
+        // Tensors must not share bytes (as the safetensors reader requires): overlapping ranges would let
+        // one tensor's data be read as another's, and writing kept blocks in place would corrupt both.
+        let byStart = infos.filter { $0.byteCount > 0 }.sorted { $0.fileOffset < $1.fileOffset }
+        for (a, b) in zip(byStart, byStart.dropFirst()) where a.fileOffset + a.byteCount > b.fileOffset {
+            throw file.malformed(b.fileOffset, "tensor '\(b.name)' (data offset \(b.offset)) overlaps tensor '\(a.name)' "
+                + "(data offset \(a.offset), \(a.byteCount) bytes)")
+        }
         self.tensors = infos
         self.byName = byName
     }

@@ -90,6 +90,8 @@ public enum ModelLoader {
         // convert_hf_to_gguf.py permutes q/k rows for arch llama only (qwen2 keeps HF's rotate-half rows).
         var names = TensorNames.gguf
         names.permutedQK = config.architecture == "LlamaForCausalLM"
+        try ConfigClaims.check(config, names: names, source: source,
+                               fields: .gguf(path: url.path, arch: file.metadata["general.architecture"]?.string ?? "llama"))
         let weights = try WeightLoader.load(config: config, names: names, source: source, quant: quant)
         let name = file.metadata["general.name"]?.string ?? url.deletingPathExtension().lastPathComponent
         return LoadedModel(config: config, weights: weights, tokenizer: .gguf(tokenizer),
@@ -120,6 +122,8 @@ public enum ModelLoader {
             if quantization == .keep { quant = .nf4 }
             source.nf4 = { try BnB4bitCheckpoint.storedNF4(collection, name: $0, expectedShape: $1) }
         }
+        try ConfigClaims.check(config, names: .huggingFace, source: source,
+                               fields: .huggingFace(path: dir.appendingPathComponent("config.json").path))
         let weights = try WeightLoader.load(config: config, names: .huggingFace, source: source, quant: quant)
         return LoadedModel(config: config, weights: weights,
                            tokenizer: .huggingFace(tokenizerJSON: tokenizerJSON,
