@@ -25,10 +25,15 @@ struct Lora: AsyncParsableCommand {
     )
 
     /// ArgumentParser's entry point, with Swift's and Foundation's raw errors reworded (`UserFacingError`).
-    static func main() {
+    /// Async, as AsyncParsableCommand's own: `lora serve` runs asynchronously, every other verb synchronously.
+    static func main() async {
         do {
             var command = try parseAsRoot()
-            try command.run()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
         } catch {
             exit(withError: UserFacingError.reworded(error))
         }
