@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "lora", targets: ["lora"]),
+        .executable(name: "DecodeBench", targets: ["DecodeBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -30,8 +31,12 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
 
         // Layers, bottom up.
+        // AVX2/FMA/F16C kernels behind a run-time CPU check (per-function target attributes; the
+        // target itself compiles for baseline x86-64). No FMA contraction: the kernels spell out
+        // every fused operation, so a row's bits never depend on the compiler's choices.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off"])]),
         .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: fastMath),
-        .target(name: "Quantization", dependencies: ["Kernels"], swiftSettings: fastMath),
+        .target(name: "Quantization", dependencies: ["Kernels", "CKernels"], swiftSettings: fastMath),
         .target(name: "Tokenizer"),
         .target(name: "ChatTemplate"),
         .target(name: "Model", dependencies: ["Kernels", "Quantization", "Tokenizer", "ChatTemplate"], swiftSettings: fastMath),
@@ -66,8 +71,10 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        // Benchmarks (scripts/bench/): timings stay out of the test suite.
+        // Benchmarks (scripts/bench/*.sh; not run in CI): timings stay out of the test suite.
         .executableTarget(name: "gemv-bench", dependencies: ["Kernels", "Quantization"], path: "Benchmarks/GEMVBench",
+                          swiftSettings: fastMath),
+        .executableTarget(name: "DecodeBench", dependencies: ["Model", "Kernels", "Quantization"], path: "Benchmarks/DecodeBench",
                           swiftSettings: fastMath),
 
         // Tests. Shared helpers (fixture paths, the default model's location) live in TestSupport.

@@ -1,3 +1,4 @@
+import CKernels
 import Kernels
 
 /// A frozen linear weight W[N, K] kept in GGUF's Q4_1 blocks exactly as stored (no re-quantization).
@@ -6,8 +7,9 @@ import Kernels
 /// holds element j in its LOW nibble and element j + 16 in its HIGH nibble; w = d * q + m (fp32, unfused).
 /// Rows are K / 32 consecutive blocks (K a multiple of 32, as GGUF requires).
 ///
-/// T > 1: row tiles dequantized to fp32 + sgemm. T == 1 (and `forwardRows`, batched decoding): fused GEMV
-/// (see `gemvRows`), per block
+/// T > 1: row tiles dequantized to fp32 + sgemm. T == 1 (and `forwardRows`, batched decoding): fused GEMV,
+/// with AVX2 + FMA the C kernel `ck_q4_1_rows` (each block decoded once per step for all rows), else the
+/// portable Swift kernel (see `gemvRows`), per block
 /// d * Σ q·x + m * Σ x with Σ x per block computed once per call; rows split over threads.
 public final class Q4_1Weight: RowDequantizedWeight, @unchecked Sendable {
     public static let blockElements = 32
@@ -86,6 +88,17 @@ public final class Q4_1Weight: RowDequantizedWeight, @unchecked Sendable {
     func gemvRows(_ x: UnsafePointer<Float>, rows T: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         if T <= 0 { return }
         let k = inFeatures, bpr = k / 32, n = outFeatures
+        if QuantizedKernelDispatch.useAVX2 {
+            // Each output element is computed whole by one call with arithmetic fixed per (row, weight row)
+            // (see `ck_q4_1_rows`), so neither the thread split nor T changes its bits.
+            blocks.withUnsafeBytes { raw in
+                let base = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                Parallel.forEachChunk(n, minChunk: 64) { rows in
+                    ck_q4_1_rows(base, bpr, rows.lowerBound, rows.upperBound, x, T, y, n, accumulate ? 1 : 0)
+                }
+            }
+            return
+        }
         let stride = k + bpr
         let scratch = QuantizedScratch.floats(T * stride)
         for i in 0..<T {

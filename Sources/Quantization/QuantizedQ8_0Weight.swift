@@ -1,3 +1,4 @@
+import CKernels
 import Kernels
 
 /// A frozen linear weight W[N, K] kept in GGUF's Q8_0 blocks exactly as stored.
@@ -5,8 +6,9 @@ import Kernels
 /// Block of 32 weights, 34 bytes (ggml-common.h `block_q8_0`): f16 d, then 32 int8 q; w = d * q (fp32).
 /// Rows are K / 32 consecutive blocks.
 ///
-/// T > 1: row tiles dequantized to fp32 + sgemm. T == 1: fused GEMV, per block d * Σ q·x (SIMD16),
-/// rows split over threads.
+/// T > 1: row tiles dequantized to fp32 + sgemm. T == 1 (and `forwardRows`): fused GEMV, with AVX2 + FMA
+/// the C kernel `ck_q8_0_rows` (each block decoded once per step for all rows), else the portable Swift
+/// kernel; rows split over threads.
 public final class Q8_0Weight: RowDequantizedWeight, @unchecked Sendable {
     public static let blockElements = 32
     public static let blockBytes = 34
@@ -71,6 +73,16 @@ public final class Q8_0Weight: RowDequantizedWeight, @unchecked Sendable {
     func gemvRows(_ x: UnsafePointer<Float>, rows T: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         if T <= 0 { return }
         let k = inFeatures, bpr = k / 32, n = outFeatures
+        if QuantizedKernelDispatch.useAVX2 {
+            // As in Q4_1Weight: each output element whole in one call, its arithmetic fixed (`ck_q8_0_rows`).
+            blocks.withUnsafeBytes { raw in
+                let base = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                Parallel.forEachChunk(n, minChunk: 64) { rows in
+                    ck_q8_0_rows(base, bpr, rows.lowerBound, rows.upperBound, x, T, y, n, accumulate ? 1 : 0)
+                }
+            }
+            return
+        }
         blocks.withUnsafeBytes { raw in
             let base = raw.baseAddress!
             Parallel.forEachChunk(n, minChunk: 16) { rows in

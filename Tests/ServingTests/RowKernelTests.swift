@@ -30,7 +30,7 @@ final class RowKernelTests: XCTestCase {
     func check(_ w: LinearWeight, reference: (UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>, Bool) -> Void,
                file: StaticString = #filePath, line: UInt = #line) {
         let n = w.outFeatures, k = w.inFeatures
-        for rows in [1, 2, 3, 8] {
+        for rows in [1, 2, 3, 8, 17] {
             let x = Self.floats(rows * k, seed: UInt64(rows * 31 + n))
             let y0 = Self.floats(rows * n, seed: UInt64(rows * 17 + k))
             for accumulate in [false, true] {
@@ -53,19 +53,33 @@ final class RowKernelTests: XCTestCase {
         }
     }
 
+    /// Runs `body` with the portable Swift kernels and, where the CPU has them, with the AVX2 kernels.
+    func forEachKernelPath(_ body: () throws -> Void) rethrows {
+        let saved = QuantizedKernelDispatch.useAVX2
+        defer { QuantizedKernelDispatch.useAVX2 = saved }
+        for avx2 in QuantizedKernelDispatch.cpuHasAVX2 ? [false, true] : [false] {
+            QuantizedKernelDispatch.useAVX2 = avx2
+            try body()
+        }
+    }
+
     func testQ4_1RowsAreTheOneRowGEMVBitForBit() throws {
-        for (n, k) in [(77, 192), (5, 96), (3, 32), (64, 64)] {
-            let w = try Q4_1Weight(outFeatures: n, inFeatures: k,
-                                   blocks: Self.randomBlocks(n: n, k: k, blockBytes: Q4_1Weight.blockBytes, scales: 2, seed: UInt64(n + k)))
-            check(w) { w.forwardReference($0, tokens: $1, into: $2, accumulate: $3) }
+        try forEachKernelPath {
+            for (n, k) in [(77, 192), (5, 96), (3, 32), (64, 64), (130, 96)] {
+                let w = try Q4_1Weight(outFeatures: n, inFeatures: k,
+                                       blocks: Self.randomBlocks(n: n, k: k, blockBytes: Q4_1Weight.blockBytes, scales: 2, seed: UInt64(n + k)))
+                check(w) { w.forwardReference($0, tokens: $1, into: $2, accumulate: $3) }
+            }
         }
     }
 
     func testQ8_0RowsAreTheOneRowGEMVBitForBit() throws {
-        for (n, k) in [(77, 192), (5, 96), (3, 32), (64, 64)] {
-            let w = try Q8_0Weight(outFeatures: n, inFeatures: k,
-                                   blocks: Self.randomBlocks(n: n, k: k, blockBytes: 34, scales: 1, seed: UInt64(n * k)))
-            check(w) { w.forwardReference($0, tokens: $1, into: $2, accumulate: $3) }
+        try forEachKernelPath {
+            for (n, k) in [(77, 192), (5, 96), (3, 32), (64, 64), (130, 96)] {
+                let w = try Q8_0Weight(outFeatures: n, inFeatures: k,
+                                       blocks: Self.randomBlocks(n: n, k: k, blockBytes: 34, scales: 1, seed: UInt64(n * k)))
+                check(w) { w.forwardReference($0, tokens: $1, into: $2, accumulate: $3) }
+            }
         }
     }
 

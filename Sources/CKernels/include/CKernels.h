@@ -1,0 +1,24 @@
+// AVX2 + FMA + F16C kernels for the quantized GEMVs, selected at run time (`ck_cpu_has_avx2_fma`);
+// the portable Swift kernels are the fallback. Compiled for baseline x86-64: only the functions
+// below carry a target attribute, so this target runs (and reports "no") on any CPU.
+#ifndef CKERNELS_H
+#define CKERNELS_H
+#include <stdint.h>
+
+/// 1 when the CPU has AVX2, FMA and F16C (and the build is x86-64), else 0.
+int ck_cpu_has_avx2_fma(void);
+
+/// Y[t, r] (= or +=) Σ_k W[r, k] · X[t, k] for weight rows r0 ≤ r < r1 and t < T, W in Q4_1 blocks
+/// (20 bytes per 32 weights: f16 d, f16 m, 16 bytes of nibble pairs), K = 32 * blocksPerRow.
+/// X is [T, K] row-major, Y is [T, N] row-major (ldy = N). Per (t, r) the arithmetic is fixed:
+/// w = fma(q, d, m) per element; per block s = (w0·x0 + w1·x1) + (w2·x2 + w3·x3) (SIMD8 lanes,
+/// mul then fma); acc += s block by block; y = horizontal sum of acc in a fixed tree. It does not
+/// depend on T, r0, r1 or the other rows, so each row is bit-identical alone or in any batch.
+void ck_q4_1_rows(const uint8_t *blocks, long blocksPerRow, long r0, long r1,
+                  const float *x, long T, float *y, long ldy, int accumulate);
+
+/// As `ck_q4_1_rows` for Q8_0 blocks (34 bytes per 32 weights: f16 d, 32 int8 q), w = q * d.
+void ck_q8_0_rows(const uint8_t *blocks, long blocksPerRow, long r0, long r1,
+                  const float *x, long T, float *y, long ldy, int accumulate);
+
+#endif

@@ -1,0 +1,18 @@
+import CKernels
+
+/// Which implementation the Q4_1 / Q8_0 GEMVs use: the AVX2 + FMA + F16C C kernels (`CKernels`) when
+/// the CPU has them, else the portable Swift SIMD kernels. Chosen once per process, so every row of
+/// every step goes through the same code (batch invariance holds on either path).
+public enum QuantizedKernelDispatch {
+    /// Whether this CPU can run the AVX2 kernels.
+    public static let cpuHasAVX2: Bool = ck_cpu_has_avx2_fma() != 0
+
+    nonisolated(unsafe) private static var _useAVX2 = cpuHasAVX2
+
+    /// Whether the AVX2 kernels are in use. Tests turn it off to exercise the portable path; it must
+    /// not change while a forward pass runs.
+    public static var useAVX2: Bool {
+        get { _useAVX2 }
+        set { _useAVX2 = newValue && cpuHasAVX2 }
+    }
+}
