@@ -107,7 +107,8 @@ extension LlamaModel {
         return GenerationResult(tokens: out, text: text, finishReason: finish)
     }
 
-    static func firstStop(in text: String, stops: [String]) -> String.Index? {
+    /// The earliest position (across all stop strings) where one of them occurs in `text`.
+    public static func firstStop(in text: String, stops: [String]) -> String.Index? {
         var best: String.Index?
         for s in stops where !s.isEmpty {
             if let r = text.range(of: s), best == nil || r.lowerBound < best! { best = r.lowerBound }
@@ -116,7 +117,7 @@ extension LlamaModel {
     }
 
     /// Length in characters of the longest suffix of `text` that is a proper prefix of a stop string.
-    static func longestStopPrefixSuffix(_ text: String, stops: [String]) -> Int {
+    public static func longestStopPrefixSuffix(_ text: String, stops: [String]) -> Int {
         var best = 0
         for s in stops where s.count > 1 {
             for n in stride(from: min(s.count - 1, text.count), to: best, by: -1)

@@ -1,3 +1,5 @@
+import Model
+
 /// Finds stop strings in text that arrives piece by piece, and says which text is final.
 ///
 /// Text is held back while its end could still grow into a stop string (the longest suffix that
@@ -17,15 +19,11 @@ public struct StopMatcher: Sendable {
     public mutating func push(_ piece: String) -> (text: String, stopped: Bool) {
         held += piece
         if stops.isEmpty { defer { held = "" }; return (held, false) }
-        var first: String.Index?
-        for s in stops {
-            if let r = held.range(of: s), first == nil || r.lowerBound < first! { first = r.lowerBound }
-        }
-        if let first {
+        if let first = LlamaModel.firstStop(in: held, stops: stops) {
             defer { held = "" }
             return (String(held[..<first]), true)
         }
-        let keep = Self.longestStopPrefixSuffix(held, stops: stops)
+        let keep = LlamaModel.longestStopPrefixSuffix(held, stops: stops)
         let cut = held.index(held.endIndex, offsetBy: -keep)
         let out = String(held[..<cut])
         held = String(held[cut...])
@@ -36,15 +34,5 @@ public struct StopMatcher: Sendable {
     public mutating func flush() -> String {
         defer { held = "" }
         return held
-    }
-
-    /// Length in characters of the longest suffix of `text` that is a proper prefix of a stop string.
-    static func longestStopPrefixSuffix(_ text: String, stops: [String]) -> Int {
-        var best = 0
-        for s in stops where s.count > 1 {
-            for n in stride(from: min(s.count - 1, text.count), to: best, by: -1)
-            where text.hasSuffix(String(s.prefix(n))) { best = n; break }
-        }
-        return best
     }
 }
