@@ -51,6 +51,8 @@ public final class JobService: @unchecked Sendable {
         public var autoPromote = false
         public var promoteIfBetter = false
         public var maxAttempts = 3
+        /// The job's estimated memory must fit in this (the workers' `--max-job-memory`).
+        public var maxJobMemory = JobWorker.defaultMaxJobMemory
         public var actor = RegistryService.defaultActor()
 
         public init(task: String, base: String?, model: URL?, data: URL, evalData: URL?, hyperparameters: JobHyperparameters) {
@@ -77,8 +79,9 @@ public final class JobService: @unchecked Sendable {
         let evalData = try s.evalData.map(Self.readValidated)
         let base = try resolveBase(name: s.base, model: s.model, actor: s.actor)
         // Checked against the base's recorded shape, so no worker ever claims a job it cannot run.
-        if let shape = try registry.baseModel(named: base).config {
-            try s.hyperparameters.settings.validate(for: try JSONDecoder().decode(LlamaConfig.self, from: try JSONEncoder().encode(shape)))
+        if let config = try baseConfig(base) {
+            try s.hyperparameters.settings.validate(for: config)
+            try Self.checkMemory(s.hyperparameters, config: config, limit: s.maxJobMemory, flag: "--max-job-memory")
         }
         let job = NewJob(task: s.task, base: base, hyperparameters: try s.hyperparameters.json,
                          dataName: s.data.lastPathComponent, data: data, dataSHA256: dataSHA,
@@ -87,6 +90,28 @@ public final class JobService: @unchecked Sendable {
         let rec = try registry.pool.withConnection { try store.insert(job, on: $0) }
         registry.logger.info("queued job \(rec.id) for task \(rec.task) on \(rec.base)")
         return rec
+    }
+
+    /// The registered base's shape, when its inspector recorded one.
+    func baseConfig(_ base: String) throws -> LlamaConfig? {
+        guard let shape = try registry.baseModel(named: base).config else { return nil }
+        return try JSONDecoder().decode(LlamaConfig.self, from: try JSONEncoder().encode(shape))
+    }
+
+    /// Bytes a weight of the base takes in memory under `quant`: fp32 for `none`, else at most
+    /// 1.25 (Q8_0 and int8 with their scales are about 1.06; Q4_1 0.625, NF4 0.52).
+    static func bytesPerWeight(quant: String) -> Double { quant == QuantizationMode.none.rawValue ? 4 : 1.25 }
+
+    /// Refuses settings whose estimated memory (TrainingSettings.estimatedMemory) is over `limit`,
+    /// naming the settings that drive it.
+    static func checkMemory(_ hp: JobHyperparameters, config: LlamaConfig, limit: Int, flag: String) throws {
+        let need = hp.settings.estimatedMemory(for: config, bytesPerWeight: bytesPerWeight(quant: hp.quant))
+        guard need > limit else { return }
+        let s = hp.settings
+        throw TrainingError.invalidConfig(field: "max-job-memory", reason:
+            "the job needs an estimated \(need) bytes (batch-size \(s.batchSize) x max-seq-len \(s.maxSequenceLength) positions, "
+            + "rank \(s.lora.rank), quant \(hp.quant)), over \(flag) \(limit); lower --batch-size or --max-seq-len, "
+            + "use --grad-checkpointing, or raise \(flag)")
     }
 
     /// The file's bytes and sha256 after checking every record as `lora train` does.

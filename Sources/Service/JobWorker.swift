@@ -31,10 +31,23 @@ public final class JobWorker: @unchecked Sendable {
         public var shouldExit: @Sendable () -> Bool = { false }
         /// Where jobs' data, checkpoints and adapters are written while they run.
         public var workDirectory: URL
+        /// Where a claimed job runs: in a child process (the default for `lora worker` and
+        /// `lora serve --workers`; a crash or an exhausted memory limit ends the attempt, never
+        /// the worker), or in this process (library callers and tests of the queue discipline).
+        public var isolation: Isolation = .inProcess
+        /// A job whose estimated memory (TrainingSettings.estimatedMemory) is above this fails
+        /// without starting; in a child process it is also the process's address-space limit.
+        public var maxJobMemory = JobWorker.defaultMaxJobMemory
         public init(workDirectory: URL) { self.workDirectory = workDirectory }
 
         var interval: Double { heartbeatInterval ?? max(0.2, min(5, heartbeatTimeout / 3)) }
     }
+
+    /// `--max-job-memory`'s default: 8 GiB, a third of a 24 GiB machine and eight times what a
+    /// default-settings job on the 135M default model reserves (measured: 0.9 GB of address space).
+    public static let defaultMaxJobMemory = 8 << 30
+    /// Below this no job starts: the runtime, BLAS buffers and malloc arenas reserve about 0.5 GB.
+    public static let minimumJobMemory = 1 << 30
 
     public let jobs: JobService
     public let options: Options
@@ -104,13 +117,37 @@ public final class JobWorker: @unchecked Sendable {
 
     /// Set by the heartbeat thread (job no longer ours: cancelled or rescued elsewhere), read
     /// by the trainer after every micro-batch.
+    /// In a worker running jobs in child processes, the child's pid is registered here so a
+    /// stop (cancel, rescue) and a worker shutdown reach it as signals.
     final class Control: @unchecked Sendable {
         private let lock = NSLock()
-        private var _stop = false, _done = false
-        var stopRequested: Bool { lock.lock(); defer { lock.unlock() }; return _stop }
+        private var _stop = false, _done = false, _shutdownSent = false
+        private var child: pid_t = 0
+        /// Also consulted by `stopRequested` (a child process's SIGUSR1 flag).
+        private let external: @Sendable () -> Bool
+        init(external: @escaping @Sendable () -> Bool = { false }) { self.external = external }
+        var stopRequested: Bool { lock.lock(); defer { lock.unlock() }; return _stop || external() }
         var done: Bool { lock.lock(); defer { lock.unlock() }; return _done }
-        func stop() { lock.lock(); _stop = true; lock.unlock() }
+        func stop() {
+            lock.lock(); defer { lock.unlock() }
+            _stop = true
+            if child > 0 { kill(child, JobChild.stopSignal) }
+        }
         func finish() { lock.lock(); _done = true; lock.unlock() }
+        /// Registers the running child; a stop requested before it started is sent at once.
+        func attach(child pid: pid_t) {
+            lock.lock(); defer { lock.unlock() }
+            child = pid
+            if _stop { kill(pid, JobChild.stopSignal) }
+        }
+        func detach() { lock.lock(); child = 0; lock.unlock() }
+        /// The worker is shutting down: the child checkpoints and returns its job (sent once).
+        func forwardShutdown() {
+            lock.lock(); defer { lock.unlock() }
+            guard child > 0, !_shutdownSent else { return }
+            _shutdownSent = true
+            kill(child, SIGTERM)
+        }
     }
 
     struct JobLost: Error, CustomStringConvertible {
@@ -130,6 +167,30 @@ public final class JobWorker: @unchecked Sendable {
             control.finish()
             heartbeatDone.wait()
         }
+        do {
+            // A job whose settings need more memory than this worker allows fails here, before any
+            // memory is reserved (another worker with a larger limit may take its next attempt).
+            let hp = try JobHyperparameters.from(job.record.hyperparameters)
+            if let config = try jobs.baseConfig(job.record.base) {
+                try JobService.checkMemory(hp, config: config, limit: options.maxJobMemory, flag: "this worker's --max-job-memory")
+            }
+        } catch {
+            let backoff = options.retryBackoff * pow(2, Double(max(0, job.attempt - 1)))
+            logger.error("job \(job.id) attempt \(job.attempt) refused: \(error)")
+            _ = try? registry.pool.withConnection {
+                try store.markFailed(job: job.id, attempt: job.attempt, error: "\(error)", backoff: backoff, on: $0)
+            }
+            return
+        }
+        switch options.isolation {
+        case .inProcess: run(job, control: control)
+        case let .childProcess(child): runInChild(job, worker: worker, child: child, control: control)
+        }
+    }
+
+    /// Runs the attempt in this process: trains, registers, and records how it ended (failed,
+    /// stopped, or returned to the queue) under the attempt's guard.
+    func run(_ job: ClaimedJob, control: Control) {
         let work = options.workDirectory.appendingPathComponent("job-\(job.id)-a\(job.attempt)-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: work) }
         let conn: Connection
@@ -162,6 +223,7 @@ public final class JobWorker: @unchecked Sendable {
         try? conn.listen(JobStore.cancelChannel)
         var next = Date().addingTimeInterval(options.interval)
         while !control.done {
+            if options.shouldExit() { control.forwardShutdown() }
             let wait = min(0.25, max(0, next.timeIntervalSinceNow))
             if let n = try? conn.waitForNotification(timeout: wait), n.payload == String(job.id) {
                 next = Date() // check now

@@ -42,3 +42,42 @@ extension TrainingSettings {
         }
     }
 }
+
+extension TrainingSettings {
+    /// Bytes a training run with these settings may need at most on a base of shape `c` whose
+    /// weights take `bytesPerWeight` bytes each in memory (4 for fp32, about 1 for the 4- and
+    /// 8-bit formats with their scales, embeddings and head counted at 4). What it counts, from
+    /// what TrainingEngine plans for a micro-batch of N = batch * max-seq-len positions (every
+    /// record at the truncation length: the largest a batch can be): the activations each layer
+    /// saves for the backward (residuals, q/k/v, attention output, gate and up: 4D + 2(H*E) +
+    /// 2(Hk*E) + H + 2F floats a position; one layer's worth plus each block's input with
+    /// gradient checkpointing), the backward's scratch, the LoRA factors with their gradients and
+    /// AdamW's two moments (four floats a parameter, twice for the checkpoint being written), the
+    /// attention scores [T, T] twice, a 64-row logit chunk, and a fixed 512 MiB for the runtime,
+    /// BLAS buffers, tokenizer and data.
+    public func estimatedMemory(for c: LlamaConfig, bytesPerWeight: Double) -> Int {
+        let D = Double(c.hiddenSize), F = Double(c.intermediateSize), L = Double(c.numLayers), V = Double(c.vocabSize)
+        let q = Double(c.qDim), kv = Double(c.kvDim), H = Double(c.numHeads)
+        let T = Double(maxSequenceLength), N = Double(batchSize) * T
+        let blockWeights = L * (D * (q + 2 * kv) + q * D + 3 * D * F)
+        let embeddings = V * D * (c.tieWordEmbeddings ? 1 : 2)
+        let base = blockWeights * bytesPerWeight + embeddings * 4
+        let savedPerPosition = 4 * D + 2 * q + 2 * kv + H + 2 * F
+        let saved = gradientCheckpointing ? N * (savedPerPosition + L * D) : N * savedPerPosition * L
+        var loraParameters = 0.0, maxK = 1.0, maxR = 1.0, ranks = 0.0
+        for module in lora.targets {
+            let (n, k) = LoRAAdapter.shape(of: module, c)
+            for layer in 0..<c.numLayers {
+                let r = Double(lora.rank(layer: layer, module: module))
+                loraParameters += r * Double(n + k)
+                ranks += r
+                maxK = max(maxK, Double(k)); maxR = max(maxR, r)
+            }
+        }
+        let lora = loraParameters * 4 * 2 + N * ranks + N * maxK / 32 * Double(self.lora.targets.count * c.numLayers)  // dropout keep-mask bits
+        let scratch = N * (4 * D + max(D, F, q) + q + 2 * kv + 3 * F + maxK + maxR) + 2 * T * T + 64 * V
+        let floats = saved + lora + scratch
+        let total = base + floats * 4 + Double(512 << 20)
+        return total >= Double(Int.max) ? Int.max : Int(total.rounded(.up))
+    }
+}

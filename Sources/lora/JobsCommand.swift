@@ -39,6 +39,9 @@ struct JobsSubmit: ParsableCommand {
     @Flag(help: "Point production at the new version when the job succeeds.") var autoPromote = false
     @Flag(help: "With --auto-promote: only when its eval loss is no worse than production's.") var promoteIfBetter = false
     @Option(help: "Attempts before the job fails (failed attempts retry with exponential backoff).") var maxAttempts: Int = 3
+    @Option(help: ArgumentHelp("The workers' --max-job-memory: the job's estimated memory must fit in it (bytes; K/M/G/T suffixes).",
+                               valueName: "bytes"))
+    var maxJobMemory = ByteSize(bytes: JobWorker.defaultMaxJobMemory)
     @OptionGroup var registry: RegistryOptions
 
     func validate() throws {
@@ -58,6 +61,7 @@ struct JobsSubmit: ParsableCommand {
         s.autoPromote = autoPromote
         s.promoteIfBetter = promoteIfBetter
         s.maxAttempts = maxAttempts
+        s.maxJobMemory = maxJobMemory.bytes
         let job = try registry.openJobs().submit(s)
         try registry.emit(job) { "queued " + jobLine(job) }
     }

@@ -18,7 +18,7 @@ struct Lora: AsyncParsableCommand {
             ResolveCommand.self, PromoteCommand.self, RollbackCommand.self, HistoryCommand.self, ArchiveCommand.self,
             TagCommand.self, DbCommand.self,
             // Job daemon (issue 8).
-            JobsCommand.self, WorkerCommand.self,
+            JobsCommand.self, WorkerCommand.self, JobRunCommand.self,
             // Serving (issue 13).
             ServeCommand.self,
         ]

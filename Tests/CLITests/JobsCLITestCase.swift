@@ -46,14 +46,14 @@ class JobsCLITestCase: LoraCLITestCase {
     func messages(_ id: Int) throws -> [String] { try events(id).compactMap { $0["message"] as? String }.filter { !$0.isEmpty } }
 
     /// Starts a `lora worker` in the background (output to files in the scratch directory).
-    func startWorker(_ args: [String], stepDelayMS: Int? = nil) throws -> Process {
+    func startWorker(_ args: [String], stepDelayMS: Int? = nil, environment extra: [String: String] = [:]) throws -> Process {
         let p = Process()
         p.executableURL = TestPaths.loraBinary
         p.arguments = ["worker"] + args + registryArguments
-        var env = environment
+        var env = environment.merging(extra) { $1 }
         if let stepDelayMS { env["LORA_WORKER_STEP_DELAY_MS"] = String(stepDelayMS) }
         p.environment = env
-        let log = scratch.appendingPathComponent("worker-\(UUID().uuidString.prefix(6)).log")
+        let log = workerLog(p)
         FileManager.default.createFile(atPath: log.path, contents: nil)
         let h = try FileHandle(forWritingTo: log)
         p.standardOutput = h
@@ -61,6 +61,24 @@ class JobsCLITestCase: LoraCLITestCase {
         try p.run()
         started.append(p)
         return p
+    }
+
+    /// Where `startWorker` writes a worker's stdout and stderr.
+    func workerLog(_ p: Process) -> URL {
+        if let url = workerLogs[ObjectIdentifier(p)] { return url }
+        let url = scratch.appendingPathComponent("worker-\(UUID().uuidString.prefix(6)).log")
+        workerLogs[ObjectIdentifier(p)] = url
+        return url
+    }
+    var workerLogs: [ObjectIdentifier: URL] = [:]
+
+    /// Processes whose parent is `pid` (a worker's job processes), from /proc.
+    func childProcesses(of pid: pid_t) -> [pid_t] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return tasks.flatMap { t in
+            ((try? String(contentsOfFile: "/proc/\(pid)/task/\(t)/children", encoding: .utf8)) ?? "")
+                .split(separator: " ").compactMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
     }
 
     /// A registry version (`lora resolve REF --json`'s `version`).

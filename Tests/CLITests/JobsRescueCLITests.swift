@@ -72,12 +72,17 @@ final class JobsRescueCLITests: JobsCLITestCase {
         try waitUntil("a stored checkpoint") {
             try events(id).contains { (($0["data"] as? [String: Any])?["checkpoint_step"] as? Int ?? 0) >= 2 }
         }
+        // The worker and the process running its job: paused together, as a stalled machine would be.
+        try waitUntil("the job's process") { !childProcesses(of: first.processIdentifier).isEmpty }
+        let jobProcesses = childProcesses(of: first.processIdentifier)
         kill(first.processIdentifier, SIGSTOP)
+        for c in jobProcesses { kill(c, SIGSTOP) }
         let second = try startWorker(["--once", "--heartbeat-timeout", "2", "--poll-interval", "0.2"])
         waitExit(second)
         let rescued = try job(id)
         XCTAssertEqual(rescued["status"] as? String, "succeeded")
         XCTAssertEqual(rescued["attempt"] as? Int, 2)
+        for c in jobProcesses { kill(c, SIGCONT) }
         kill(first.processIdentifier, SIGCONT)
         waitExit(first, timeout: 30)
         let after = try job(id)

@@ -166,6 +166,16 @@ public struct JobStore: Sendable {
         }
     }
 
+    /// The job as `claim` returned it, read again by the process that runs the attempt (a
+    /// worker's child process): nil unless the job is still running under `attempt`.
+    public func claimedJob(id: Int, attempt: Int, on conn: Connection) throws -> ClaimedJob? {
+        let d = try conn.execute("SELECT data_bytes, eval_data_bytes FROM jobs WHERE id = $1 AND state = 'running' AND attempt = $2",
+                                 [.int(id), .int(attempt)])
+        guard let row = d.first, let rec = try job(id: id, on: conn), rec.attempt == attempt else { return nil }
+        return ClaimedJob(record: rec, data: try row.bytes("data_bytes"),
+                          evalData: try row.isNull("eval_data_bytes") ? nil : try row.bytes("eval_data_bytes"))
+    }
+
     /// Refreshes the heartbeat. False when the job is no longer this attempt's to run
     /// (cancelled, or rescued by another worker): the worker must stop.
     public func heartbeat(job: Int, attempt: Int, on conn: Connection) throws -> Bool {
