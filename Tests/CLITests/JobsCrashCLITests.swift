@@ -31,7 +31,8 @@ final class JobsCrashCLITests: JobsCLITestCase {
         XCTAssertEqual(data?["signal"] as? Int, Int(SIGSEGV), "\(String(describing: output))")
         XCTAssertTrue((data?["stderr"] as? [String] ?? []).contains { $0.contains("crashing on purpose before training") },
                       "\(String(describing: output))")
-        XCTAssertEqual((try json(["versions", "crashing"])["data"] as? [Any])?.count ?? 0, 0, "nothing registered")
+        let versions = try lora(["versions", "crashing"], expectFailure: true)
+        XCTAssertTrue(versions.stderr.contains("no task named 'crashing'"), "nothing registered: \(versions.stderr)")
     }
 
     func testAJobPastTheWorkersMemoryLimitFailsAloneAndItsNextAttemptRunsAgain() throws {
