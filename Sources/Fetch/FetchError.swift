@@ -19,6 +19,10 @@ public enum FetchError: Error, CustomStringConvertible, Equatable, Sendable {
     case invalidModelFile(url: String, reason: String)
     /// A local file-system operation in the cache failed.
     case io(path: String, operation: String, errno: Int32)
+    /// The file is larger than `--max-bytes` (declared, or grown past it); its partial bytes were deleted.
+    case tooLarge(url: String, declared: Int64?, received: Int64, limit: Int64)
+    /// The declared size does not fit in the free space of the cache's file system; nothing was written.
+    case insufficientDisk(url: String, needed: Int64, available: Int64, path: String)
 
     public var description: String {
         switch self {
@@ -40,6 +44,14 @@ public enum FetchError: Error, CustomStringConvertible, Equatable, Sendable {
             return "cannot use \(url): \(reason)"
         case let .io(path, operation, code):
             return "\(operation) \(path): \(String(cString: strerror(code)))"
+        case let .tooLarge(url, declared?, _, limit):
+            return "GET \(url): the file is \(declared) bytes, over the limit of \(limit) bytes (--max-bytes); nothing was kept"
+        case let .tooLarge(url, nil, received, limit):
+            return "GET \(url): the body grew past the limit of \(limit) bytes (--max-bytes) without a declared size "
+                + "(\(received) bytes received); the download was deleted"
+        case let .insufficientDisk(url, needed, available, path):
+            return "GET \(url): \(needed) more bytes are needed but only \(available) are free on the file system of \(path); "
+                + "nothing was kept"
         }
     }
 

@@ -22,6 +22,13 @@ public struct FetchOptions: Sendable {
     /// Look for `<url>.sha256` when neither the spec nor the server (X-Linked-Etag) gives a sha256.
     public var checkSidecar: Bool
     public var userAgent: String
+    /// A file whose declared size (Content-Length, Content-Range) is larger, or whose body grows
+    /// past this without a declared size, is refused and its partial bytes deleted (`lora pull
+    /// --max-bytes`): an endless body cannot fill the disk.
+    public var maxBytes: Int64 = FetchOptions.defaultMaxBytes
+    /// 256 GiB: above the largest single model file people download (a 405B-parameter GGUF shard
+    /// is split at 50 GB; an unsplit 70B Q8_0 is 75 GB), far below a typical disk.
+    public static let defaultMaxBytes: Int64 = 256 << 30
 
     public init(connectTimeout: TimeInterval = 30, lowSpeedLimit: Int = 1024, lowSpeedTime: TimeInterval = 60,
                 maxAttempts: Int = 8, initialBackoff: TimeInterval = 1, maxBackoff: TimeInterval = 60,

@@ -112,6 +112,7 @@ struct FileDownloader {
             var began = false
             var restart = false
             var ioError: FetchError?
+            var limitError: FetchError?
             var expectedTotal: Int64?
             let result = CurlTransfer(url: url).perform(method: .get, headers: headers, range: resumeFrom,
                                                         options: options) { head, bytes in
@@ -137,6 +138,22 @@ struct FileDownloader {
                         hasher = SHA256()
                         expectedTotal = head.contentLength
                     }
+                    // The declared size, before a byte is written: within --max-bytes and the free disk.
+                    if let total = expectedTotal {
+                        if total > self.options.maxBytes {
+                            limitError = .tooLarge(url: url, declared: total, received: offset, limit: self.options.maxBytes)
+                            return false
+                        }
+                        if let free = Self.freeBytes(partialPath), total - offset > free {
+                            limitError = .insufficientDisk(url: url, needed: total - offset, available: free, path: partialPath)
+                            return false
+                        }
+                    }
+                }
+                if offset + Int64(bytes.count) > self.options.maxBytes {
+                    limitError = .tooLarge(url: url, declared: expectedTotal, received: offset + Int64(bytes.count),
+                                           limit: self.options.maxBytes)
+                    return false
                 }
                 if let e = writeAll(fd: fd, bytes) {
                     ioError = .io(path: partialPath, operation: "write", errno: e)
@@ -151,9 +168,9 @@ struct FileDownloader {
                 if let sha = LinkedHeaders.sha256(fromLinkedETag: head["X-Linked-Etag"]) { linkedSHA256 = sha }
                 if let size = head["X-Linked-Size"].flatMap({ Int64($0) }) { linkedSize = size }
             }
-            if let ioError {
+            if let error = ioError ?? limitError {
                 cache.discardPartial(url: url)
-                throw ioError
+                throw error
             }
             let status = result.final?.status ?? 0
             if result.code == 0 && status == 206 && !began { restart = true }  // a range answer without bytes
@@ -235,6 +252,13 @@ struct FileDownloader {
                                    linkedSHA256: linkedSHA256))
         return FetchedFile(name: name, url: url, sha256: actual, size: offset, blob: blob,
                            verifiedBy: checks.first?.1, fromCache: false)
+    }
+
+    /// Bytes free for an unprivileged writer on the file system holding `path` (statvfs), nil if unknown.
+    static func freeBytes(_ path: String) -> Int64? {
+        var s = statvfs()
+        guard statvfs(path, &s) == 0 else { return nil }
+        return Int64(s.f_bavail) * Int64(s.f_frsize)
     }
 
     /// False when a 206's validator shows a different version than the one our partial bytes came from

@@ -291,6 +291,10 @@ public final class JobWorker: @unchecked Sendable {
                     var d: [String: JSONValue] = ["step": .number(Double(step)), "eval_loss": .number(loss)]
                     if let accuracy { d["eval_accuracy"] = .number(accuracy) }
                     try store.addEvent(job: rec.id, attempt: rec.attempt, type: .metrics, data: .object(d), on: conn)
+                case let .skipped(step, reason):
+                    try store.addEvent(job: rec.id, attempt: rec.attempt, level: .warning, type: .message,
+                                       message: "step \(step) skipped (--max-bad-steps): \(reason)",
+                                       data: .object(["skipped_step": .number(Double(step))]), on: conn)
                 case let .checkpoint(dir):
                     // Stored only while the job is still this attempt's (not cancelled or rescued).
                     try upload(checkpoint: dir, job: job, work: work, conn: conn)

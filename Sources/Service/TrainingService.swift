@@ -37,6 +37,8 @@ public struct TrainingService {
         case step(Trainer.StepReport)
         case eval(step: Int, loss: Double, accuracy: Double?)
         case checkpoint(URL)
+        /// A step skipped under --max-bad-steps (the error says which and why).
+        case skipped(step: Int, reason: String)
     }
 
     public struct Result: Sendable {
@@ -93,6 +95,9 @@ public struct TrainingService {
             onEvent: { event in
                 switch event {
                 case let .step(r): onEvent(.step(r))
+                case let .skipped(error):
+                    guard case let .nonFinite(step, _, _, _) = error else { return }
+                    onEvent(.skipped(step: step, reason: "\(error)"))
                 case let .eval(step, loss):
                     let accuracy = request.evalGenerate > 0 ? exactMatch(evalRecords, limit: request.evalGenerate, adapter: adapter) : nil
                     if request.keepBest, best == nil || loss < best! {

@@ -80,8 +80,9 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         case let .data(message): return message
         case let .nonFinite(step, micro, quantity, value):
             let at = micro.map { "step \(step), micro-batch \($0)" } ?? "step \(step)"
-            return "training stopped at \(at): the \(quantity) is \(value) (not finite); the base model's weights or the "
-                + "settings (learning rate) produce NaN/Inf, and no adapter was written for this step"
+            return "training stopped at \(at): the \(quantity) is \(value) (not finite); the base model's weights, the data "
+                + "or the settings (learning rate) produce NaN/Inf, and no adapter was written for this step "
+                + "(--max-bad-steps N skips up to N such steps)"
         }
     }
 }

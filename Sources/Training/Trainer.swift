@@ -25,6 +25,9 @@ public final class Trainer {
     public enum Event {
         case step(StepReport)
         case eval(step: Int, loss: Double)
+        /// An optimizer step (1-based) skipped under --max-bad-steps: its loss or gradient norm was
+        /// not finite; its batches were consumed and no update was applied.
+        case skipped(TrainingError)
     }
 
     public struct Summary: Sendable {
@@ -128,6 +131,9 @@ public final class Trainer {
         public var partialLossSum = 0.0
         public var partialTokens = 0
         public var tokens = 0
+        /// Steps skipped so far for a non-finite loss or gradient norm (nil: none; optional so
+        /// checkpoints written before it existed still decode).
+        public var badSteps: Int?
         public var lastLoss: Double?
         public var evalLoss: Double?
         public var bestEvalLoss: Double?
@@ -162,12 +168,14 @@ public final class Trainer {
                 let scale = scored > 0 ? 1 / Float(scored) : 0
                 let t0 = Date()
                 if position.microDone == 0 { engine.zeroGradients(); position.partialLossSum = 0; position.partialTokens = 0 }
+                var bad: TrainingError?
                 while position.microDone < built.count {
                     let i = position.microDone
                     let seed = settings.seed ^ (UInt64(position.step) &* 0x100000001B3 &+ UInt64(i) &+ 1)
                     let l = try engine.accumulate(built[i], lossScale: scale, dropoutSeed: seed)
                     if !l.sum.isFinite {
-                        throw TrainingError.nonFinite(step: position.step + 1, microBatch: i + 1, quantity: "loss", value: l.sum)
+                        bad = TrainingError.nonFinite(step: position.step + 1, microBatch: i + 1, quantity: "loss", value: l.sum)
+                        break
                     }
                     position.partialLossSum += l.sum
                     position.partialTokens += built[i].realTokens
@@ -177,10 +185,26 @@ public final class Trainer {
                         throw Interrupted(position: position)
                     }
                 }
-                let norm = GradientClipping.clip(&engine.gradients, maxNorm: settings.maxGradNorm)
+                let norm = bad == nil ? GradientClipping.clip(&engine.gradients, maxNorm: settings.maxGradNorm) : .nan
                 // Checked before the optimizer: a non-finite gradient would turn every adapter weight into NaN.
-                if !norm.isFinite {
-                    throw TrainingError.nonFinite(step: position.step + 1, microBatch: nil, quantity: "gradient norm", value: Double(norm))
+                if bad == nil && !norm.isFinite {
+                    bad = TrainingError.nonFinite(step: position.step + 1, microBatch: nil, quantity: "gradient norm", value: Double(norm))
+                }
+                if let bad {
+                    // Skipped while the budget lasts: the step's batches are consumed, its gradients dropped,
+                    // nothing applied; the step still counts, so the schedule and the step total stay as planned.
+                    let skipped = (position.badSteps ?? 0) + 1
+                    guard skipped <= (settings.maxBadSteps ?? 0) else { throw bad }
+                    position.badSteps = skipped
+                    engine.zeroGradients()
+                    position.step += 1
+                    position.cursor += group.count
+                    position.microDone = 0
+                    position.partialLossSum = 0
+                    position.partialTokens = 0
+                    onEvent(.skipped(bad))
+                    try onStep(self)
+                    continue
                 }
                 let lr = learningRate(step: position.step)
                 optimizer.update(&engine.adapter.parameters, gradients: engine.gradients, lr: lr)

@@ -23,6 +23,10 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     public var packing = false
     /// Recompute each block in the backward instead of keeping its activations.
     public var gradientCheckpointing = false
+    /// Optimizer steps whose loss or gradient norm is NaN or infinite that are skipped (no update,
+    /// gradients dropped) before training stops with an error; nil means 0. Optional so settings
+    /// stored before it existed (jobs, checkpoints) still decode.
+    public var maxBadSteps: Int?
 
     public init() {}
 
@@ -38,6 +42,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         if let r = warmupRatio, !(r >= 0 && r < 1) { throw TrainingError.invalidConfig(field: "warmup-ratio", reason: "must be in [0, 1), got \(r)") }
         if weightDecay < 0 { throw TrainingError.invalidConfig(field: "weight-decay", reason: "must be >= 0, got \(weightDecay)") }
         if let g = maxGradNorm, g < 0 { throw TrainingError.invalidConfig(field: "max-grad-norm", reason: "must be >= 0, got \(g)") }
+        if let b = maxBadSteps, b < 0 { throw TrainingError.invalidConfig(field: "max-bad-steps", reason: "must be >= 0, got \(b)") }
         if let e = evalEvery, e < 1 { throw TrainingError.invalidConfig(field: "eval-every", reason: "must be >= 1, got \(e)") }
     }
 }

@@ -26,6 +26,8 @@ struct HyperparameterOptions: ParsableArguments {
     @Flag(help: "Keep the data file's order.") var noShuffle = false
     @Flag(help: "Concatenate records into full-length rows (attention stays within each record).") var packing = false
     @Flag(help: "Recompute each block in the backward instead of keeping its activations.") var gradCheckpointing = false
+    @Option(help: "Steps with a NaN or infinite loss or gradient norm skipped (no update) before training stops with an error.")
+    var maxBadSteps: Int = 0
 
     func validate() throws {
         if epochs != nil && maxSteps != nil { throw ValidationError("give --epochs or --max-steps, not both") }
@@ -65,6 +67,7 @@ struct HyperparameterOptions: ParsableArguments {
         s.evalEvery = evalEvery
         s.packing = packing
         s.gradientCheckpointing = gradCheckpointing
+        s.maxBadSteps = maxBadSteps == 0 ? nil : maxBadSteps
         do { try s.validate() } catch { throw ValidationError("\(error)") }
         return s
     }

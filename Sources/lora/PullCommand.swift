@@ -29,16 +29,22 @@ struct PullCommand: ParsableCommand {
     @Option(help: "Attempts per file on connection errors, 5xx and 429.")
     var maxAttempts: Int = 8
 
+    @Option(help: ArgumentHelp("Largest file accepted (bytes; K/M/G/T suffixes): a larger declared size is refused before "
+                               + "downloading, a body growing past it without one is stopped and deleted.", valueName: "bytes"))
+    var maxBytes = ByteSize(bytes: Int(FetchOptions.defaultMaxBytes))
+
     func validate() throws {
         guard ModelFetcher.isRemote(source) else {
             throw ValidationError("'\(source)' is not an http://, https:// or file:// URL")
         }
         guard connectTimeout > 0, lowSpeedTime > 0 else { throw ValidationError("timeouts must be positive") }
         guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
+        guard maxBytes.bytes >= 1 else { throw ValidationError("--max-bytes must be at least 1") }
     }
 
     func run() throws {
-        let options = FetchOptions(connectTimeout: connectTimeout, lowSpeedTime: lowSpeedTime, maxAttempts: maxAttempts)
+        var options = FetchOptions(connectTimeout: connectTimeout, lowSpeedTime: lowSpeedTime, maxAttempts: maxAttempts)
+        options.maxBytes = Int64(maxBytes.bytes)
         let fetcher = ModelFetcher(token: token, options: options)
         let bar = isatty(STDERR_FILENO) == 1 ? PullProgress() : nil
         let model: FetchedModel

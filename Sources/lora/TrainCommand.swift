@@ -108,6 +108,14 @@ struct TrainCommand: ParsableCommand {
                 if let accuracy { line += String(format: "  exact match %.1f%%", accuracy * 100) }
                 FileHandle.standardError.write(Data((line + "\n").utf8))
             }
+        case let .skipped(step, reason):
+            if json {
+                struct Skipped: Encodable { let step: Int; let skipped: String }
+                try? printJSON(Skipped(step: step, skipped: reason))
+            } else {
+                progress?.finishLine()
+                FileHandle.standardError.write(Data("step \(step) skipped: \(reason)\n".utf8))
+            }
         case let .checkpoint(url):
             if json {
                 struct Saved: Encodable { let checkpoint: String }

@@ -26,6 +26,8 @@ struct Reply {
     var stallAfterBytes: Int?
     /// Pause between 16 KB chunks, to make a transfer slow.
     var chunkDelay: TimeInterval = 0
+    /// No Content-Length: zero bytes sent until the client hangs up or the server stops.
+    var endless = false
 
     static func status(_ code: Int, _ headers: [(String, String)] = []) -> Reply {
         Reply(status: code, headers: headers)
@@ -130,6 +132,8 @@ final class TestHTTPServer: @unchecked Sendable {
 
     func url(_ path: String) -> String { baseURL + path }
 
+    private var isStoppedNow: Bool { lock.lock(); defer { lock.unlock() }; return isStopped }
+
     func requests(_ path: String? = nil, method: String? = nil) -> [RecordedRequest] {
         lock.lock(); defer { lock.unlock() }
         return recorded.filter { (path == nil || $0.path == path) && (method == nil || $0.method == method) }
@@ -185,7 +189,7 @@ final class TestHTTPServer: @unchecked Sendable {
         let reply = handler(request, nth)
         var head = "HTTP/1.1 \(reply.status) Reply\r\n"
         var fields = reply.headers
-        if !fields.contains(where: { $0.0.lowercased() == "content-length" }) {
+        if !reply.endless && !fields.contains(where: { $0.0.lowercased() == "content-length" }) {
             fields.append(("Content-Length", "\(reply.body.count)"))
         }
         fields.append(("Connection", "close"))
@@ -199,6 +203,13 @@ final class TestHTTPServer: @unchecked Sendable {
             return
         }
         guard request.method != "HEAD" else { return }
+        if reply.endless {
+            let zeros = Data(count: 16384)
+            while !isStoppedNow, sendAll(fd, zeros) {
+                lock.lock(); sentBytes[request.path, default: 0] += zeros.count; lock.unlock()
+            }
+            return
+        }
         var body = reply.body
         if let drop = reply.dropAfter ?? reply.stallAfterBytes { body = body.prefix(drop) }
         var offset = 0
