@@ -35,11 +35,13 @@ enum FineTuningShapes {
     static func hyperparameters(_ job: JobRecord) -> JSON {
         guard let hp = try? JobHyperparameters.from(job.hyperparameters) else { return .object([]) }
         let s = hp.settings
+        // Float settings as their shortest decimal (2e-4, not 0.00019999999494757503).
+        func f(_ x: Float) -> JSON { .double(Double("\(x)") ?? Double(x)) }
         return .object([
             ("n_epochs", JSON(s.epochs)), ("batch_size", JSON(s.batchSize)),
-            ("learning_rate_multiplier", .double(Double(s.learningRate) / JobRequest.baseLearningRate)),
-            ("learning_rate", .double(Double(s.learningRate))),
-            ("lora_r", JSON(s.lora.rank)), ("lora_alpha", .double(Double(s.lora.alpha))), ("lora_dropout", .double(Double(s.lora.dropout))),
+            ("learning_rate_multiplier", f(Float(Double(s.learningRate) / JobRequest.baseLearningRate))),
+            ("learning_rate", f(s.learningRate)),
+            ("lora_r", JSON(s.lora.rank)), ("lora_alpha", f(s.lora.alpha)), ("lora_dropout", f(s.lora.dropout)),
             ("target_modules", .array(s.lora.targets.map { .string($0.rawValue) })),
             ("max_seq_len", JSON(s.maxSequenceLength)), ("max_steps", s.maxSteps.map { JSON($0) } ?? .null),
             ("checkpoint_every", JSON(hp.checkpointEvery)),
