@@ -91,7 +91,7 @@ let package = Package(
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Service", "Training", "TestSupport", "ServiceTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "ServiceTestSupport"]),
         .testTarget(name: "ServerTests", dependencies: [
-            "Server", "Service", "ChatTemplate", "Model", "Registry", "TestSupport", "ServiceTestSupport",
+            "Server", "Service", "ChatTemplate", "Model", "Registry", "Training", "TestSupport", "ServiceTestSupport",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -5,6 +5,7 @@ import HTTPTypes
 import Hummingbird
 import Registry
 import Service
+import Training
 
 /// `/v1/files` and `/v1/fine_tuning/jobs` in OpenAI's shapes. Handlers decode, call the service, encode.
 struct FineTuningRoutes: Sendable {
@@ -74,6 +75,13 @@ struct FineTuningRoutes: Sendable {
             let events = try await service { [api] in try api.jobs.events(id, before: page.after, limit: page.limit + 1) }
             return json(page.list(events.map(FineTuningShapes.event)))
         }
+        router.get("/v1/fine_tuning/jobs/:job_id/loss.svg") { _, context in
+            let id = try pathID(context, "job_id", prefix: "ftjob", kind: "job")
+            let svg = try await service { [api] in try api.jobs.lossPlot(id).svg() }
+            var headers = HTTPFields()
+            headers[.contentType] = "image/svg+xml"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: svg)))
+        }
         router.get("/v1/fine_tuning/jobs/:job_id/checkpoints") { request, context in
             let id = try pathID(context, "job_id", prefix: "ftjob", kind: "job")
             let page = try Page(request, prefix: "ftckpt")
@@ -127,6 +135,8 @@ struct FineTuningRoutes: Sendable {
                 throw APIError(status: .notFound, message: "No file named '\(name)' (\(param))", type: "invalid_request_error",
                                param: param, code: "file_not_found")
             } catch let e as ModelError {
+                throw APIError.domain(e, param: "hyperparameters")
+            } catch let e as TrainingError {
                 throw APIError.domain(e, param: "hyperparameters")
             }
         }

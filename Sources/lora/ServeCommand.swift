@@ -56,6 +56,8 @@ struct ServeCommand: AsyncParsableCommand {
         metrics.bootstrapSystem()
         Parallel.configure(threads: threads)
         let registry = try self.registry.open()
+        // Checked before the model loads: no listening beyond loopback without keys unless asked.
+        let apiServices = try api.services(registry: registry, host: host, logger: logger)
         let served = try base.map { try registry.servedBase(named: $0) }
             ?? registry.servedBase(source: model!, modelName: modelName)
         let lm = try LanguageModel.load(path: served.path.path, quantization: quant)
@@ -72,7 +74,7 @@ struct ServeCommand: AsyncParsableCommand {
         limits.maxBodyBytes = maxBodyBytes
         limits.maxHeaderBytes = maxHeaderBytes
         var server = OpenAIServer(backend: engine, host: host, port: port, limits: limits, metrics: metrics, logger: logger)
-        server.api = try api.services(registry: registry, host: host, logger: logger)
+        server.api = apiServices
         let timeout = drainTimeout
         try await server.run(onListening: { host, port in
             // One line tests and scripts wait for; port 0 has become the real port here.
