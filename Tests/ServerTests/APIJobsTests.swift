@@ -81,7 +81,7 @@ final class APIJobsTests: APITestCase {
             try assertError(try await post(jobBody(file: "file-99")), .notFound, param: "training_file", code: "file_not_found")
             try assertError(try await post(jobBody(file: file, extra: #","validation_file":"file-98""#)), .notFound, param: "validation_file")
             try assertError(try await post(jobBody(file: "train.jsonl")), .badRequest, param: "training_file")
-            try assertError(try await post(jobBody(file: file).replacingOccurrences(of: #""lora_r":4"#, with: #""lora_r":100000"#)),
+            try assertError(try await post(jobBody(file: file).replacingOccurrences(of: #""lora_r":4"#, with: #""lora_r":1000"#)),
                             .badRequest, param: "hyperparameters", mentions: ["rank"])
             try assertError(try await post("[1]"), .badRequest, param: nil)
             XCTAssertTrue(try JobService(registry: service).jobs().isEmpty, "nothing queued")
