@@ -55,7 +55,7 @@ let package = Package(
         ]),
         // HTTP routes only (OpenAI-compatible serving, metrics, health): decode, call the backend, encode.
         .target(name: "Server", dependencies: [
-            "Service", "ChatTemplate", "Model",
+            "Service", "ChatTemplate", "Model", "Registry", "Training",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -91,7 +91,7 @@ let package = Package(
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Service", "Training", "TestSupport", "ServiceTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "ServiceTestSupport"]),
         .testTarget(name: "ServerTests", dependencies: [
-            "Server", "Service", "ChatTemplate", "Model", "TestSupport",
+            "Server", "Service", "ChatTemplate", "Model", "Registry", "Training", "TestSupport", "ServiceTestSupport",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -36,6 +36,8 @@ public struct OpenAIServer: Sendable {
     public let backend: ServingBackend
     public let metrics: ServerMetrics
     public var logger: Logger
+    /// The fine-tuning, files, registry routes and API keys (issue 14); nil serves inference only.
+    public var api: APIServices?
     let state = ServerState()
 
     public init(backend: ServingBackend, host: String = "127.0.0.1", port: Int = 8080, limits: ServerLimits = .init(),
@@ -52,7 +54,9 @@ public struct OpenAIServer: Sendable {
         router.add(middleware: HTTPMetricsMiddleware(factory: metrics.factory))
         router.add(middleware: ErrorMiddleware())
         router.add(middleware: HeaderLimitMiddleware(maxBytes: limits.maxHeaderBytes))
+        if let auth = api?.auth { router.add(middleware: AuthMiddleware(policy: auth)) }
         Routes(backend: backend, limits: limits, metrics: metrics, state: state).register(on: router)
+        APIRoutes(api: api, limits: limits).register(on: router)
         return router
     }
 

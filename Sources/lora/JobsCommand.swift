@@ -11,7 +11,7 @@ extension JobRecord.Status: ExpressibleByArgument {}
 struct JobsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "jobs", abstract: "Queue fine-tunes and follow them (a `lora worker` runs them).",
-        subcommands: [JobsSubmit.self, JobsList.self, JobsShow.self, JobsCancel.self, JobsEvents.self])
+        subcommands: [JobsSubmit.self, JobsList.self, JobsShow.self, JobsCancel.self, JobsEvents.self, JobsPlot.self])
 }
 
 extension RegistryOptions {
@@ -148,5 +148,31 @@ struct JobsEvents: ParsableCommand {
             if let l = e.data["eval_loss"]?.doubleValue { return String(format: "step %d  eval loss %.4f", step, l) }
         }
         return "\(e.at)  [\(e.level.rawValue)] \(e.message)"
+    }
+}
+
+struct JobsPlot: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plot", abstract: "Write a job's loss curves (train loss per step, eval loss per evaluation) as an SVG file.")
+    @Argument(help: "Job id (N or ftjob-N).") var id: String
+    @Option(help: "The SVG file to write (replaced atomically).") var output: String
+    @OptionGroup var registry: RegistryOptions
+
+    func run() throws {
+        let digits = id.hasPrefix("ftjob-") ? String(id.dropFirst(6)) : id
+        guard let n = Int(digits), n >= 1 else { throw ValidationError("job id must be N or ftjob-N, got '\(id)'") }
+        let plot = try registry.openJobs().lossPlot(n)
+        let url = URL(fileURLWithPath: (output as NSString).expandingTildeInPath)
+        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(getpid()).tmp")
+        do {
+            try Data(plot.svg().utf8).write(to: tmp)
+            guard rename(tmp.path, url.path) == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: url.path]) }
+        } catch {
+            try? FileManager.default.removeItem(at: tmp)
+            throw error
+        }
+        try registry.emit(["output": url.path, "train_points": String(plot.train.count), "eval_points": String(plot.eval.count)]) {
+            "wrote \(url.path) (\(plot.train.count) steps, \(plot.eval.count) evaluations)"
+        }
     }
 }

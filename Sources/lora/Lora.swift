@@ -21,6 +21,8 @@ struct Lora: AsyncParsableCommand {
             JobsCommand.self, WorkerCommand.self, JobRunCommand.self,
             // Serving (issue 13).
             ServeCommand.self,
+            // The fine-tuning API (issue 14).
+            KeysCommand.self,
         ]
     )
 

@@ -34,6 +34,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("drain-timeout"), help: "Seconds SIGTERM waits for running sequences before cutting them.") var drainTimeout = 30.0
     @Option(name: .customLong("max-body-bytes"), help: "Request bodies beyond this are answered 413.") var maxBodyBytes = 4 << 20
     @Option(name: .customLong("max-header-bytes"), help: "Request headers beyond this are answered 431.") var maxHeaderBytes = 16 << 10
+    @OptionGroup var api: ServeAPIOptions
 
     func validate() throws {
         if (model == nil) == (base == nil) { throw ValidationError("give --model SRC or --base NAME (exactly one)") }
@@ -55,6 +56,8 @@ struct ServeCommand: AsyncParsableCommand {
         metrics.bootstrapSystem()
         Parallel.configure(threads: threads)
         let registry = try self.registry.open()
+        // Checked before the model loads: no listening beyond loopback without keys unless asked.
+        let apiServices = try api.services(registry: registry, host: host, logger: logger)
         let served = try base.map { try registry.servedBase(named: $0) }
             ?? registry.servedBase(source: model!, modelName: modelName)
         let lm = try LanguageModel.load(path: served.path.path, quantization: quant)
@@ -70,7 +73,8 @@ struct ServeCommand: AsyncParsableCommand {
         var limits = ServerLimits()
         limits.maxBodyBytes = maxBodyBytes
         limits.maxHeaderBytes = maxHeaderBytes
-        let server = OpenAIServer(backend: engine, host: host, port: port, limits: limits, metrics: metrics, logger: logger)
+        var server = OpenAIServer(backend: engine, host: host, port: port, limits: limits, metrics: metrics, logger: logger)
+        server.api = apiServices
         let timeout = drainTimeout
         try await server.run(onListening: { host, port in
             // One line tests and scripts wait for; port 0 has become the real port here.

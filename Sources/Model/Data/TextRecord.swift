@@ -36,6 +36,11 @@ public enum JSONLReader {
     public static func readTextRecords(_ url: URL, maxLineBytes: Int = defaultMaxLineBytes) throws -> [TextRecord] {
         let path = url.path
         guard let data = FileManager.default.contents(atPath: path) else { throw ModelError.fileNotFound(path: path) }
+        return try parseTextRecords(data, path: path, maxLineBytes: maxLineBytes)
+    }
+
+    /// The same checks over bytes already in memory (an upload); errors name `path` and the line.
+    public static func parseTextRecords(_ data: Data, path: String, maxLineBytes: Int = defaultMaxLineBytes) throws -> [TextRecord] {
         var records: [TextRecord] = []
         var lineNo = 0
         for rawLine in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {

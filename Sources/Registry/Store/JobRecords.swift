@@ -32,6 +32,12 @@ public struct JobRecord: Sendable, Equatable, Encodable {
     public let startedAt: String?
     public let finishedAt: String?
     public let nextAttemptAt: String
+    /// The uploaded files a job created over HTTP was made from (nil otherwise, or once deleted).
+    public var trainingFileID: Int? = nil
+    public var validationFileID: Int? = nil
+    /// The caller's metadata (HTTP API), and the API key that created the job.
+    public var metadata: JSONValue? = nil
+    public var apiKey: String? = nil
 
     enum CodingKeys: String, CodingKey {
         case id, task, base, status, attempt, worker, hyperparameters, error, version
@@ -110,6 +116,11 @@ public struct NewJob: Sendable {
     public var promoteIfBetter: Bool
     public var maxAttempts: Int
     public var actor: String
+    /// Set by the HTTP API: the uploaded files, the caller's metadata and its API key's name.
+    public var trainingFileID: Int?
+    public var validationFileID: Int?
+    public var metadata: JSONValue?
+    public var apiKey: String?
 
     public init(task: String, base: String, hyperparameters: JSONValue, dataName: String, data: [UInt8], dataSHA256: String,
                 evalDataName: String? = nil, evalData: [UInt8]? = nil, evalDataSHA256: String? = nil,

@@ -21,7 +21,7 @@ public struct JobStore: Sendable {
         hyperparameters, data_name, data_sha256, octet_length(data_bytes) AS data_size, eval_data_name, eval_data_sha256,
         error, auto_promote, promote_if_better, result_version, created_by, \(RegistryStore.iso("created_at")) AS created_at,
         \(RegistryStore.iso("started_at")) AS started_at, \(RegistryStore.iso("finished_at")) AS finished_at,
-        \(RegistryStore.iso("next_attempt_at")) AS next_attempt_at
+        \(RegistryStore.iso("next_attempt_at")) AS next_attempt_at, training_file_id, validation_file_id, metadata, api_key
         """
 
     static func record(_ r: Row) throws -> JobRecord {
@@ -39,7 +39,10 @@ public struct JobStore: Sendable {
             promoteIfBetter: try r.bool("promote_if_better"), version: try r.optionalInt("result_version"),
             createdBy: try r.string("created_by"), createdAt: try r.string("created_at"),
             startedAt: try r.optionalString("started_at"), finishedAt: try r.optionalString("finished_at"),
-            nextAttemptAt: try r.string("next_attempt_at"))
+            nextAttemptAt: try r.string("next_attempt_at"),
+            trainingFileID: try r.optionalInt("training_file_id"), validationFileID: try r.optionalInt("validation_file_id"),
+            metadata: try r.isNull("metadata") ? nil : try r.decodeJSON(JSONValue.self, "metadata"),
+            apiKey: try r.optionalString("api_key"))
     }
 
     // MARK: - Submit, read, cancel
@@ -49,13 +52,15 @@ public struct JobStore: Sendable {
         return try conn.withTransaction { c in
             let r = try c.execute("""
                 INSERT INTO jobs (task, base_model, hyperparameters, data_name, data_bytes, data_sha256, eval_data_name,
-                                  eval_data_bytes, eval_data_sha256, auto_promote, promote_if_better, max_attempts, created_by)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                                  eval_data_bytes, eval_data_sha256, auto_promote, promote_if_better, max_attempts, created_by,
+                                  training_file_id, validation_file_id, metadata, api_key)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
                 RETURNING id
                 """, [.text(job.task), .text(job.base), try .json(job.hyperparameters), .text(job.dataName), .bytes(job.data),
                       .text(job.dataSHA256), .string(job.evalDataName), job.evalData.map { .bytes($0) } ?? .null,
                       .string(job.evalDataSHA256), .bool(job.autoPromote), .bool(job.promoteIfBetter),
-                      .int(job.maxAttempts), .text(job.actor)])
+                      .int(job.maxAttempts), .text(job.actor), .int(job.trainingFileID), .int(job.validationFileID),
+                      try job.metadata.map { try SQLValue.json($0) } ?? .null, .string(job.apiKey)])
             let id = try r[0].int("id")
             try addEvent(job: id, attempt: 0, type: .message, message: "queued by \(job.actor)", on: c)
             try c.notify(Self.queuedChannel, payload: String(id))

@@ -15,6 +15,9 @@ public enum RegistryError: Error, CustomStringConvertible, Equatable {
     case artifactCorrupt(sha256: String, source: String, detail: String)
     case invalidArtifact(path: String, reason: String)
     case io(path: String, reason: String)
+    /// The request cannot be done in the current state (a file in use, an idempotency key reused
+    /// with another request): the server answers 409.
+    case conflict(String)
 
     public var description: String {
         switch self {
@@ -37,6 +40,7 @@ public enum RegistryError: Error, CustomStringConvertible, Equatable {
             return "artifact \(sha) is corrupt in the \(source): \(detail)"
         case let .invalidArtifact(path, reason): return "\(path): \(reason)"
         case let .io(path, reason): return "\(path): \(reason)"
+        case let .conflict(message): return message
         }
     }
 }
