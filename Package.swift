@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "Tokenizer"),
         .target(name: "ChatTemplate"),
         .target(name: "Model", dependencies: ["Kernels", "Quantization", "Tokenizer", "ChatTemplate"], swiftSettings: fastMath),
-        .target(name: "Training", dependencies: ["Kernels", "Model"], swiftSettings: fastMath),
+        .target(name: "Training", dependencies: ["Kernels", "Model", "ChatTemplate"], swiftSettings: fastMath),
         .target(name: "Fetch", dependencies: ["CCurl", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Registry", dependencies: [
             "CLibPQ",
@@ -89,7 +89,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "TestSupport"]),
         .testTarget(name: "FetchTests", dependencies: ["Fetch", "TestSupport"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Service", "Training", "TestSupport", "ServiceTestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport", "ServiceTestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "ServiceTestSupport", "Model", "Quantization"]),
         .testTarget(name: "ServerTests", dependencies: [
             "Server", "Service", "ChatTemplate", "Model", "Registry", "Training", "TestSupport", "ServiceTestSupport",
             .product(name: "Hummingbird", package: "hummingbird"),

@@ -1,6 +1,7 @@
 import Foundation
 import Model
 import Registry
+import Training
 
 /// Checks a PEFT LoRA adapter directory before it is registered: adapter_config.json
 /// (peft_type LORA, r, lora_alpha, target_modules) and the tensors of
@@ -13,51 +14,27 @@ public enum AdapterValidation {
 
     /// The parsed essentials of adapter_config.json.
     public struct LoraConfig: Sendable, Equatable {
-        public let rank: Int
-        public let alpha: Double
-        public let targetModules: [String]
-        public let rankPattern: [String: Int]
+        /// What `PEFTConfigFile` (the parser adapter loading uses too) made of the file.
+        public let lora: LoRAConfig
+        public var rank: Int { lora.rank }
+        public var alpha: Double { Double(lora.alpha) }
+        public var targetModules: [String] { lora.targets.map(\.rawValue).sorted() }
         /// The whole file, stored with the version.
         public let json: JSONValue
     }
 
+    /// Parses adapter_config.json with `PEFTConfigFile` (one parser for import and loading):
+    /// errors name the file and the field.
     public static func readConfig(_ url: URL) throws -> LoraConfig {
-        func bad(_ field: String, _ reason: String) -> ModelError {
-            .unsupportedConfig(path: url.path, field: field, reason: reason)
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw ModelError.malformedFile(path: url.path, offset: nil, reason: "no adapter_config.json (is this a PEFT adapter directory?)")
         }
+        let lora = try PEFTConfigFile.parse(data, path: url.path)
         let json: JSONValue
-        do { json = try JSONValue.parse(try Data(contentsOf: url)) } catch {
+        do { json = try JSONValue.parse(data) } catch {
             throw ModelError.malformedFile(path: url.path, offset: nil, reason: "not JSON: \(error)")
         }
-        guard json.objectValue != nil else { throw ModelError.malformedFile(path: url.path, offset: nil, reason: "not a JSON object") }
-        guard let peft = json["peft_type"]?.stringValue else { throw ModelError.missingConfigField(path: url.path, field: "peft_type") }
-        guard peft == "LORA" else { throw bad("peft_type", "'\(peft)': only LORA adapters are supported") }
-        guard let rv = json["r"] else { throw ModelError.missingConfigField(path: url.path, field: "r") }
-        guard let r = rv.intValue, r > 0 else { throw bad("r", "must be a positive integer") }
-        guard let av = json["lora_alpha"] else { throw ModelError.missingConfigField(path: url.path, field: "lora_alpha") }
-        guard let alpha = av.doubleValue, alpha > 0 else { throw bad("lora_alpha", "must be a positive number") }
-        guard let tm = json["target_modules"] else { throw ModelError.missingConfigField(path: url.path, field: "target_modules") }
-        let all = attentionModules + mlpModules
-        var targets: [String]
-        if let s = tm.stringValue {
-            guard s == "all-linear" else { throw bad("target_modules", "'\(s)': give a list of module names or \"all-linear\"") }
-            targets = all
-        } else if let a = tm.arrayValue {
-            targets = a.compactMap(\.stringValue)
-            guard targets.count == a.count, !targets.isEmpty else { throw bad("target_modules", "must be a non-empty list of names") }
-            for t in targets where !all.contains(t) {
-                throw bad("target_modules", "'\(t)' is not a linear layer of a Llama block (\(all.joined(separator: ", ")))")
-            }
-        } else {
-            throw bad("target_modules", "must be a list of module names or \"all-linear\"")
-        }
-        targets = Array(Set(targets)).sorted()
-        var rankPattern: [String: Int] = [:]
-        for (k, v) in json["rank_pattern"]?.objectValue ?? [:] {
-            guard let n = v.intValue, n > 0 else { throw bad("rank_pattern", "'\(k)' must map to a positive integer") }
-            rankPattern[k] = n
-        }
-        return LoraConfig(rank: r, alpha: alpha, targetModules: targets, rankPattern: rankPattern, json: json)
+        return LoraConfig(lora: lora, json: json)
     }
 
     /// Input and output width of a block's linear layer (HF [out, in] layout).
@@ -96,7 +73,7 @@ public enum AdapterValidation {
             guard t.shape.count == 2 else {
                 throw ModelError.wrongShape(path: path, name: name, expected: [], actual: t.shape)
             }
-            let r = config.rankPattern.first { name.contains(".\($0.key).") || name.contains($0.key + ".lora_") }?.value ?? config.rank
+            let r = config.lora.rank(layer: layer, module: LinearModule(rawValue: module)!)
             var expected: [Int]
             if let base {
                 guard layer < base.numLayers else {
@@ -128,12 +105,8 @@ public enum AdapterValidation {
         guard layers > 0 else {
             throw ModelError.malformedFile(path: path, offset: nil, reason: "no LoRA tensors")
         }
-        // PEFT's layers_to_transform (an int or a list) limits which layers carry factors.
-        var required = Array(0..<layers)
-        if let l = config.json["layers_to_transform"], l != .null {
-            required = l.intValue.map { [$0] } ?? l.arrayValue?.compactMap(\.intValue) ?? required
-        }
-        for layer in required {
+        // layers_to_transform is refused by the parser, so every layer carries every targeted module.
+        for layer in 0..<layers {
             for module in config.targetModules {
                 let group = attentionModules.contains(module) ? "self_attn" : "mlp"
                 for f in ["lora_A", "lora_B"] {

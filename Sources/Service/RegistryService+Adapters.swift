@@ -161,7 +161,9 @@ extension RegistryService {
                                         inspector: BaseModelInspector = DefaultBaseModelInspector(),
                                         fallbackReference: String? = nil) throws -> URL {
         var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: argument, isDirectory: &isDir), isDir.boolValue {
+        if FileManager.default.fileExists(atPath: argument, isDirectory: &isDir),
+           isDir.boolValue || argument.lowercased().hasSuffix(".gguf") {
+            // A directory (PEFT) or a GGUF LoRA file (llama.cpp's layout), read by TrainingService.loadAdapter.
             return URL(fileURLWithPath: argument)
         }
         let reference = fallbackReference ?? argument

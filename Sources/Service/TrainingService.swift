@@ -141,7 +141,16 @@ public struct TrainingService {
 
     /// Loads a PEFT adapter directory for inference, warning (through `warn`) when it was
     /// trained on a different base.
+    /// A `.gguf` file is read as a llama.cpp LoRA adapter (`GGUFAdapter`), q/k permutation undone.
     public static func loadAdapter(_ dir: URL, for model: LanguageModel, warn: (String) -> Void) throws -> LoRAAdapter {
+        var isDir: ObjCBool = false
+        if dir.pathExtension.lowercased() == "gguf", FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), !isDir.boolValue {
+            var arch = GGUFAdapter.ggufArchitecture(of: model.model.config)
+            if model.source.pathExtension.lowercased() == "gguf", let a = try? GGUFFile(model.source).metadata["general.architecture"]?.string {
+                arch = a
+            }
+            return try GGUFAdapter.read(dir, base: model.model.config, architecture: arch)
+        }
         let loaded = try PEFTAdapter.load(from: dir, base: model.model.config)
         if let base = loaded.base {
             let ours = model.source.lastPathComponent

@@ -11,13 +11,14 @@ public struct LoRAConfig: Sendable, Equatable, Codable {
     public var targets: [LinearModule]
     /// rsLoRA: scaling alpha / sqrt(R) instead of alpha / R.
     public var useRSLoRA: Bool
-    /// PEFT `rank_pattern` / `alpha_pattern`: per-module overrides keyed by a module path suffix
-    /// (e.g. "q_proj" or "model.layers.3.self_attn.q_proj").
-    public var rankPattern: [String: Int]
-    public var alphaPattern: [String: Float]
+    /// PEFT `rank_pattern` / `alpha_pattern`: per-module overrides keyed by regular expressions
+    /// matched against the module path (e.g. "q_proj" or "model.layers.3.self_attn.q_proj"),
+    /// first matching key wins, in the file's order (`PatternTable`).
+    public var rankPattern: PatternTable<Int>
+    public var alphaPattern: PatternTable<Float>
 
     public init(rank: Int = 16, alpha: Float = 32, dropout: Float = 0.05, targets: [LinearModule] = LinearModule.allCases,
-                useRSLoRA: Bool = false, rankPattern: [String: Int] = [:], alphaPattern: [String: Float] = [:]) {
+                useRSLoRA: Bool = false, rankPattern: PatternTable<Int> = [:], alphaPattern: PatternTable<Float> = [:]) {
         self.rank = rank; self.alpha = alpha; self.dropout = dropout; self.targets = targets
         self.useRSLoRA = useRSLoRA; self.rankPattern = rankPattern; self.alphaPattern = alphaPattern
     }
@@ -32,24 +33,17 @@ public struct LoRAConfig: Sendable, Equatable, Codable {
         return "model.layers.\(layer).\(block).\(module.rawValue)"
     }
 
-    /// PEFT resolves a pattern key by matching it against the end of the module's name
-    /// (`re.match(rf".*\.{key}$", name)`): the first key that matches wins, in insertion order;
-    /// we pick the longest matching key so the most specific override applies.
-    private static func lookup<V>(_ pattern: [String: V], path: String) -> V? {
-        var best: (Int, V)?
-        for (key, value) in pattern where path == key || path.hasSuffix("." + key) {
-            if best == nil || key.count > best!.0 { best = (key.count, value) }
-        }
-        return best?.1
+    public func rank(layer: Int, module: LinearModule) -> Int {
+        rankPattern.match(Self.modulePath(layer: layer, module: module)) ?? rank
     }
 
-    public func rank(layer: Int, module: LinearModule) -> Int {
-        Self.lookup(rankPattern, path: Self.modulePath(layer: layer, module: module)) ?? rank
+    public func alpha(layer: Int, module: LinearModule) -> Float {
+        alphaPattern.match(Self.modulePath(layer: layer, module: module)) ?? alpha
     }
 
     public func scaling(layer: Int, module: LinearModule) -> Float {
         let r = Float(rank(layer: layer, module: module))
-        let a = Self.lookup(alphaPattern, path: Self.modulePath(layer: layer, module: module)) ?? alpha
+        let a = alpha(layer: layer, module: module)
         return useRSLoRA ? a / r.squareRoot() : a / r
     }
 

@@ -5,9 +5,9 @@ import Service
 
 struct ImportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "import", abstract: "Register a PEFT adapter directory as a task's next version.")
+        commandName: "import", abstract: "Register a PEFT adapter directory or a GGUF LoRA file as a task's next version.")
     @Argument(help: "Task name ([a-z0-9][a-z0-9_-]*); created if new.") var task: String
-    @Argument(help: "Directory with adapter_config.json and adapter_model.safetensors.") var directory: String
+    @Argument(help: "Directory with adapter_config.json and adapter_model.safetensors, or a llama.cpp GGUF LoRA file (.gguf).") var directory: String
     @Option(help: "Base model name (default: the task's current base, else the only registered one).") var base: String?
     @Option(name: .customLong("metric"), help: "A metric to record, NAME=NUMBER (repeatable).") var metrics: [String] = []
     @Option(name: .customLong("tag"), help: "A tag, KEY=VALUE (repeatable).") var tags: [String] = []
@@ -22,8 +22,15 @@ struct ImportCommand: ParsableCommand {
 
     func run() throws {
         let m = try parseKeyValues(metrics, option: "--metric").mapValues { Double($0)! }
-        let v = try registry.open().importAdapter(task: task, directory: URL(fileURLWithPath: directory), base: base,
-                                                  metrics: m, tags: try parseKeyValues(tags, option: "--tag"))
+        let url = URL(fileURLWithPath: directory)
+        let t = try parseKeyValues(tags, option: "--tag")
+        var isDir: ObjCBool = false
+        let v: VersionRecord
+        if url.pathExtension.lowercased() == "gguf", FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), !isDir.boolValue {
+            v = try registry.open().importGGUFAdapter(task: task, file: url, base: base, metrics: m, tags: t)
+        } else {
+            v = try registry.open().importAdapter(task: task, directory: url, base: base, metrics: m, tags: t)
+        }
         try registry.emit(v) { "registered \(v.reference) (base \(v.base), sha256 \(v.sha256))" }
     }
 }
@@ -61,15 +68,31 @@ struct VersionsCommand: ParsableCommand {
 }
 
 struct ExportCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "export", abstract: "Write a version's adapter files into a directory.")
+    static let configuration = CommandConfiguration(
+        commandName: "export", abstract: "Write a version's adapter as PEFT files, a llama.cpp GGUF LoRA, or an Ollama Modelfile + GGUF.")
     @Argument(help: "TASK, TASK@N or TASK@ALIAS.") var reference: String
     @Argument(help: "Destination directory (created if missing).") var directory: String
+    @Option(help: "peft (adapter_config.json + adapter_model.safetensors), gguf (adapter.gguf) or ollama (adapter.gguf + Modelfile).")
+    var format: String = "peft"
+    @Option(help: "Tensor type of a GGUF adapter: f32 or f16.") var dtype: String = "f32"
+    @Flag(help: "ollama: copy the base GGUF into the directory as base.gguf (FROM ./base.gguf) instead of naming its absolute path.")
+    var copyBase = false
     @Flag(help: "Overwrite adapter files already in the directory.") var force = false
     @OptionGroup var registry: RegistryOptions
 
+    func validate() throws {
+        guard AdapterExportFormat(rawValue: format) != nil else {
+            throw ValidationError("--format \(format): expected peft, gguf or ollama")
+        }
+        guard dtype == "f32" || dtype == "f16" else { throw ValidationError("--dtype \(dtype): expected f32 or f16") }
+        if dtype != "f32" && format == "peft" { throw ValidationError("--dtype applies to --format gguf and ollama only") }
+        if copyBase && format != "ollama" { throw ValidationError("--copy-base applies to --format ollama only") }
+    }
+
     func run() throws {
-        let v = try registry.open().export(reference, to: URL(fileURLWithPath: directory), overwrite: force)
-        try registry.emit(v) { "exported \(v.reference) to \(directory)" }
+        let r = try registry.open().exportAdapter(reference, to: URL(fileURLWithPath: directory), format: AdapterExportFormat(rawValue: format)!,
+                                                  dtype: AdapterExportDType(rawValue: dtype)!, overwrite: force, copyBase: copyBase)
+        try registry.emit(r) { "exported \(r.version.reference) as \(format) to \(directory): \(r.files.map { ($0 as NSString).lastPathComponent }.joined(separator: ", "))" }
     }
 }
 

@@ -13,6 +13,7 @@ struct Lora: AsyncParsableCommand {
             TrainCommand.self,
             InfoCommand.self,
             QuantizeCommand.self,
+            MergeCommand.self,
             // Registry (issue 7).
             ModelsCommand.self, ImportCommand.self, TasksCommand.self, VersionsCommand.self, ExportCommand.self,
             ResolveCommand.self, PromoteCommand.self, RollbackCommand.self, HistoryCommand.self, ArchiveCommand.self,

@@ -4,6 +4,7 @@ import Registry
 import Service
 import TestSupport
 import ServiceTestSupport
+import Training
 import XCTest
 
 final class AdapterValidationTests: RegistryTestCase {
@@ -84,6 +85,30 @@ final class AdapterValidationTests: RegistryTestCase {
         XCTAssertThrowsError(try service.importAdapter(task: "peft", directory: TestPaths.fixture("peft/final-adapter"),
                                                        base: "tiny", actor: "a")) { e in
             XCTAssertTrue("\(e)".contains("wrong base model"), "\(e)")
+        }
+    }
+
+    /// Registry validation and loading share one parser: a rank_pattern whose first key (in the
+    /// file's order) covers layer 0 gives rank 2 there, which both accept; layers_to_transform is
+    /// refused by both, naming the field.
+    func testImportAndLoadingAgreeOnPatternOrderAndLayerSubsets() throws {
+        let dir = scratch.appendingPathComponent("ordered")
+        try RegistryFixtures.writeAdapter(to: dir, seed: 3, rank: 2, modules: ["q_proj"])
+        let cfg = dir.appendingPathComponent("adapter_config.json")
+        let text = try String(contentsOf: cfg, encoding: .utf8)
+        let ordered = text.replacingOccurrences(of: "\"r\": 2,", with: "\"r\": 8, \"rank_pattern\": {\"q_proj\": 2, \"model.layers.0.self_attn.q_proj\": 4},")
+        try ordered.write(to: cfg, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try service.importAdapter(task: "t", directory: dir, actor: "a").version, 1)
+        let loaded = try PEFTAdapter.load(from: dir, base: try ModelLoader.loadConfig(scratch.appendingPathComponent("base-tiny")))
+        XCTAssertEqual(loaded.adapter.pairs.map(\.rank), [2, 2])
+
+        try text.replacingOccurrences(of: "\"r\": 2,", with: "\"r\": 2, \"layers_to_transform\": [0],")
+            .write(to: cfg, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try service.importAdapter(task: "t", directory: dir, actor: "a")) { e in
+            guard case ModelError.unsupportedConfig(_, "layers_to_transform", _) = e else { return XCTFail("\(e)") }
+        }
+        XCTAssertThrowsError(try PEFTAdapter.load(from: dir, base: try ModelLoader.loadConfig(scratch.appendingPathComponent("base-tiny")))) { e in
+            guard case ModelError.unsupportedConfig(_, "layers_to_transform", _) = e else { return XCTFail("\(e)") }
         }
     }
 }

@@ -60,7 +60,7 @@ public enum SafetensorsWriter {
     }
 
     /// Writes `data` to a temporary file beside `url`, then renames it over `url`.
-    static func writeAtomically(_ data: Data, to url: URL) throws {
+    public static func writeAtomically(_ data: Data, to url: URL) throws {
         let dir = url.deletingLastPathComponent()
         let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         do {
