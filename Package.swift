@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // Already resolved for Hummingbird; named here for NIOHTTPTypes (HeaderOverflowResponder).
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
@@ -62,6 +64,8 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -76,6 +80,8 @@ let package = Package(
                           swiftSettings: fastMath),
         .executableTarget(name: "DecodeBench", dependencies: ["Model", "Kernels", "Quantization"], path: "Benchmarks/DecodeBench",
                           swiftSettings: fastMath),
+        // A load generator for `lora serve` on loopback (scripts/bench/serve.sh): plain sockets, no dependencies.
+        .executableTarget(name: "ServeBench", path: "Benchmarks/ServeBench"),
 
         // Tests. Shared helpers (fixture paths, the default model's location) live in TestSupport.
         .target(name: "TestSupport", dependencies: ["Kernels", "Model"], path: "Tests/TestSupport"),

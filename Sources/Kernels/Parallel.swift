@@ -1,30 +1,31 @@
 import Dispatch
 import Foundation
 
-/// The project's thread budget for its own kernels (OpenBLAS has its own, set with `BLAS.setThreads`).
+/// Splitting work over threads within the calling work's budget (`ComputeContext.current`).
 public enum Parallel {
-    nonisolated(unsafe) private static var _threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    /// Threads `forEachChunk` uses on this thread now (the current context's).
+    public static var threads: Int { ComputeContext.current.threads }
 
-    /// Threads used by `forEachChunk`. `configure(threads:)` sets this and OpenBLAS's together.
-    public static var threads: Int { _threads }
-
-    /// Sets every thread pool of the process: ours and OpenBLAS's. Call once at start-up.
-    public static func configure(threads: Int?) {
-        let n = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
-        _threads = n
-        BLAS.setThreads(n)
+    /// Sets the process's default budget (work outside `ComputeContext.run`) and OpenBLAS's thread
+    /// count; `blasThreads` defaults to the same number. Call once at start-up.
+    public static func configure(threads: Int?, blasThreads: Int? = nil) {
+        let n = max(1, threads ?? ComputeContext.cores)
+        ComputeContext.processDefault = ComputeContext(threads: n)
+        BLAS.setThreads(blasThreads ?? n)
     }
 
-    /// Splits 0..<count into at most `threads` contiguous chunks and runs `body(range)` on each,
-    /// in parallel when the work is large enough (`minChunk` items per chunk).
+    /// Splits 0..<count into at most `ComputeContext.current.threads` contiguous chunks and runs
+    /// `body(range)` on each, in parallel when the work is large enough (`minChunk` items per
+    /// chunk). Chunks run under the caller's context.
     public static func forEachChunk(_ count: Int, minChunk: Int = 1, _ body: (Range<Int>) -> Void) {
         if count <= 0 { return }
-        let chunks = min(_threads, max(1, count / max(1, minChunk)))
+        let context = ComputeContext.current
+        let chunks = min(context.threads, max(1, count / max(1, minChunk)))
         if chunks <= 1 { body(0..<count); return }
         let per = (count + chunks - 1) / chunks
         DispatchQueue.concurrentPerform(iterations: chunks) { c in
             let lo = c * per, hi = min(count, lo + per)
-            if lo < hi { body(lo..<hi) }
+            if lo < hi { ComputeContext.run(context) { body(lo..<hi) } }
         }
     }
 }

@@ -195,6 +195,7 @@ struct Common {
     }
 
     func request(model: String, input: ServingRequest.Input, requestId: String) -> ServingRequest {
-        ServingRequest(model: model, input: input, maxTokens: maxTokens, sampling: sampling, stop: stop, requestId: requestId)
+        ServingRequest(model: model, input: input, maxTokens: maxTokens, maxTokensField: maxTokensField, sampling: sampling,
+                       stop: stop, requestId: requestId)
     }
 }

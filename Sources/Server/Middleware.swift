@@ -54,7 +54,8 @@ struct ErrorMiddleware: RouterMiddleware {
 }
 
 /// Refuses a request whose header block is larger than the limit with 431 and a message naming the
-/// size. (Beyond the HTTP parser's own, larger, hard limit the connection is answered 400 and closed.)
+/// size. (Beyond the HTTP parser's own, larger, hard limit `HeaderOverflowResponder` answers 431 and
+/// closes the connection.)
 struct HeaderLimitMiddleware: RouterMiddleware {
     typealias Context = ServerContext
     let maxBytes: Int

@@ -12,7 +12,8 @@ import UnixSignals
 public struct ServerLimits: Sendable {
     /// Request bodies beyond this are answered 413.
     public var maxBodyBytes = 4 << 20
-    /// Header blocks beyond this are answered 431; the HTTP parser closes connections at `hardHeaderBytes`.
+    /// Header blocks beyond this are answered 431; beyond `hardHeaderBytes` the HTTP parser stops
+    /// reading, and the connection is answered 431 (`HeaderOverflowResponder`) and closed.
     public var maxHeaderBytes = 16 << 10
     public var hardHeaderBytes: Int { max(64 << 10, 2 * maxHeaderBytes) }
     public init() {}
@@ -67,7 +68,7 @@ public struct OpenAIServer: Sendable {
             maxHeaderFieldSize: limits.hardHeaderBytes, maxHeaderListSize: limits.hardHeaderBytes, maxHeaderFieldCount: 1000)
         return Application(
             router: router(),
-            server: .http1(configuration: .init(additionalChannelHandlers: [DisconnectWatcher()], idleTimeout: .seconds(300),
+            server: .http1(configuration: .init(additionalChannelHandlers: [HeaderOverflowResponder(hardLimit: limits.hardHeaderBytes), DisconnectWatcher()], idleTimeout: .seconds(300),
                                                 httpDecoderConfiguration: decoder)),
             configuration: .init(address: .hostname(host, port: port), serverName: "lora"),
             onServerRunning: { channel in

@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import Logging
 import Model
 import Registry
@@ -14,6 +15,8 @@ public final class JobWorker: @unchecked Sendable {
     public struct Options: Sendable {
         /// Jobs run at once by this process.
         public var concurrency = 1
+        /// Each slot's thread budget (its jobs run under this `ComputeContext`); nil: the process default.
+        public var threads: Int?
         /// Exit once no job is queued or running, instead of waiting for more.
         public var once = false
         /// A running job whose heartbeat is older than this (seconds) is rescued by a worker.
@@ -72,10 +75,11 @@ public final class JobWorker: @unchecked Sendable {
         let outcome = Outcome()
         let done = DispatchSemaphore(value: 0)
         let slots = max(1, options.concurrency)
+        let compute = options.threads.map(ComputeContext.init(threads:)) ?? ComputeContext.processDefault
         for slot in 0..<slots {
             let t = Thread { [self] in
                 do {
-                    let n = try runSlot(slot)
+                    let n = try ComputeContext.run(compute) { try runSlot(slot) }
                     outcome.lock.lock(); outcome.processed += n; outcome.lock.unlock()
                 } catch {
                     logger.error("worker slot \(slot): \(error)")

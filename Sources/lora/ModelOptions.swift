@@ -27,19 +27,29 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
-/// `--adapter`: a PEFT adapter directory applied over the base model.
+/// `--adapter`: a PEFT adapter directory, else a registry adapter resolved and loaded as `lora serve`
+/// does (Service's `AdapterArgument`: `ModelResolver` + `AdapterCache`).
 struct AdapterOptions: ParsableArguments {
     @Option(name: .long, help: "A PEFT adapter directory, else a registry adapter: TASK, TASK@N or TASK@ALIAS.")
     var adapter: String?
 
+    @Option(name: .customLong("database-url"), help: "With a registry --adapter: PostgreSQL URL (default: $DATABASE_URL, else the embedded cluster).")
+    var databaseURL: String?
+
+    @Option(name: .customLong("data-dir"), help: "With a registry --adapter: data directory (default: $LORA_DATA_DIR, else /var/lib/lora for root, else ~/.local/share/lora).")
+    var dataDir: String?
+
     func adapters(for model: LanguageModel) throws -> AdapterSet {
         guard let spec = adapter else { return .none }
-        let url = URL(fileURLWithPath: (spec as NSString).expandingTildeInPath)
-        // A directory when such a path exists, else a registry reference: TASK, TASK@N, TASK@ALIAS
-        // (registry location from DATABASE_URL / LORA_DATA_DIR).
-        let dir = try RegistryService.adapterDirectory(
-            for: url.path, configuration: .resolve(databaseURL: nil, dataDirectory: nil), fallbackReference: spec)
-        let a = try TrainingService.loadAdapter(dir, for: model) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
-        return AdapterSet([a])
+        do {
+            let loaded = try AdapterArgument.load(spec, directory: (spec as NSString).expandingTildeInPath,
+                                                  configuration: .resolve(databaseURL: databaseURL, dataDirectory: dataDir),
+                                                  model: model, inspector: CLIInspector.make()) {
+                FileHandle.standardError.write(Data(($0 + "\n").utf8))
+            }
+            return AdapterSet([loaded.adapter])
+        } catch let failure as AdapterArgument.Failure {
+            throw UserFacingError(description: "--adapter: \(failure)")
+        }
     }
 }

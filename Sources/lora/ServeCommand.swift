@@ -29,8 +29,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-running"), help: "Sequences decoded together at most.") var maxRunning = 8
     @Option(name: .customLong("max-queue"), help: "Requests waiting at most; beyond, 429 with Retry-After.") var maxQueue = 64
     @Option(name: .customLong("adapter-cache-mb"), help: "Loaded adapters kept, in MiB.") var adapterCacheMB = 256
-    @Option(name: .long, help: "Threads for every pool, OpenBLAS's included (default: all cores).") var threads: Int?
+    @Option(name: .long, help: "Threads serving may use (default: all cores, less what --workers take).") var threads: Int?
     @Option(name: .long, help: "Job-worker slots run in this process, as `lora worker --concurrency N` runs them.") var workers = 0
+    @Option(name: .customLong("worker-threads"), help: "Threads each --workers slot may use (default: cores / (workers + 1), at least 1).")
+    var workerThreads: Int?
     @Option(name: .customLong("drain-timeout"), help: "Seconds SIGTERM waits for running sequences before cutting them.") var drainTimeout = 30.0
     @Option(name: .customLong("max-body-bytes"), help: "Request bodies beyond this are answered 413.") var maxBodyBytes = 4 << 20
     @Option(name: .customLong("max-header-bytes"), help: "Request headers beyond this are answered 431.") var maxHeaderBytes = 16 << 10
@@ -47,6 +49,10 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("\(flag) must be at least \(least), got \(value)")
         }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
+        if let t = workerThreads {
+            if workers == 0 { throw ValidationError("--worker-threads needs --workers N (job-worker slots in this process)") }
+            if t < 1 { throw ValidationError("--worker-threads must be at least 1, got \(t)") }
+        }
         if !(drainTimeout >= 0) { throw ValidationError("--drain-timeout must be >= 0, got \(drainTimeout)") }
     }
 
@@ -54,7 +60,9 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = Logger(label: "lora.serve")
         let metrics = ServerMetrics()
         metrics.bootstrapSystem()
-        Parallel.configure(threads: threads)
+        let budget = ServeBudget(threads: threads, workers: workers, workerThreads: workerThreads)
+        Parallel.configure(threads: budget.serving.threads, blasThreads: budget.blasThreads)
+        logger.info("thread budget: serving \(budget.serving)\(workers > 0 ? ", each of \(workers) worker slot(s) \(budget.worker)" : ""), OpenBLAS \(budget.blasThreads)")
         let registry = try self.registry.open()
         // Checked before the model loads: no listening beyond loopback without keys unless asked.
         let apiServices = try api.services(registry: registry, host: host, logger: logger)
@@ -65,9 +73,10 @@ struct ServeCommand: AsyncParsableCommand {
         options.maxRunning = maxRunning
         options.maxQueue = maxQueue
         options.adapterCacheBytes = adapterCacheMB << 20
+        options.compute = budget.serving
         let engine = try ServingEngine(model: lm, baseModelId: served.id, registry: registry, options: options, logger: logger)
         engine.start()
-        let worker = workers > 0 ? try WorkerSlots(registry: self.registry, slots: workers) : nil
+        let worker = workers > 0 ? try WorkerSlots(registry: self.registry, slots: workers, threads: budget.worker.threads) : nil
         worker?.start()
 
         var limits = ServerLimits()
@@ -106,9 +115,10 @@ final class WorkerSlots: @unchecked Sendable {
     private let stop = StopFlag()
     private let done = DispatchSemaphore(value: 0)
 
-    init(registry: RegistryOptions, slots: Int) throws {
+    init(registry: RegistryOptions, slots: Int, threads: Int) throws {
         var options = JobWorker.Options(workDirectory: registry.configuration.dataDirectory.appendingPathComponent("worker"))
         options.concurrency = slots
+        options.threads = threads
         // The test hook `lora worker` has: slows each optimizer step so a test can stop the server mid-job.
         if let ms = ProcessInfo.processInfo.environment["LORA_WORKER_STEP_DELAY_MS"].flatMap(Double.init) {
             options.stepDelay = ms / 1000
@@ -135,4 +145,19 @@ final class StopFlag: @unchecked Sendable {
     private var value = false
     var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
     func set() { lock.lock(); value = true; lock.unlock() }
+}
+
+/// `lora serve`'s thread budgets: serving's, each worker slot's, and OpenBLAS's process-wide count
+/// (the smallest budget, so no matrix product exceeds the budget of the work that made it).
+struct ServeBudget: Equatable {
+    let serving: ComputeContext
+    let worker: ComputeContext
+    let blasThreads: Int
+
+    init(threads: Int?, workers: Int, workerThreads: Int?, cores: Int = ComputeContext.cores) {
+        let perWorker = workerThreads ?? max(1, cores / (workers + 1))
+        worker = ComputeContext(threads: perWorker)
+        serving = ComputeContext(threads: threads ?? (workers > 0 ? max(1, cores - workers * perWorker) : cores))
+        blasThreads = workers > 0 ? ComputeContext.blasThreads(for: [serving, worker]) : serving.threads
+    }
 }

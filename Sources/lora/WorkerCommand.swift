@@ -8,7 +8,8 @@ import Service
 struct WorkerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker", abstract: "Run queued fine-tune jobs: claim, train with checkpoints, register the result.")
-    @Option(help: "Jobs run at once; each gets cores / N threads.") var concurrency: Int = 1
+    @Option(help: "Jobs run at once.") var concurrency: Int = 1
+    @Option(help: "Threads each job may use, OpenBLAS's included (default: cores / --concurrency).") var threads: Int?
     @Flag(help: "Exit once no job is queued or running (instead of waiting for more).") var once = false
     @Option(help: "Seconds without a heartbeat after which a running job is taken over.") var heartbeatTimeout: Double = 60
     @Option(help: "Seconds between heartbeats (default: a third of the timeout, at most 5).") var heartbeatInterval: Double?
@@ -22,6 +23,7 @@ struct WorkerCommand: ParsableCommand {
 
     func validate() throws {
         if concurrency < 1 { throw ValidationError("--concurrency must be >= 1, got \(concurrency)") }
+        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
         if heartbeatTimeout <= 0 { throw ValidationError("--heartbeat-timeout must be > 0") }
         if let i = heartbeatInterval, i <= 0 || i >= heartbeatTimeout {
             throw ValidationError("--heartbeat-interval must be > 0 and below --heartbeat-timeout")
@@ -33,11 +35,13 @@ struct WorkerCommand: ParsableCommand {
     }
 
     func run() throws {
-        // The thread budget: cores / concurrency for each job (one process-wide pool setting).
-        Parallel.configure(threads: max(1, ProcessInfo.processInfo.activeProcessorCount / concurrency))
+        // Each job's thread budget (its ComputeContext); OpenBLAS's process-wide count is the same.
+        let perJob = threads ?? max(1, ComputeContext.cores / concurrency)
+        Parallel.configure(threads: perJob)
         let jobs = try registry.openJobs()
         var options = JobWorker.Options(workDirectory: registry.configuration.dataDirectory.appendingPathComponent("worker"))
         options.concurrency = concurrency
+        options.threads = perJob
         options.once = once
         options.heartbeatTimeout = heartbeatTimeout
         options.heartbeatInterval = heartbeatInterval

@@ -89,4 +89,42 @@ final class RegistryCLITests: LoraCLITestCase {
         let st2 = try jsonAny(["db", "status"]) as! [String: Any]
         XCTAssertEqual(st2["running"] as? Bool, false)
     }
+
+    /// `lora generate/score --adapter TASK[@N|@ALIAS]` resolve and load through the server's path
+    /// (ModelResolver + AdapterCache): the same bits as the adapter's directory, the alias followed,
+    /// an unknown version and a version on another base refused naming them.
+    func testGenerateAndScoreWithARegistryAdapterEqualItsDirectory() throws {
+        let tied = TestPaths.fixture("models/tiny-llama-tied")
+        let v1 = TestPaths.fixture("peft/initial-adapter"), v2 = TestPaths.fixture("peft/initial-adapter-rslora")
+        try lora(["models", "add", "tiny", tied.path])
+        try lora(["import", "chat", v1.path, "--base", "tiny"])
+        try lora(["import", "chat", v2.path, "--base", "tiny"])
+        try lora(["promote", "chat", "1"])
+        func generate(_ adapter: String) throws -> String {
+            try lora(["generate", "--model", tied.path, "--quant", "none", "--max-tokens", "8", "--json", "--adapter", adapter, "hello"]).stdout
+        }
+        let fromDir1 = try generate(v1.path), fromDir2 = try generate(v2.path)
+        XCTAssertNotEqual(fromDir1, fromDir2, "the two adapters answer differently, so the checks below can tell them apart")
+        XCTAssertEqual(try generate("chat@1"), fromDir1)
+        XCTAssertEqual(try generate("chat"), fromDir1, "TASK is its production alias")
+        XCTAssertEqual(try generate("chat@2"), fromDir2)
+        XCTAssertEqual(try generate("chat@latest"), fromDir2)
+        let data = TestPaths.fixture("models/score.jsonl").path
+        let scored = try lora(["score", "--model", tied.path, "--quant", "none", "--json", "--data", data, "--adapter", "chat@2"]).stdout
+        XCTAssertEqual(scored, try lora(["score", "--model", tied.path, "--quant", "none", "--json", "--data", data, "--adapter", v2.path]).stdout)
+
+        let missing = try lora(["generate", "--model", tied.path, "--max-tokens", "1", "--adapter", "chat@9", "hello"], expectFailure: true)
+        XCTAssertTrue(missing.stderr.contains("chat@9") && missing.stderr.contains("no version 9"), missing.stderr)
+        // The same adapter registered on a base with other bytes is refused on this one, naming both.
+        let other = scratch.appendingPathComponent("other-base")
+        try FileManager.default.copyItem(at: tied, to: other)
+        let weights = other.appendingPathComponent("model.safetensors")
+        var bytes = try Data(contentsOf: weights)
+        bytes[bytes.count - 1] ^= 1
+        try bytes.write(to: weights)
+        try lora(["models", "add", "other", other.path])
+        try lora(["import", "elsewhere", v1.path, "--base", "other"])
+        let refused = try lora(["generate", "--model", tied.path, "--max-tokens", "1", "--adapter", "elsewhere@1", "hello"], expectFailure: true)
+        XCTAssertTrue(refused.stderr.contains("`other`") && refused.stderr.contains("`tiny`"), refused.stderr)
+    }
 }

@@ -50,6 +50,27 @@ final class OperationalTests: ServerTestCase {
         }
     }
 
+    func testHeadersOverTheParsersHardCapAre431InOpenAIsShapeNotABare400() async throws {
+        limits.maxHeaderBytes = 2048   // hard cap: max(64 KiB, 2 x 2048)
+        let hard = limits.hardHeaderBytes
+        try await withServer { client in
+            let socket = try RawHTTPClient(port: try XCTUnwrap(client.port))
+            let body = #"{"model":"greet","prompt":"a"}"#
+            let padding = String(repeating: "p", count: hard + 1024)
+            try socket.send("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nX-Padding: \(padding)\r\n"
+                            + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)")
+            let answer = try socket.read(until: "}}", deadline: 10)
+            XCTAssertTrue(answer.hasPrefix("HTTP/1.1 431"), answer)
+            XCTAssertTrue(answer.lowercased().contains("connection: close"), answer)
+            let json = try XCTUnwrap(answer.range(of: "\r\n\r\n").map { String(answer[$0.upperBound...]) })
+            let error = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])?["error"] as? [String: Any])
+            XCTAssertEqual(error["code"] as? String, "request_header_fields_too_large")
+            XCTAssertEqual(error["type"] as? String, "invalid_request_error")
+            XCTAssertTrue((error["message"] as? String ?? "").contains("\(hard) bytes"), "\(error)")
+            XCTAssertTrue(self.backend.submitted.isEmpty)
+        }
+    }
+
     func testRequestIdIsEchoedOrMade() async throws {
         try await withServer { client in
             let given = try await client.execute(uri: "/healthz", method: .get, headers: [self.requestId: "abc-123"])

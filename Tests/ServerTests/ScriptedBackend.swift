@@ -63,7 +63,7 @@ final class ScriptedBackend: ServingBackend, @unchecked Sendable {
             words = (messages.last?.content ?? "").split(separator: " ")
         }
         if let max = request.maxTokens, promptWords.count + max > contextLength {
-            throw ServingError.contextLengthExceeded(field: "max_tokens", promptTokens: promptWords.count, maxTokens: max, context: contextLength)
+            throw ServingError.contextLengthExceeded(field: request.maxTokensField, promptTokens: promptWords.count, maxTokens: max, context: contextLength)
         }
         let sequence = ScriptedSequence(served: served, promptTokens: promptWords.count,
                                         words: words.enumerated().map { ($0 == 0 ? "" : " ") + $1.uppercased() },

@@ -134,7 +134,9 @@ final class ServeProcessTests: XCTestCase {
         for line in [#"lora_http_requests_total{route="/v1/completions",model="alpha@1",status="200"} 6"#,
                      #"lora_http_requests_total{route="/v1/chat/completions",model="tiny",status="200"} 6"#,
                      #"lora_http_requests_total{route="/v1/completions",model="none",status="404"} 1"#,
-                     "lora_running_sequences", "lora_completion_tokens_total", "lora_time_to_first_token_seconds_bucket"] {
+                     "lora_running_sequences", "lora_completion_tokens_total", "lora_time_to_first_token_seconds_bucket",
+                     // Each adapter loaded once (alone, first), then 11 more requests each found it cached.
+                     #"lora_adapter_acquire_seconds_count{cache="miss"} 2"#, #"lora_adapter_acquire_seconds_count{cache="hit"} 22"#] {
             XCTAssertTrue(metrics.contains(line), "/metrics lacks \(line):\n\(metrics)")
         }
 

@@ -116,6 +116,18 @@ final class ValidationTests: ServerTestCase {
         }
     }
 
+    func testContextOverflowNamesMaxCompletionTokensWhenTheClientSentIt() async throws {
+        try await withServer { client in
+            let body = #"{"model":"greet","messages":[{"role":"user","content":"a b"}],"max_completion_tokens":1000}"#
+            let r = try await self.post(client, "/v1/chat/completions", body)
+            try self.assertError(r, status: .badRequest, param: "max_completion_tokens", code: "context_length_exceeded",
+                                 mentions: ["64", "`max_completion_tokens`"])
+            let legacy = try await self.post(client, "/v1/chat/completions",
+                                             #"{"model":"greet","messages":[{"role":"user","content":"a b"}],"max_tokens":1000}"#)
+            try self.assertError(legacy, status: .badRequest, param: "max_tokens", code: "context_length_exceeded", mentions: ["`max_tokens`"])
+        }
+    }
+
     func testUnknownModelIs404ModelNotFound() async throws {
         try await withServer { client in
             for model in ["nope", "greet@9"] {

@@ -148,6 +148,10 @@ final class ServingEngineTests: EngineTestCase {
         assertThrows(ServingError.contextLengthExceeded(field: "max_tokens", promptTokens: ids.count, maxTokens: ctx, context: ctx)) {
             _ = try e.submit(ServingRequest(model: Self.baseName, input: .text("hi"), maxTokens: ctx, requestId: "c"))
         }
+        assertThrows(ServingError.contextLengthExceeded(field: "max_completion_tokens", promptTokens: ids.count, maxTokens: ctx, context: ctx)) {
+            _ = try e.submit(ServingRequest(model: Self.baseName, input: .text("hi"), maxTokens: ctx, maxTokensField: "max_completion_tokens",
+                                            requestId: "c2"))
+        }
         XCTAssertNoThrow(try e.submit(ServingRequest(model: Self.baseName, input: .text("hi"), maxTokens: ctx - ids.count, requestId: "fits")))
         for (sampling, field) in [(SamplingParameters(temperature: -1), "temperature"), (SamplingParameters(temperature: .nan), "temperature"),
                                   (SamplingParameters(temperature: 1, topK: 0), "top_k"), (SamplingParameters(temperature: 1, topP: 1.5), "top_p")] {
@@ -179,7 +183,7 @@ final class ServingEngineTests: EngineTestCase {
         XCTAssertEqual(reason("alpha@9"), "task `alpha` has no version 9")
         XCTAssertEqual(reason("alpha@staging"), "task `alpha` has no alias `staging`")
         XCTAssertEqual(reason("alpha@1"), "version alpha@1 is archived")
-        XCTAssertEqual(reason("tinytask"), "version tinytask@1 was trained on base model `tiny`, and this server serves `smollm2`")
+        XCTAssertEqual(reason("tinytask"), "version tinytask@1 was trained on base model `tiny`, not on `smollm2`")
         XCTAssertNotNil(reason("Not A Model!"))
         XCTAssertNoThrow(try e.submit(ServingRequest(model: "alpha", input: .text("hi"), maxTokens: 1, requestId: "ok")))
         XCTAssertNoThrow(try e.submit(ServingRequest(model: "alpha@2", input: .text("hi"), maxTokens: 1, requestId: "ok2")))

@@ -181,9 +181,13 @@ struct BatchPlan {
             switch g {
             case let .rows(r, sets):
                 w.forwardRows(x + r.lowerBound * K, rows: r.count, into: y + r.lowerBound * N, accumulate: accumulate)
-                for (i, set) in sets.enumerated() where !set.isEmpty {
-                    let row = r.lowerBound + i
-                    set.apply(layer: layer, module: module, x: x + row * K, tokens: 1, y: y + row * N)
+                // Each row's low-rank term is its own one-row product (the same bits on any thread),
+                // so rows are spread over the pool: with many adapters this is the step's memory traffic.
+                Parallel.forEachChunk(sets.count) { chunk in
+                    for i in chunk where !sets[i].isEmpty {
+                        let row = r.lowerBound + i
+                        sets[i].apply(layer: layer, module: module, x: x + row * K, tokens: 1, y: y + row * N)
+                    }
                 }
             case let .chunk(r, set):
                 w.forward(x + r.lowerBound * K, tokens: r.count, into: y + r.lowerBound * N, accumulate: accumulate)

@@ -45,6 +45,10 @@ public final class AdapterCache: @unchecked Sendable {
     private let evictionsCounter = Counter(label: "lora_adapter_cache_evictions_total")
     private let bytesGauge = Gauge(label: "lora_adapter_cache_bytes")
     private let loadTimer = Metrics.Timer(label: "lora_adapter_load_seconds")
+    /// What `acquire` costs the request: a cached adapter (`cache="hit"`: a switch between resident
+    /// adapters) or a load, or a wait for another request's load (`cache="miss"`).
+    private let hitTimer = Metrics.Timer(label: "lora_adapter_acquire_seconds", dimensions: [("cache", "hit")])
+    private let missTimer = Metrics.Timer(label: "lora_adapter_acquire_seconds", dimensions: [("cache", "miss")])
 
     public init(budgetBytes: Int, logger: Logger, loader: @escaping Loader) {
         self.budgetBytes = budgetBytes
@@ -59,16 +63,21 @@ public final class AdapterCache: @unchecked Sendable {
 
     /// The adapter with this sha256, loaded now if needed, pinned until `release(sha256:)`.
     public func acquire(sha256: String) throws -> LoRAAdapter {
+        let start = DispatchTime.now().uptimeNanoseconds
         cond.lock()
         if let e = entries[sha256] {
             e.pins += 1
+            let timer: Metrics.Timer
             if e.loading {
                 // Another request is loading it: wait for that load instead of loading twice.
                 stats.misses += 1; missesCounter.increment()
                 while e.loading { cond.wait() }
+                timer = missTimer
             } else {
                 stats.hits += 1; hitsCounter.increment()
+                timer = hitTimer
             }
+            defer { timer.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - start)) }
             clock += 1; e.lastUse = clock
             defer { cond.unlock() }
             if let a = e.adapter { return a }
@@ -81,9 +90,10 @@ public final class AdapterCache: @unchecked Sendable {
         stats.misses += 1; missesCounter.increment()
         cond.unlock()
 
-        let start = DispatchTime.now().uptimeNanoseconds
+        let loadStart = DispatchTime.now().uptimeNanoseconds
         let result = Result { try loader(sha256) }
-        let elapsed = DispatchTime.now().uptimeNanoseconds - start
+        let elapsed = DispatchTime.now().uptimeNanoseconds - loadStart
+        defer { missTimer.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - start)) }
 
         cond.lock()
         defer { cond.broadcast(); cond.unlock() }

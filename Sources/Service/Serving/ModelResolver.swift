@@ -72,7 +72,7 @@ public final class ModelResolver: @unchecked Sendable {
                 throw ServingError.modelNotFound(model: model, reason: "version \(task)@\(n) is archived")
             }
             if base != baseModelId {
-                throw ServingError.modelNotFound(model: model, reason: "version \(task)@\(n) was trained on base model `\(base)`, and this server serves `\(baseModelId)`")
+                throw ServingError.modelNotFound(model: model, reason: "version \(task)@\(n) was trained on base model `\(base)`, not on `\(baseModelId)`")
             }
             return ServedModel(id: "\(task)@\(n)", task: task, version: n, adapterSHA256: sha)
         }

@@ -22,14 +22,17 @@ public struct ServingRequest: Sendable {
     public var input: Input
     /// New tokens at most; nil means as many as the context leaves after the prompt.
     public var maxTokens: Int?
+    /// The request field `maxTokens` came from (`max_tokens`, or chat's `max_completion_tokens`):
+    /// errors about it name this field.
+    public var maxTokensField: String
     public var sampling: SamplingParameters
     public var stop: [String]
     /// Carried into logs as `request_id`.
     public var requestId: String
 
-    public init(model: String, input: Input, maxTokens: Int?, sampling: SamplingParameters = .greedy,
-                stop: [String] = [], requestId: String) {
-        self.model = model; self.input = input; self.maxTokens = maxTokens
+    public init(model: String, input: Input, maxTokens: Int?, maxTokensField: String = "max_tokens",
+                sampling: SamplingParameters = .greedy, stop: [String] = [], requestId: String) {
+        self.model = model; self.input = input; self.maxTokens = maxTokens; self.maxTokensField = maxTokensField
         self.sampling = sampling; self.stop = stop; self.requestId = requestId
     }
 }
@@ -80,7 +83,8 @@ public enum ServingError: Error, Sendable, Equatable, CustomStringConvertible {
     case modelNotFound(model: String, reason: String)
     /// A request field is out of range or inconsistent (400, param = the field).
     case invalidField(field: String, message: String)
-    /// Prompt + max_tokens beyond the model's context (400, param `max_tokens` or `messages`/`prompt`).
+    /// Prompt + max_tokens beyond the model's context (400, param: the field that asked for the tokens,
+    /// `max_tokens` or `max_completion_tokens`, else `messages`/`prompt` when the prompt alone is too long).
     case contextLengthExceeded(field: String, promptTokens: Int, maxTokens: Int, context: Int)
     /// The queue is full (429 with `Retry-After` seconds).
     case overloaded(retryAfterSeconds: Int)
@@ -93,8 +97,9 @@ public enum ServingError: Error, Sendable, Equatable, CustomStringConvertible {
         switch self {
         case let .modelNotFound(model, reason): return "The model `\(model)` does not exist: \(reason)"
         case let .invalidField(field, message): return "\(field): \(message)"
-        case let .contextLengthExceeded(_, prompt, maxTokens, context):
-            return "This model's maximum context length is \(context) tokens; the prompt has \(prompt) and max_tokens asks for \(maxTokens) more"
+        case let .contextLengthExceeded(field, prompt, maxTokens, context):
+            if maxTokens == 0 { return "This model's maximum context length is \(context) tokens; the prompt (`\(field)`) has \(prompt)" }
+            return "This model's maximum context length is \(context) tokens; the prompt has \(prompt) and `\(field)` asks for \(maxTokens) more"
         case let .overloaded(after): return "Too many requests are queued; retry after \(after) s"
         case let .unavailable(why): return "The server is not available: \(why)"
         case let .internalError(message): return message

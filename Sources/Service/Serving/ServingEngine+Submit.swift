@@ -16,9 +16,9 @@ extension ServingEngine {
         let (ids, promptField) = try encodePrompt(request.input)
         let maxTokens: Int
         if let m = request.maxTokens {
-            guard m >= 0 else { throw ServingError.invalidField(field: "max_tokens", message: "must be >= 0, got \(m)") }
+            guard m >= 0 else { throw ServingError.invalidField(field: request.maxTokensField, message: "must be >= 0, got \(m)") }
             guard ids.count + m <= contextLength else {
-                throw ServingError.contextLengthExceeded(field: "max_tokens", promptTokens: ids.count, maxTokens: m, context: contextLength)
+                throw ServingError.contextLengthExceeded(field: request.maxTokensField, promptTokens: ids.count, maxTokens: m, context: contextLength)
             }
             maxTokens = m
         } else {

@@ -22,6 +22,8 @@ public final class ServingEngine: ServingBackend, @unchecked Sendable {
         public var prefillChunk = LlamaModel.defaultPrefillChunk
         /// How long a resolved `TASK` / `TASK@ALIAS` is trusted without a notification.
         public var aliasRecheckSeconds = 0.5
+        /// The scheduler's thread budget (every forward runs under it); nil: the process default.
+        public var compute: ComputeContext?
         public init() {}
     }
 
@@ -93,7 +95,11 @@ public final class ServingEngine: ServingBackend, @unchecked Sendable {
         cond.lock()
         defer { cond.unlock() }
         guard thread == nil, !stopped else { return }
-        let t = Thread { [self] in schedulerLoop(); schedulerExited.signal() }
+        let compute = options.compute ?? ComputeContext.processDefault
+        let t = Thread { [self] in
+            ComputeContext.run(compute) { schedulerLoop() }
+            schedulerExited.signal()
+        }
         t.name = "lora-serving-scheduler"
         t.stackSize = 8 << 20
         thread = t

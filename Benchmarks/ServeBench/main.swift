@@ -1,0 +1,347 @@
+// A load generator for `lora serve` on loopback (not a test: timings vary with machine load).
+//
+// Usage: ServeBench --port P --base ID --adapters T1,T2,...,T8 [--max-tokens N] [--requests N]
+//                   [--rounds N] [--switch-requests N] [--prompt TEXT]
+// Streams `POST /v1/completions` (greedy, `stream_options.include_usage`) over plain sockets, one
+// thread per stream, and prints a markdown table: tokens/s for 1 stream, 8 streams on one adapter
+// and 8 streams on 8 adapters; time to first token and inter-token latency; what a cold adapter
+// load and a switch between cached adapters add, seen by the client and by the server's
+// `lora_adapter_acquire_seconds` histogram (read from `/metrics` before and after each phase).
+// The three throughput phases run in turn, `--rounds` times over, and each figure is the median
+// over rounds: on a shared machine the load drifts, and interleaving spreads it over all three.
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+setvbuf(stdout, nil, _IOLBF, 0)
+
+struct BenchError: Error, CustomStringConvertible { let description: String }
+
+func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+/// Nearest-rank percentile (q in 0...1) of unsorted values.
+func percentile(_ v: [Double], _ q: Double) -> Double {
+    precondition(!v.isEmpty)
+    let s = v.sorted()
+    let rank = Int((q * Double(s.count)).rounded(.up))
+    return s[min(s.count - 1, max(0, rank - 1))]
+}
+
+// MARK: - Arguments
+
+var args = Array(CommandLine.arguments.dropFirst())
+func option(_ name: String) -> String? {
+    guard let i = args.firstIndex(of: name), i + 1 < args.count else { return nil }
+    defer { args.removeSubrange(i...i + 1) }
+    return args[i + 1]
+}
+func intOption(_ name: String, _ def: Int) throws -> Int {
+    guard let s = option(name) else { return def }
+    guard let v = Int(s), v >= 1 else { throw BenchError(description: "\(name) must be an integer >= 1, got `\(s)`") }
+    return v
+}
+guard let portText = option("--port"), let port = Int(portText) else { throw BenchError(description: "--port P is required") }
+guard let baseId = option("--base") else { throw BenchError(description: "--base ID is required") }
+guard let adapterList = option("--adapters") else { throw BenchError(description: "--adapters T1,...,T8 is required") }
+let adapters = adapterList.split(separator: ",").map(String.init)
+guard adapters.count >= 2 else { throw BenchError(description: "--adapters needs at least 2 tasks, got \(adapters.count)") }
+let maxTokens = try intOption("--max-tokens", 64)
+let requestsPerStream = try intOption("--requests", 1)
+let rounds = try intOption("--rounds", 3)
+let switchRequests = try intOption("--switch-requests", 48)
+// Counting keeps a greedy model going to max_tokens (no early EOS), so every stream decodes as long as the others.
+let prompt = option("--prompt") ?? "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,"
+guard args.isEmpty else { throw BenchError(description: "unknown arguments: \(args.joined(separator: " "))") }
+let streams = adapters.count
+
+// MARK: - HTTP over a plain socket
+
+/// One streamed completion as the client saw it.
+struct StreamResult {
+    var sent = 0.0
+    /// Arrival time of each chunk that carried text.
+    var tokenTimes: [Double] = []
+    var completionTokens = 0
+    var finishReason = ""
+    var ttft: Double { (tokenTimes.first ?? .nan) - sent }
+    /// Gaps between consecutive text chunks.
+    var gaps: [Double] { zip(tokenTimes.dropFirst(), tokenTimes).map { $0 - $1 } }
+}
+
+func connectLoopback() throws -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw BenchError(description: "socket: errno \(errno)") }
+    var one: Int32 = 1
+    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+    let rc = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard rc == 0 else { close(fd); throw BenchError(description: "connect to 127.0.0.1:\(port): errno \(errno)") }
+    return fd
+}
+
+func sendAll(_ fd: Int32, _ text: String) throws {
+    let bytes = Array(text.utf8)
+    var off = 0
+    while off < bytes.count {
+        let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + off, bytes.count - off, Int32(MSG_NOSIGNAL)) }
+        guard n > 0 else { throw BenchError(description: "send: errno \(errno)") }
+        off += n
+    }
+}
+
+/// Reads a whole HTTP/1.1 response, calling `onBody` with each piece of de-chunked body as it
+/// arrives. Returns the status code.
+func readResponse(_ fd: Int32, onBody: ([UInt8]) throws -> Void) throws -> Int {
+    var buf = [UInt8]()
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    func fill() throws -> Bool {
+        let n = recv(fd, &chunk, chunk.count, 0)
+        if n < 0 { throw BenchError(description: "recv: errno \(errno)") }
+        if n == 0 { return false }
+        buf += chunk[0..<n]
+        return true
+    }
+    func find(_ pattern: [UInt8], from: Int = 0) -> Int? {
+        guard buf.count >= pattern.count + from else { return nil }
+        var i = from
+        while i + pattern.count <= buf.count {
+            if buf[i] == pattern[0] && Array(buf[i..<(i + pattern.count)]) == pattern { return i }
+            i += 1
+        }
+        return nil
+    }
+    let crlf: [UInt8] = [13, 10]
+    var headerEnd: Int?
+    while true {
+        headerEnd = find([13, 10, 13, 10])
+        if headerEnd != nil { break }
+        guard try fill() else { throw BenchError(description: "connection closed before the response head") }
+    }
+    let head = String(decoding: buf[0..<headerEnd!], as: UTF8.self)
+    buf.removeSubrange(0..<(headerEnd! + 4))
+    let lines = head.split(separator: "\r\n")
+    guard let statusLine = lines.first, statusLine.split(separator: " ").count >= 2,
+          let status = Int(statusLine.split(separator: " ")[1]) else { throw BenchError(description: "bad status line: \(head)") }
+    let headers = lines.dropFirst().map { $0.lowercased() }
+    if headers.contains(where: { $0.hasPrefix("transfer-encoding:") && $0.contains("chunked") }) {
+        while true {
+            var lineEnd = find(crlf)
+            while lineEnd == nil { guard try fill() else { throw BenchError(description: "closed inside a chunk size") }; lineEnd = find(crlf) }
+            let sizeText = String(decoding: buf[0..<lineEnd!], as: UTF8.self).split(separator: ";")[0]
+            guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16) else {
+                throw BenchError(description: "bad chunk size `\(sizeText)`")
+            }
+            buf.removeSubrange(0..<(lineEnd! + 2))
+            while buf.count < size + 2 { guard try fill() else { throw BenchError(description: "closed inside a chunk") } }
+            if size == 0 { return status }
+            try onBody(Array(buf[0..<size]))
+            buf.removeSubrange(0..<(size + 2))
+        }
+    } else if let cl = headers.first(where: { $0.hasPrefix("content-length:") }),
+              let length = Int(cl.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) {
+        while buf.count < length { guard try fill() else { throw BenchError(description: "closed inside the body") } }
+        try onBody(Array(buf[0..<length]))
+    } else {
+        while try fill() {}
+        try onBody(buf)
+    }
+    return status
+}
+
+func get(_ path: String) throws -> String {
+    let fd = try connectLoopback()
+    defer { close(fd) }
+    try sendAll(fd, "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    var body = [UInt8]()
+    let status = try readResponse(fd) { body += $0 }
+    guard status == 200 else { throw BenchError(description: "GET \(path): HTTP \(status)") }
+    return String(decoding: body, as: UTF8.self)
+}
+
+/// One streamed, greedy completion of `prompt` by `model`.
+func complete(model: String, maxTokens: Int) throws -> StreamResult {
+    let body: [String: Any] = ["model": model, "prompt": prompt, "max_tokens": maxTokens, "temperature": 0,
+                               "stream": true, "stream_options": ["include_usage": true]]
+    let json = String(decoding: try JSONSerialization.data(withJSONObject: body), as: UTF8.self)
+    let fd = try connectLoopback()
+    defer { close(fd) }
+    var result = StreamResult()
+    result.sent = now()
+    try sendAll(fd, "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                + "Content-Length: \(json.utf8.count)\r\nConnection: close\r\n\r\n\(json)")
+    var pending = [UInt8]()
+    var errorBody = ""
+    let status = try readResponse(fd) { piece in
+        let arrived = now()
+        pending += piece
+        errorBody += String(decoding: piece, as: UTF8.self)
+        // Server-sent events: `data: {json}` lines, each followed by a blank line.
+        while let nl = pending.firstIndex(of: 10) {
+            let line = String(decoding: pending[0..<nl], as: UTF8.self)
+            pending.removeSubrange(0...nl)
+            guard line.hasPrefix("data: "), line != "data: [DONE]" else { continue }
+            guard let obj = try JSONSerialization.jsonObject(with: Data(line.dropFirst(6).utf8)) as? [String: Any] else { continue }
+            if let choices = obj["choices"] as? [[String: Any]], let c = choices.first {
+                if let text = c["text"] as? String, !text.isEmpty { result.tokenTimes.append(arrived) }
+                if let f = c["finish_reason"] as? String { result.finishReason = f }
+            }
+            if let usage = obj["usage"] as? [String: Any], let n = usage["completion_tokens"] as? Int { result.completionTokens = n }
+        }
+    }
+    guard status == 200 else { throw BenchError(description: "POST /v1/completions as \(model): HTTP \(status): \(errorBody)") }
+    return result
+}
+
+/// Runs `body(i)` on `count` threads of its own at once (not Dispatch's pool, which is sized to the
+/// cores) and waits for all; rethrows the first error.
+func onThreads<T>(_ count: Int, _ body: @escaping @Sendable (Int) throws -> T) throws -> [T] {
+    let lock = NSLock()
+    var results = [T?](repeating: nil, count: count)
+    var firstError: Error?
+    let group = DispatchGroup()
+    for i in 0..<count {
+        group.enter()
+        let t = Thread {
+            let r = Result { try body(i) }
+            lock.lock()
+            switch r {
+            case .success(let v): results[i] = v
+            case .failure(let e): if firstError == nil { firstError = e }
+            }
+            lock.unlock()
+            group.leave()
+        }
+        t.stackSize = 1 << 20
+        t.start()
+    }
+    group.wait()
+    if let e = firstError { throw e }
+    return results.map { $0! }
+}
+
+// MARK: - Server-side histograms
+
+/// Cumulative bucket counts of `lora_adapter_acquire_seconds{cache=...}` from `/metrics`.
+func acquireBuckets(cache: String) throws -> [(le: Double, count: Double)] {
+    var out: [(Double, Double)] = []
+    for line in try get("/metrics").split(separator: "\n") where line.hasPrefix("lora_adapter_acquire_seconds_bucket{")
+        && line.contains("cache=\"\(cache)\"") {
+        guard let leRange = line.range(of: "le=\""), let close = line[leRange.upperBound...].firstIndex(of: "\"") else { continue }
+        let leText = line[leRange.upperBound..<close]
+        let le = leText == "+Inf" ? Double.infinity : Double(leText) ?? .nan
+        guard let count = Double(line.split(separator: " ").last ?? "") else { continue }
+        out.append((le, count))
+    }
+    return out.sorted { $0.0 < $1.0 }
+}
+
+/// The bucket bound below which a fraction q of the observations made between two snapshots fall.
+func histogramQuantile(_ before: [(le: Double, count: Double)], _ after: [(le: Double, count: Double)], _ q: Double) -> (bound: Double, n: Int) {
+    let base = Dictionary(before.map { ($0.le, $0.count) }, uniquingKeysWith: { a, _ in a })
+    let delta = after.map { ($0.le, $0.count - (base[$0.le] ?? 0)) }
+    guard let total = delta.last?.1, total > 0 else { return (.nan, 0) }
+    for (le, c) in delta where c >= q * total { return (le, Int(total)) }
+    return (.infinity, Int(total))
+}
+
+func ms(_ s: Double) -> String { String(format: "%.1f ms", s * 1000) }
+func us(_ s: Double) -> String { s.isInfinite ? "> 10 s" : s < 1e-3 ? String(format: "%.0f us", s * 1e6) : String(format: "%.1f ms", s * 1000) }
+
+// MARK: - Phases
+
+print("ServeBench: port \(port), base \(baseId), \(streams) adapters, max_tokens \(maxTokens), \(requestsPerStream) request(s) per stream, \(rounds) rounds")
+_ = try get("/readyz")
+
+// Cold loads: the first request on each adapter loads it from the registry; the second finds it cached.
+var coldTTFT: [Double] = [], warmTTFT: [Double] = []
+let coldBefore = try acquireBuckets(cache: "miss")
+for a in adapters {
+    coldTTFT.append(try complete(model: a, maxTokens: 1).ttft)
+    warmTTFT.append(try complete(model: a, maxTokens: 1).ttft)
+}
+let coldServer = histogramQuantile(coldBefore, try acquireBuckets(cache: "miss"), 0.5)
+let coldServerMax = histogramQuantile(coldBefore, try acquireBuckets(cache: "miss"), 1.0)
+
+// Warm-up of the decode path (first-touch of buffers) before anything is timed.
+_ = try complete(model: adapters[0], maxTokens: 8)
+
+struct Phase {
+    var name: String
+    var tokensPerSecond: Double
+    var ttft: [Double]
+    var gaps: [Double]
+    var lengthFinishes: Int
+    var requests: Int
+}
+
+func runPhase(_ name: String, models: [String]) throws -> Phase {
+    let start = now()
+    let results = try onThreads(models.count) { i in
+        try (0..<requestsPerStream).map { _ in try complete(model: models[i], maxTokens: maxTokens) }
+    }.flatMap { $0 }
+    let wall = now() - start
+    let tokens = results.reduce(0) { $0 + $1.completionTokens }
+    return Phase(name: name, tokensPerSecond: Double(tokens) / wall, ttft: results.map(\.ttft), gaps: results.flatMap(\.gaps),
+                 lengthFinishes: results.filter { $0.finishReason == "length" }.count, requests: results.count)
+}
+
+func median(_ v: [Double]) -> Double { let s = v.sorted(); return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
+
+/// Each phase's rounds merged: the median tokens/s, every request's latencies.
+func merged(_ runs: [Phase]) -> Phase {
+    Phase(name: runs[0].name, tokensPerSecond: median(runs.map(\.tokensPerSecond)), ttft: runs.flatMap(\.ttft),
+          gaps: runs.flatMap(\.gaps), lengthFinishes: runs.reduce(0) { $0 + $1.lengthFinishes }, requests: runs.reduce(0) { $0 + $1.requests })
+}
+var oneRuns: [Phase] = [], eightOneRuns: [Phase] = [], eightManyRuns: [Phase] = []
+for round in 1...rounds {
+    oneRuns.append(try runPhase("1 stream", models: [adapters[0]]))
+    eightOneRuns.append(try runPhase("\(streams) streams, one adapter", models: Array(repeating: adapters[0], count: streams)))
+    eightManyRuns.append(try runPhase("\(streams) streams, \(streams) adapters", models: adapters))
+    print(String(format: "round %d: %.1f / %.1f / %.1f tokens/s", round, oneRuns.last!.tokensPerSecond,
+                 eightOneRuns.last!.tokensPerSecond, eightManyRuns.last!.tokensPerSecond))
+}
+let one = merged(oneRuns), eightOne = merged(eightOneRuns), eightMany = merged(eightManyRuns)
+
+// Cached switches: sequential one-token requests on the same adapter, then rotating over all of
+// them (every request a switch to another resident adapter).
+let hitBefore = try acquireBuckets(cache: "hit")
+var sameTTFT: [Double] = [], switchTTFT: [Double] = []
+for i in 0..<switchRequests {
+    sameTTFT.append(try complete(model: adapters[0], maxTokens: 1).ttft)
+    switchTTFT.append(try complete(model: adapters[i % streams], maxTokens: 1).ttft)
+}
+let hitAfter = try acquireBuckets(cache: "hit")
+let hitP99 = histogramQuantile(hitBefore, hitAfter, 0.99)
+let hitP50 = histogramQuantile(hitBefore, hitAfter, 0.5)
+
+// MARK: - Report
+
+print("")
+print("| load | tokens/s (median of \(rounds) rounds) | vs 1 stream | TTFT p50 | TTFT p99 | inter-token p50 | inter-token p99 | requests (finish `length`) |")
+print("|---|---|---|---|---|---|---|---|")
+for p in [one, eightOne, eightMany] {
+    print("| \(p.name) | \(String(format: "%.1f", p.tokensPerSecond)) | \(String(format: "%.2fx", p.tokensPerSecond / one.tokensPerSecond)) | "
+          + "\(ms(percentile(p.ttft, 0.5))) | \(ms(percentile(p.ttft, 0.99))) | \(ms(percentile(p.gaps, 0.5))) | "
+          + "\(ms(percentile(p.gaps, 0.99))) | \(p.requests) (\(p.lengthFinishes)) |")
+}
+print("")
+// Ratios within each round (the phases of one round ran minutes apart at most), then their median.
+let manyOverOne = median(zip(eightManyRuns, eightOneRuns).map { $0.tokensPerSecond / $1.tokensPerSecond })
+let eightOverOne = median(zip(eightOneRuns, oneRuns).map { $0.tokensPerSecond / $1.tokensPerSecond })
+print(String(format: "median over rounds of the in-round ratios: %d streams on %d adapters / on one adapter %.2fx (target >= 0.8); %d streams / 1 stream %.2fx (target >= 3)",
+             streams, streams, manyOverOne, streams, eightOverOne))
+print("")
+print("| adapter switch | p50 | p99 | n |")
+print("|---|---|---|---|")
+print("| server: acquire of a cached adapter (`lora_adapter_acquire_seconds{cache=\"hit\"}`, bucket bound) | <= \(us(hitP50.bound)) | <= \(us(hitP99.bound)) | \(hitP99.n) |")
+print("| client: TTFT of a 1-token request, same adapter as the previous request | \(ms(percentile(sameTTFT, 0.5))) | \(ms(percentile(sameTTFT, 0.99))) | \(sameTTFT.count) |")
+print("| client: TTFT of a 1-token request, another cached adapter than the previous | \(ms(percentile(switchTTFT, 0.5))) | \(ms(percentile(switchTTFT, 0.99))) | \(switchTTFT.count) |")
+print("| server: cold load from the registry (`lora_adapter_acquire_seconds{cache=\"miss\"}`, bucket bound) | <= \(us(coldServer.bound)) | max <= \(us(coldServerMax.bound)) | \(coldServer.n) |")
+print("| client: TTFT of a 1-token request, cold adapter | \(ms(percentile(coldTTFT, 0.5))) | \(ms(percentile(coldTTFT, 0.99))) | \(coldTTFT.count) |")
+print("| client: TTFT of a 1-token request, the same adapter just loaded | \(ms(percentile(warmTTFT, 0.5))) | \(ms(percentile(warmTTFT, 0.99))) | \(warmTTFT.count) |")
