@@ -186,13 +186,24 @@ final class ServeProcessTests: XCTestCase {
         XCTAssertTrue(server.stderr.contains("draining"), server.stderr)
     }
 
+    func testThreadBudgetFlagsAreCheckedBeforeAnythingStarts() throws {
+        for (args, message) in [(["serve", "--base", "tiny", "--worker-threads", "2"], "--worker-threads needs --workers"),
+                                (["serve", "--base", "tiny", "--workers", "1", "--worker-threads", "0"], "--worker-threads must be at least 1"),
+                                (["worker", "--threads", "0"], "--threads must be at least 1")] {
+            let r = try runProcess(TestPaths.loraBinary, args + ["--data-dir", dataDir.path])
+            XCTAssertNotEqual(r.status, 0, args.joined(separator: " "))
+            XCTAssertTrue(r.stderr.contains(message), "\(args): \(r.stderr)")
+        }
+    }
+
     func testWorkerSlotsInTheServerRunAJobAndItsVersionIsServedNext() async throws {
         try lora(["models", "add", "tiny", tiny.path, "--data-dir", dataDir.path])
         let submitted = try lora(["jobs", "submit", "--task", "gamma", "--base", "tiny", "--data", TestPaths.fixture("peft/train.jsonl").path,
                                   "--max-steps", "3", "--batch-size", "2", "--rank", "4", "--lr", "1e-3", "--checkpoint-every", "2",
                                   "--data-dir", dataDir.path, "--json"])
         let job = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(submitted.stdout.utf8)) as? [String: Any])?["id"] as? Int)
-        let server = try start(["--base", "tiny", "--workers", "1"])
+        let server = try start(["--base", "tiny", "--workers", "1", "--worker-threads", "1", "--threads", "1"])
+        XCTAssertTrue(server.stderr.contains("thread budget: serving 1 thread, each of 1 worker slot(s) 1 thread, OpenBLAS 1"), server.stderr)
         var status = ""
         let deadline = Date().addingTimeInterval(180)
         while status != "succeeded" && status != "failed" && Date() < deadline {
