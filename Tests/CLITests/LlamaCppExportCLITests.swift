@@ -67,3 +67,30 @@ final class LlamaCppExportCLITests: JobsCLITestCase {
         XCTAssertGreaterThanOrEqual(commonPrefix(oursText, fig.adapter_greedy_text), baseAgree, "\(oursText) vs llama.cpp \(fig.adapter_greedy_text)")
     }
 }
+
+/// Models written by `lora merge` load in the peers (scripts/fixtures/llamacpp/make_merge_fixture.py,
+/// Tests/Fixtures/export/merged.json): transformers on the merged HF directory and llama.cpp on the
+/// merged F32 GGUF score the paragraph as `lora score --quant none --adapter` does here, within the
+/// default model's fp32 bound (two summation orders of the same dense weights).
+final class MergedModelPeerCLITests: LoraCLITestCase {
+    struct Figures: Decodable {
+        let token_ids: [Int]
+        let merged_hf_transformers_nll: Double
+        let merged_gguf_f32_llamacpp_nll: Double
+    }
+    struct Score: Decodable { let mean_nll: Double; let tokens: Int }
+
+    func testMergedModelsScoreInTransformersAndLlamaCppAsBasePlusAdapterHere() throws {
+        let fig = try JSONDecoder().decode(Figures.self, from: Data(contentsOf: TestPaths.fixture("export/merged.json")))
+        let r = try runProcess(TestPaths.loraBinary, ["score", "--model", TestPaths.defaultModel.path, "--quant", "none",
+                                                      "--adapter", TestPaths.fixture("export/adapter").path,
+                                                      "--data", TestPaths.fixture("default-model/paragraph.jsonl").path, "--json"],
+                               environment: environment)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let ours = try JSONDecoder().decode(Score.self, from: Data(r.stdout.utf8))
+        XCTAssertEqual(ours.tokens, fig.token_ids.count - 1)
+        let bound = FP32.nll(forward: FP32.defaultModelForward, logitScale: try ReferenceScale.defaultModelLogits())
+        XCTAssertLessThanOrEqual(abs(ours.mean_nll - fig.merged_hf_transformers_nll), bound, "transformers on the merged HF directory")
+        XCTAssertLessThanOrEqual(abs(ours.mean_nll - fig.merged_gguf_f32_llamacpp_nll), bound, "llama.cpp on the merged GGUF")
+    }
+}

@@ -83,4 +83,26 @@ final class AdapterExportTests: RegistryTestCase {
         _ = try service.exportAdapter("hf@1", to: out, format: .gguf)
         XCTAssertEqual(try GGUFFile(out.appendingPathComponent("adapter.gguf")).metadata["general.architecture"], .string("llama"))
     }
+
+    /// An adapter written by llama.cpp's own convert_lora_to_gguf.py (scripts/fixtures/llamacpp/
+    /// make_converter_import_fixture.py, from Tests/Fixtures/export/adapter's F16 tensors under a
+    /// plain config) imports as exactly that PEFT adapter: same ranks and scalings, A as is, B's q/k
+    /// rows un-permuted (F16 in, F16 out: no rounding anywhere).
+    func testAnAdapterConvertedByLlamaCppImportsAsThePEFTAdapterItCameFrom() throws {
+        try service.addBaseModel(name: "smollm2", source: TestPaths.defaultModel, actor: "a")
+        let v = try service.importGGUFAdapter(task: "converted", file: TestPaths.fixture("export/converted/adapter.gguf"),
+                                              base: "smollm2", actor: "a")
+        let plain = scratch.appendingPathComponent("plain")
+        try FileManager.default.createDirectory(at: plain, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: TestPaths.fixture("export/adapter/adapter_model.safetensors"),
+                                         to: plain.appendingPathComponent("adapter_model.safetensors"))
+        try FileManager.default.copyItem(at: TestPaths.fixture("export/converted/plain_adapter_config.json"),
+                                         to: plain.appendingPathComponent("adapter_config.json"))
+        let config = try ModelLoader.loadConfig(TestPaths.defaultModel)
+        let expected = try PEFTAdapter.load(from: plain, base: config).adapter
+        let imported = try PEFTAdapter.load(from: try service.resolve(v.reference).directory, base: config).adapter
+        XCTAssertEqual(imported.pairs.map(\.rank), expected.pairs.map(\.rank))
+        XCTAssertEqual(imported.pairs.map(\.scaling), expected.pairs.map(\.scaling))
+        XCTAssertEqual(imported.parameters, expected.parameters)
+    }
 }
