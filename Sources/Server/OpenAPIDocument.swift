@@ -124,7 +124,7 @@ paths:
       operationId: listFiles
       x-lora-role: trainer
       parameters:
-        - {$ref: "#/components/parameters/After"}
+        - {$ref: "#/components/parameters/AfterFile"}
         - {$ref: "#/components/parameters/Limit"}
         - {name: purpose, in: query, schema: {type: string}}
       responses:
@@ -219,7 +219,7 @@ paths:
       operationId: listFineTuningJobs
       x-lora-role: trainer
       parameters:
-        - {$ref: "#/components/parameters/After"}
+        - {$ref: "#/components/parameters/AfterJob"}
         - {$ref: "#/components/parameters/Limit"}
         - name: status
           in: query
@@ -273,7 +273,7 @@ paths:
       operationId: listFineTuningEvents
       x-lora-role: trainer
       parameters:
-        - {$ref: "#/components/parameters/After"}
+        - {$ref: "#/components/parameters/AfterEvent"}
         - {$ref: "#/components/parameters/Limit"}
         - name: stream
           in: query
@@ -315,7 +315,7 @@ paths:
       operationId: listFineTuningCheckpoints
       x-lora-role: trainer
       parameters:
-        - {$ref: "#/components/parameters/After"}
+        - {$ref: "#/components/parameters/AfterCheckpoint"}
         - {$ref: "#/components/parameters/Limit"}
       responses:
         "200":
@@ -605,11 +605,26 @@ components:
       scheme: bearer
       description: "A key from `lora keys create NAME --role admin|trainer|inference` (lora- and 64 hex digits)."
   parameters:
-    After:
+    AfterFile:
       name: after
       in: query
       description: The last id of the previous page (lists are newest first).
-      schema: {type: string, pattern: "^(file-|ftjob-|ftevent-|ftckpt-)?[1-9][0-9]{0,17}$"}
+      schema: {type: string, pattern: "^(file-)?[1-9][0-9]{0,17}$"}
+    AfterJob:
+      name: after
+      in: query
+      description: The last id of the previous page (lists are newest first).
+      schema: {type: string, pattern: "^(ftjob-)?[1-9][0-9]{0,17}$"}
+    AfterEvent:
+      name: after
+      in: query
+      description: The last id of the previous page (lists are newest first).
+      schema: {type: string, pattern: "^(ftevent-)?[1-9][0-9]{0,17}$"}
+    AfterCheckpoint:
+      name: after
+      in: query
+      description: The last id of the previous page (lists are newest first).
+      schema: {type: string, pattern: "^(ftckpt-)?[1-9][0-9]{0,17}$"}
     Limit:
       name: limit
       in: query
@@ -659,7 +674,7 @@ components:
             - {type: string}
             - {type: array, items: {type: string}}
         max_tokens: {type: integer, minimum: 0}
-        temperature: {type: number, minimum: 0}
+        temperature: {type: number, minimum: 0, maximum: 2}
         top_p: {type: number}
         top_k: {type: integer}
         seed: {type: integer}
@@ -688,7 +703,7 @@ components:
                   - {type: array, items: {type: object}}
         max_tokens: {type: integer, minimum: 0}
         max_completion_tokens: {type: integer, minimum: 0}
-        temperature: {type: number, minimum: 0}
+        temperature: {type: number, minimum: 0, maximum: 2}
         top_p: {type: number}
         top_k: {type: integer}
         seed: {type: integer}
@@ -783,8 +798,14 @@ components:
       properties:
         n_epochs: {$ref: "#/components/schemas/AutoOrInteger"}
         batch_size: {$ref: "#/components/schemas/AutoOrInteger"}
-        learning_rate: {$ref: "#/components/schemas/AutoOrNumber"}
-        learning_rate_multiplier: {$ref: "#/components/schemas/AutoOrNumber"}
+        learning_rate:
+          oneOf:
+            - {const: auto}
+            - {type: number, exclusiveMinimum: 0, exclusiveMaximum: 1}
+        learning_rate_multiplier:
+          oneOf:
+            - {const: auto}
+            - {type: number, exclusiveMinimum: 0, exclusiveMaximum: 5000}
         lora_r: {$ref: "#/components/schemas/AutoOrInteger"}
         lora_alpha: {$ref: "#/components/schemas/AutoOrNumber"}
         lora_dropout: {$ref: "#/components/schemas/AutoOrNumber"}
