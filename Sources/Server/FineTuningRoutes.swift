@@ -40,6 +40,8 @@ struct FineTuningRoutes: Sendable {
         router.post("/v1/fine_tuning/jobs") { request, context in try await create(request, context) }
         router.get("/v1/fine_tuning/jobs") { request, _ in
             let page = try Page(request, prefix: "ftjob")
+            // Files are validated on upload, so no job is ever `validating_files`: the list is empty.
+            if request.uri.queryParameters.get("status") == "validating_files" { return json(page.list([])) }
             let status = try request.uri.queryParameters.get("status").map { s -> JobRecord.Status in
                 guard let parsed = JobRecord.Status(rawValue: s) else {
                     throw APIError.invalid("status", .string(s), expected: "one of " + JobRecord.Status.allCases.map(\.rawValue).joined(separator: ", "))

@@ -93,6 +93,7 @@ paths:
                         created: {type: integer}
                         owned_by: {type: string}
                         parent: {type: [string, "null"]}
+        "400": {$ref: "#/components/responses/Error"}
         "401": {$ref: "#/components/responses/Error"}
   /v1/files:
     post:
@@ -123,7 +124,7 @@ paths:
       operationId: listFiles
       x-lora-role: trainer
       parameters:
-        - {$ref: "#/components/parameters/After"}
+        - {$ref: "#/components/parameters/AfterFile"}
         - {$ref: "#/components/parameters/Limit"}
         - {name: purpose, in: query, schema: {type: string}}
       responses:
@@ -147,6 +148,7 @@ paths:
           content:
             application/json:
               schema: {$ref: "#/components/schemas/File"}
+        "400": {$ref: "#/components/responses/Error"}
         "401": {$ref: "#/components/responses/Error"}
         "403": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
@@ -165,13 +167,14 @@ paths:
                   id: {type: string}
                   object: {const: file}
                   deleted: {type: boolean}
+        "400": {$ref: "#/components/responses/Error"}
         "401": {$ref: "#/components/responses/Error"}
         "403": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
         "409": {$ref: "#/components/responses/Error"}
   /v1/files/{file_id}/content:
     parameters:
-      - {name: file_id, in: path, required: true, schema: {type: string}}
+      - {name: file_id, in: path, required: true, schema: {type: string, pattern: "^(file-)?[1-9][0-9]{0,17}$"}}
     get:
       operationId: retrieveFileContent
       x-lora-role: trainer
@@ -181,6 +184,7 @@ paths:
           content:
             application/octet-stream:
               schema: {type: string, contentMediaType: application/octet-stream}
+        "400": {$ref: "#/components/responses/Error"}
         "401": {$ref: "#/components/responses/Error"}
         "403": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
@@ -215,7 +219,7 @@ paths:
       operationId: listFineTuningJobs
       x-lora-role: trainer
       parameters:
-        - {$ref: "#/components/parameters/After"}
+        - {$ref: "#/components/parameters/AfterJob"}
         - {$ref: "#/components/parameters/Limit"}
         - name: status
           in: query
@@ -241,6 +245,7 @@ paths:
           content:
             application/json:
               schema: {$ref: "#/components/schemas/Job"}
+        "400": {$ref: "#/components/responses/Error"}
         "401": {$ref: "#/components/responses/Error"}
         "403": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
@@ -257,6 +262,7 @@ paths:
           content:
             application/json:
               schema: {$ref: "#/components/schemas/Job"}
+        "400": {$ref: "#/components/responses/Error"}
         "401": {$ref: "#/components/responses/Error"}
         "403": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
@@ -267,7 +273,7 @@ paths:
       operationId: listFineTuningEvents
       x-lora-role: trainer
       parameters:
-        - {$ref: "#/components/parameters/After"}
+        - {$ref: "#/components/parameters/AfterEvent"}
         - {$ref: "#/components/parameters/Limit"}
         - name: stream
           in: query
@@ -298,6 +304,7 @@ paths:
           content:
             image/svg+xml:
               schema: {type: string}
+        "400": {$ref: "#/components/responses/Error"}
         "401": {$ref: "#/components/responses/Error"}
         "403": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
@@ -308,7 +315,7 @@ paths:
       operationId: listFineTuningCheckpoints
       x-lora-role: trainer
       parameters:
-        - {$ref: "#/components/parameters/After"}
+        - {$ref: "#/components/parameters/AfterCheckpoint"}
         - {$ref: "#/components/parameters/Limit"}
       responses:
         "200":
@@ -345,6 +352,7 @@ paths:
                   data:
                     type: array
                     items: {$ref: "#/components/schemas/Task"}
+        "400": {$ref: "#/components/responses/Error"}
         "401": {$ref: "#/components/responses/Error"}
         "403": {$ref: "#/components/responses/Error"}
   /v1/tasks/{task}:
@@ -359,6 +367,7 @@ paths:
           content:
             application/json:
               schema: {$ref: "#/components/schemas/Task"}
+        "400": {$ref: "#/components/responses/Error"}
         "401": {$ref: "#/components/responses/Error"}
         "403": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
@@ -383,6 +392,7 @@ paths:
                   data:
                     type: array
                     items: {$ref: "#/components/schemas/Version"}
+        "400": {$ref: "#/components/responses/Error"}
         "401": {$ref: "#/components/responses/Error"}
         "403": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
@@ -421,6 +431,7 @@ paths:
           content:
             application/json:
               schema: {$ref: "#/components/schemas/Version"}
+        "400": {$ref: "#/components/responses/Error"}
         "401": {$ref: "#/components/responses/Error"}
         "403": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
@@ -438,6 +449,7 @@ paths:
           content:
             application/x-tar:
               schema: {type: string, contentMediaType: application/x-tar}
+        "400": {$ref: "#/components/responses/Error"}
         "401": {$ref: "#/components/responses/Error"}
         "403": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
@@ -455,6 +467,7 @@ paths:
           content:
             application/json:
               schema: {$ref: "#/components/schemas/Version"}
+        "400": {$ref: "#/components/responses/Error"}
         "401": {$ref: "#/components/responses/Error"}
         "403": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
@@ -474,8 +487,8 @@ paths:
               required: [version]
               additionalProperties: false
               properties:
-                version: {type: integer, minimum: 1}
-                alias: {type: string, default: production}
+                version: {type: integer, minimum: 1, maximum: 2147483647}
+                alias: {type: string, default: production, pattern: "^[a-z0-9][a-z0-9_-]{0,99}$"}
                 reason: {type: string}
       responses:
         "200":
@@ -502,7 +515,7 @@ paths:
               type: object
               additionalProperties: false
               properties:
-                alias: {type: string, default: production}
+                alias: {type: string, default: production, pattern: "^[a-z0-9][a-z0-9_-]{0,99}$"}
                 reason: {type: string}
       responses:
         "200":
@@ -536,6 +549,7 @@ paths:
                   data:
                     type: array
                     items: {$ref: "#/components/schemas/AliasMove"}
+        "400": {$ref: "#/components/responses/Error"}
         "401": {$ref: "#/components/responses/Error"}
         "403": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
@@ -583,7 +597,7 @@ paths:
           description: This document.
           content:
             application/yaml:
-              schema: {type: string}
+              schema: {}
 components:
   securitySchemes:
     bearer:
@@ -591,11 +605,26 @@ components:
       scheme: bearer
       description: "A key from `lora keys create NAME --role admin|trainer|inference` (lora- and 64 hex digits)."
   parameters:
-    After:
+    AfterFile:
       name: after
       in: query
       description: The last id of the previous page (lists are newest first).
-      schema: {type: string}
+      schema: {type: string, pattern: "^(file-)?[1-9][0-9]{0,17}$"}
+    AfterJob:
+      name: after
+      in: query
+      description: The last id of the previous page (lists are newest first).
+      schema: {type: string, pattern: "^(ftjob-)?[1-9][0-9]{0,17}$"}
+    AfterEvent:
+      name: after
+      in: query
+      description: The last id of the previous page (lists are newest first).
+      schema: {type: string, pattern: "^(ftevent-)?[1-9][0-9]{0,17}$"}
+    AfterCheckpoint:
+      name: after
+      in: query
+      description: The last id of the previous page (lists are newest first).
+      schema: {type: string, pattern: "^(ftckpt-)?[1-9][0-9]{0,17}$"}
     Limit:
       name: limit
       in: query
@@ -604,18 +633,18 @@ components:
       name: job_id
       in: path
       required: true
-      schema: {type: string}
+      schema: {type: string, pattern: "^(ftjob-)?[1-9][0-9]{0,17}$"}
       example: ftjob-1
     Task:
       name: task
       in: path
       required: true
-      schema: {type: string, pattern: "^[a-z0-9][a-z0-9_-]*$"}
+      schema: {type: string, pattern: "^[a-z0-9][a-z0-9_-]{0,99}$"}
     Version:
       name: version
       in: path
       required: true
-      schema: {type: integer, minimum: 1}
+      schema: {type: integer, minimum: 1, maximum: 2147483647}
   responses:
     Error:
       description: OpenAI's error shape.
@@ -645,7 +674,7 @@ components:
             - {type: string}
             - {type: array, items: {type: string}}
         max_tokens: {type: integer, minimum: 0}
-        temperature: {type: number, minimum: 0}
+        temperature: {type: number, minimum: 0, maximum: 2}
         top_p: {type: number}
         top_k: {type: integer}
         seed: {type: integer}
@@ -662,6 +691,7 @@ components:
         model: {type: string}
         messages:
           type: array
+          minItems: 1
           items:
             type: object
             required: [role, content]
@@ -673,7 +703,7 @@ components:
                   - {type: array, items: {type: object}}
         max_tokens: {type: integer, minimum: 0}
         max_completion_tokens: {type: integer, minimum: 0}
-        temperature: {type: number, minimum: 0}
+        temperature: {type: number, minimum: 0, maximum: 2}
         top_p: {type: number}
         top_k: {type: integer}
         seed: {type: integer}
@@ -768,8 +798,14 @@ components:
       properties:
         n_epochs: {$ref: "#/components/schemas/AutoOrInteger"}
         batch_size: {$ref: "#/components/schemas/AutoOrInteger"}
-        learning_rate: {$ref: "#/components/schemas/AutoOrNumber"}
-        learning_rate_multiplier: {$ref: "#/components/schemas/AutoOrNumber"}
+        learning_rate:
+          oneOf:
+            - {const: auto}
+            - {type: number, exclusiveMinimum: 0, exclusiveMaximum: 1}
+        learning_rate_multiplier:
+          oneOf:
+            - {const: auto}
+            - {type: number, exclusiveMinimum: 0, exclusiveMaximum: 5000}
         lora_r: {$ref: "#/components/schemas/AutoOrInteger"}
         lora_alpha: {$ref: "#/components/schemas/AutoOrNumber"}
         lora_dropout: {$ref: "#/components/schemas/AutoOrNumber"}
@@ -786,9 +822,9 @@ components:
       additionalProperties: false
       properties:
         model: {type: string, description: A registered base model's name.}
-        training_file: {type: string, example: file-1}
-        validation_file: {type: string}
-        suffix: {type: string, pattern: "^[a-z0-9][a-z0-9_-]*$", description: The task the adapter becomes a version of.}
+        training_file: {type: string, pattern: "^(file-)?[1-9][0-9]{0,17}$", example: file-1}
+        validation_file: {type: string, pattern: "^(file-)?[1-9][0-9]{0,17}$"}
+        suffix: {type: string, pattern: "^[a-z0-9][a-z0-9_-]{0,99}$", description: The task the adapter becomes a version of.}
         seed: {type: integer}
         hyperparameters: {$ref: "#/components/schemas/Hyperparameters"}
         method:

@@ -103,7 +103,8 @@ struct RegistryRoutes: Sendable {
     private func taskVersion(_ context: ServerContext) throws -> (String, Int) {
         let task = try context.parameters.require("task")
         let text = try context.parameters.require("version")
-        guard let n = Int(text), n >= 1 else {
+        // Version numbers are PostgreSQL integers: anything past Int32.max cannot name one.
+        guard let n = Int(text), n >= 1, n <= Int(Int32.max) else {
             throw APIError(status: .notFound, message: "No version '\(text)' of task '\(task)': versions are numbered from 1",
                            type: "invalid_request_error", param: "version", code: "not_found")
         }

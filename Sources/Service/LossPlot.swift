@@ -94,7 +94,7 @@ public struct LossPlot: Sendable, Equatable {
         }
         // Legend, top right.
         out += "<g id=\"legend\">"
-        let lx = Self.left + pw - 150
+        let lx = Self.left + pw - 195
         out += "<line x1=\"\(fmt(lx))\" y1=\"36\" x2=\"\(fmt(lx + 24))\" y2=\"36\" stroke=\"\(Self.trainColor)\" stroke-width=\"2\"/>"
         out += "<text x=\"\(fmt(lx + 30))\" y=\"40\">train loss</text>"
         out += "<line x1=\"\(fmt(lx + 95))\" y1=\"36\" x2=\"\(fmt(lx + 119))\" y2=\"36\" stroke=\"\(Self.evalColor)\" stroke-width=\"2\" stroke-dasharray=\"6 4\"/>"

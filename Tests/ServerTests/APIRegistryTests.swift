@@ -26,6 +26,11 @@ final class APIRegistryTests: APITestCase {
             let versions = try list(try await request(client, .get, "/v1/tasks/greet/versions"))
             XCTAssertEqual(versions.map { $0["version"] as? Int }, [1, 2])
             XCTAssertEqual(versions.map { $0["base"] as? String }, ["tiny", "tiny"])
+            let one = try object(try await request(client, .get, "/v1/tasks/greet/versions/1"))
+            XCTAssertEqual(one["version"] as? Int, 1)
+            // Past a PostgreSQL integer (found by schemathesis: it was a 500).
+            try assertError(try await request(client, .get, "/v1/tasks/greet/versions/3447587897133954/adapter"), .notFound, param: "version")
+            try assertError(try await request(client, .get, "/v1/tasks/greet/versions/3"), .notFound, param: nil, mentions: ["greet@3"])
 
             let p1 = try await request(client, .post, "/v1/tasks/greet/promote", json: #"{"version":1,"reason":"first"}"#)
             XCTAssertEqual(p1.status, .ok, String(buffer: p1.body))
