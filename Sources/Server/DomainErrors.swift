@@ -26,6 +26,8 @@ extension APIError {
             case .artifactCorrupt, .io:
                 return APIError(status: .internalServerError, message: message, type: "server_error", code: "internal_error")
             }
+        case let e as AdapterExportError:
+            return APIError(status: .conflict, message: e.description, type: "invalid_request_error", param: param, code: "conflict")
         case let e as ModelError:
             return .badRequest(e.description, param: param, code: "invalid_value")
         case let e as TrainingError:

@@ -442,13 +442,18 @@ paths:
     get:
       operationId: downloadAdapter
       x-lora-role: trainer
-      summary: The registry's stored tar of the version (PEFT files at its root; ETag is its sha256).
+      summary: "The version's adapter: the registry's stored tar (PEFT files at its root; ETag is its sha256), or with format=gguf llama.cpp's GGUF LoRA layout."
+      parameters:
+        - {name: format, in: query, required: false, schema: {type: string, enum: [peft, gguf], default: peft}}
+        - {name: dtype, in: query, required: false, description: "Tensor type of a GGUF adapter.", schema: {type: string, enum: [f32, f16], default: f32}}
       responses:
         "200":
           description: The adapter.
           content:
             application/x-tar:
               schema: {type: string, contentMediaType: application/x-tar}
+            application/octet-stream:
+              schema: {type: string, contentMediaType: application/octet-stream}
         "400": {$ref: "#/components/responses/Error"}
         "401": {$ref: "#/components/responses/Error"}
         "403": {$ref: "#/components/responses/Error"}

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Registry
 import Service
+import Training
 
 /// `/v1/tasks...`: the registry over HTTP (tasks, versions, aliases and their history, adapter
 /// tars). Alias moves record the acting API key's name.
@@ -27,8 +28,32 @@ struct RegistryRoutes: Sendable {
             let (task, n) = try taskVersion(context)
             return try encoded(try await service { [api] in try api.registry.version("\(task)@\(n)") })
         }
-        router.get("/v1/tasks/:task/versions/:version/adapter") { _, context in
+        router.get("/v1/tasks/:task/versions/:version/adapter") { request, context in
             let (task, n) = try taskVersion(context)
+            // `format=peft` (the default): the registry's stored tar. `format=gguf`: llama.cpp's
+            // LoRA layout (`lora export --format gguf`), `dtype=f32|f16`.
+            let query = request.uri.queryParameters
+            let format = query.get("format") ?? "peft"
+            guard format == "peft" || format == "gguf" else {
+                throw APIError.invalid("format", .string(format), expected: "\"peft\" or \"gguf\"")
+            }
+            guard let dtype = AdapterExportDType(rawValue: query.get("dtype") ?? "f32") else {
+                throw APIError.invalid("dtype", .string(query.get("dtype") ?? ""), expected: "\"f32\" or \"f16\"")
+            }
+            if format == "gguf" {
+                let bytes = try await service { [api] in
+                    let tmp = api.registry.configuration.cacheDirectory.appendingPathComponent("tmp")
+                        .appendingPathComponent("gguf-export-\(getpid())-\(UUID().uuidString)")
+                    defer { try? FileManager.default.removeItem(at: tmp) }
+                    _ = try api.registry.exportAdapter("\(task)@\(n)", to: tmp, format: .gguf, dtype: dtype)
+                    return try Data(contentsOf: tmp.appendingPathComponent(GGUFAdapter.fileName))
+                }
+                var headers = HTTPFields()
+                headers[.contentType] = "application/octet-stream"
+                headers[.contentDisposition] = "attachment; filename=\"\(task)-\(n).gguf\""
+                headers[.eTag] = "\"\(ArtifactStore.sha256(bytes))\""
+                return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+            }
             let (version, bytes) = try await service { [api] in
                 let (v, file) = try api.registry.adapterArchive(task: task, version: n)
                 return (v, try Data(contentsOf: file))

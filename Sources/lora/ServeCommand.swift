@@ -33,6 +33,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Job-worker slots run in this process, as `lora worker --concurrency N` runs them.") var workers = 0
     @Option(name: .customLong("worker-threads"), help: "Threads each --workers slot may use (default: cores / (workers + 1), at least 1).")
     var workerThreads: Int?
+    @Option(name: .customLong("max-job-memory"), help: ArgumentHelp("Memory limit of each --workers job's process (bytes; K/M/G/T suffixes), as in `lora worker`.", valueName: "bytes"))
+    var maxJobMemory = ByteSize(bytes: JobWorker.defaultMaxJobMemory)
     @Option(name: .customLong("drain-timeout"), help: "Seconds SIGTERM waits for running sequences before cutting them.") var drainTimeout = 30.0
     @Option(name: .customLong("max-body-bytes"), help: "Request bodies beyond this are answered 413.") var maxBodyBytes = 4 << 20
     @Option(name: .customLong("max-header-bytes"), help: "Request headers beyond this are answered 431.") var maxHeaderBytes = 16 << 10
@@ -52,6 +54,9 @@ struct ServeCommand: AsyncParsableCommand {
         if let t = workerThreads {
             if workers == 0 { throw ValidationError("--worker-threads needs --workers N (job-worker slots in this process)") }
             if t < 1 { throw ValidationError("--worker-threads must be at least 1, got \(t)") }
+        }
+        if maxJobMemory.bytes < JobWorker.minimumJobMemory {
+            throw ValidationError("--max-job-memory must be at least \(ByteSize(bytes: JobWorker.minimumJobMemory)), got \(maxJobMemory)")
         }
         if !(drainTimeout >= 0) { throw ValidationError("--drain-timeout must be >= 0, got \(drainTimeout)") }
     }
@@ -76,7 +81,7 @@ struct ServeCommand: AsyncParsableCommand {
         options.compute = budget.serving
         let engine = try ServingEngine(model: lm, baseModelId: served.id, registry: registry, options: options, logger: logger)
         engine.start()
-        let worker = workers > 0 ? try WorkerSlots(registry: self.registry, slots: workers, threads: budget.worker.threads) : nil
+        let worker = workers > 0 ? try WorkerSlots(registry: self.registry, slots: workers, threads: budget.worker.threads, maxJobMemory: maxJobMemory.bytes) : nil
         worker?.start()
 
         var limits = ServerLimits()
@@ -115,10 +120,13 @@ final class WorkerSlots: @unchecked Sendable {
     private let stop = StopFlag()
     private let done = DispatchSemaphore(value: 0)
 
-    init(registry: RegistryOptions, slots: Int, threads: Int) throws {
+    init(registry: RegistryOptions, slots: Int, threads: Int, maxJobMemory: Int) throws {
         var options = JobWorker.Options(workDirectory: registry.configuration.dataDirectory.appendingPathComponent("worker"))
         options.concurrency = slots
         options.threads = threads
+        // Each job in a process of its own, as `lora worker` runs them: a crashing job never takes the server down.
+        options.maxJobMemory = maxJobMemory
+        options.isolation = .childProcess(try JobRunCommand.child(registry: registry, threads: threads, memoryLimit: maxJobMemory))
         // The test hook `lora worker` has: slows each optimizer step so a test can stop the server mid-job.
         if let ms = ProcessInfo.processInfo.environment["LORA_WORKER_STEP_DELAY_MS"].flatMap(Double.init) {
             options.stepDelay = ms / 1000

@@ -48,9 +48,8 @@ struct WorkerCommand: ParsableCommand {
         options.pollInterval = pollInterval
         options.retryBackoff = retryBackoff
         options.maxJobMemory = maxJobMemory.bytes
-        let threads = max(1, ProcessInfo.processInfo.activeProcessorCount / concurrency)
         if !inProcess {
-            options.isolation = .childProcess(try JobRunCommand.child(registry: registry, threads: threads, memoryLimit: maxJobMemory.bytes))
+            options.isolation = .childProcess(try JobRunCommand.child(registry: registry, threads: perJob, memoryLimit: maxJobMemory.bytes))
         }
         // Test hook: slows each optimizer step so a test can kill the worker mid-job.
         if let ms = ProcessInfo.processInfo.environment["LORA_WORKER_STEP_DELAY_MS"].flatMap(Double.init) {

@@ -68,6 +68,18 @@ final class APIRegistryTests: APITestCase {
             try assertError(try await request(client, .get, "/v1/tasks/greet/versions/7/adapter"), .notFound, param: nil, mentions: ["greet@7"])
             try assertError(try await request(client, .get, "/v1/tasks/greet/versions/x/adapter"), .notFound, param: "version")
 
+            // format=gguf: llama.cpp's layout, the same bytes `lora export --format gguf` writes.
+            let g = try await request(client, .get, "/v1/tasks/greet/versions/1/adapter?format=gguf&dtype=f16")
+            XCTAssertEqual(g.status, .ok, String(buffer: g.body))
+            XCTAssertEqual(g.headers[.contentType], "application/octet-stream")
+            let exported = FileManager.default.temporaryDirectory.appendingPathComponent("gguf-route-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: exported) }
+            _ = try service.exportAdapter("greet@1", to: exported, format: .gguf, dtype: .f16)
+            XCTAssertEqual(Data(g.body.readableBytesView), try Data(contentsOf: exported.appendingPathComponent("adapter.gguf")))
+            XCTAssertEqual(Array(g.body.readableBytesView.prefix(4)), Array("GGUF".utf8))
+            try assertError(try await request(client, .get, "/v1/tasks/greet/versions/1/adapter?format=onnx"), .badRequest, param: "format")
+            try assertError(try await request(client, .get, "/v1/tasks/greet/versions/1/adapter?format=gguf&dtype=q4"), .badRequest, param: "dtype")
+
             var h = HTTPFields()
             h[.contentType] = "application/x-tar"
             let imported = try await client.execute(uri: "/v1/tasks/copied/versions?base=tiny", method: .post, headers: h, body: ByteBuffer(bytes: tar))
