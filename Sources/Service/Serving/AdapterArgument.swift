@@ -24,7 +24,7 @@ public enum AdapterArgument {
             switch self {
             case let .notFound(reference, reason): return "adapter `\(reference)`: \(reason)"
             case let .notAReference(argument):
-                return "'\(argument)' is neither an adapter directory nor a registry reference (TASK, TASK@N, TASK@ALIAS)"
+                return "'\(argument)' is neither an adapter directory, a .gguf LoRA file nor a registry reference (TASK, TASK@N, TASK@ALIAS)"
             }
         }
     }
@@ -35,7 +35,9 @@ public enum AdapterArgument {
                             model: LanguageModel, inspector: BaseModelInspector = DefaultBaseModelInspector(),
                             warn: (String) -> Void) throws -> Loaded {
         var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue {
+        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDir),
+           isDir.boolValue || directory.lowercased().hasSuffix(".gguf") {
+            // A PEFT directory, or a GGUF LoRA file in llama.cpp's layout (q/k permutation undone).
             return Loaded(adapter: try TrainingService.loadAdapter(URL(fileURLWithPath: directory), for: model, warn: warn), served: nil)
         }
         guard (try? AdapterReference.parse(argument)) != nil else { throw Failure.notAReference(argument) }
