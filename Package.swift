@@ -11,6 +11,9 @@ let package = Package(
     products: [
         .executable(name: "lora", targets: ["lora"]),
         .executable(name: "DecodeBench", targets: ["DecodeBench"]),
+        // Parser libraries for the libFuzzer harnesses in Fuzz/ (a separate package that depends on
+        // this one by path; neither CI nor the root build builds it).
+        .library(name: "LoraParsers", targets: ["Tokenizer", "ChatTemplate", "Model", "Training"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

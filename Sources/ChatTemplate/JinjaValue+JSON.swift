@@ -117,7 +117,13 @@ private struct JSONValueParser {
                 if (0xD800..<0xDC00).contains(code), i + 1 < bytes.count, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u") {
                     i += 2
                     let low = try hex4()
-                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                    if (0xDC00..<0xE000).contains(low) {
+                        code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                    } else {
+                        // A high surrogate without its low half (found by fuzz-peft-config): it becomes
+                        // U+FFFD below and the following escape is read again on its own.
+                        i -= 6
+                    }
                 }
                 out.append(contentsOf: Array(String(Unicode.Scalar(code) ?? "\u{FFFD}").utf8))
             default: out.append(e)

@@ -68,4 +68,12 @@ final class ChatTemplateBehaviourTests: XCTestCase {
             messages: [], addGenerationPrompt: false, bosToken: nil, eosToken: nil, extra: ["v": v])
         XCTAssertEqual(out, "{\"z\": 1, \"a\": [true, null, 2.5, \"é\\n\"]}|za")
     }
+
+    /// Regression (Fuzz/ fuzz-peft-config): a high surrogate followed by an escape that is not a low
+    /// surrogate overflowed the pair arithmetic and trapped. Each lone half is U+FFFD; a pair after it
+    /// still combines.
+    func testJSONLoneHighSurrogateBeforeAnotherEscapeIsReplacementCharacter() throws {
+        XCTAssertEqual(try JinjaValue(json: #""\udbad\udbad\b""#), .string("\u{FFFD}\u{FFFD}\u{8}"))
+        XCTAssertEqual(try JinjaValue(json: #""\ud83d\u0041\ud83d\ude00""#), .string("\u{FFFD}A\u{1F600}"))
+    }
 }

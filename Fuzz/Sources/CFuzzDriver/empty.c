@@ -1,0 +1,1 @@
+// A declaration-only module: see include/CFuzzDriver.h.
