@@ -14,19 +14,11 @@ import XCTest
 /// must match what the client accepted: status, content type, and the body byte for byte except
 /// the response id, the creation time and the wording of an error message.
 final class OpenAIClientReplayTests: XCTestCase {
-    struct Exchange: Decodable {
-        struct Request: Decodable { let method: String; let path: String; let headers: [String: String]; let body: String? }
-        struct Response: Decodable { let status: Int; let headers: [String: String]; let body: String }
-        let name: String
-        let request: Request
-        let response: Response
-    }
-
     static let names = ["models", "completion", "chat", "chat-stream", "completion-stream", "model-not-found"]
 
     func testTheOpenAIClientsRecordedExchangesReplayIdentically() async throws {
         let exchanges = try Self.names.map { name in
-            try JSONDecoder().decode(Exchange.self, from: Data(contentsOf: TestPaths.fixture("openai-client/\(name).json")))
+            try JSONDecoder().decode(RecordedExchange.self, from: Data(contentsOf: TestPaths.fixture("openai-client/\(name).json")))
         }
         let modelId = try XCTUnwrap(exchanges[0].response.body.firstMatch(of: #/"id":"([^"]+)"/#)).output.1
         let model = try LanguageModel.load(path: try TestPaths.requireDefaultModel().path)

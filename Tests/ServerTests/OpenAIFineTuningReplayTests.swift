@@ -12,19 +12,11 @@ import XCTest
 /// registered as `tiny` and no worker. Sent again in order to a fresh server, every response must
 /// match: status, content type and body byte for byte except the unix times.
 final class OpenAIFineTuningReplayTests: APITestCase {
-    struct Exchange: Decodable {
-        struct Request: Decodable { let method: String; let path: String; let headers: [String: String]; let body: String? }
-        struct Response: Decodable { let status: Int; let headers: [String: String]; let body: String }
-        let name: String
-        let request: Request
-        let response: Response
-    }
-
     func testTheOpenAIClientsFineTuningCallsReplayIdentically() async throws {
         let dir = TestPaths.fixture("openai-client/fine-tuning")
         let order = try JSONDecoder().decode([String].self, from: Data(contentsOf: dir.appendingPathComponent("order.json")))
         XCTAssertEqual(order.count, 9)
-        let exchanges = try order.map { try JSONDecoder().decode(Exchange.self, from: Data(contentsOf: dir.appendingPathComponent("\($0).json"))) }
+        let exchanges = try order.map { try JSONDecoder().decode(RecordedExchange.self, from: Data(contentsOf: dir.appendingPathComponent("\($0).json"))) }
         try await withAPI { client in
             for x in exchanges {
                 var headers = HTTPFields()
