@@ -46,7 +46,7 @@ extension RegistryService {
         guard let json = b.config else { throw AdapterExportError.baseShapeUnknown(base: name) }
         let config = try JSONDecoder().decode(LlamaConfig.self, from: try JSONEncoder().encode(json))
         var gguf: URL?
-        var arch = GGUFAdapter.ggufArchitecture(of: config)
+        var arch = config.ggufArchitecture
         let source = URL(fileURLWithPath: b.source).standardizedFileURL
         if source.pathExtension.lowercased() == "gguf", FileManager.default.fileExists(atPath: source.path) {
             gguf = source

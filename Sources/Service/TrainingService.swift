@@ -145,7 +145,7 @@ public struct TrainingService {
     public static func loadAdapter(_ dir: URL, for model: LanguageModel, warn: (String) -> Void) throws -> LoRAAdapter {
         var isDir: ObjCBool = false
         if dir.pathExtension.lowercased() == "gguf", FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), !isDir.boolValue {
-            var arch = GGUFAdapter.ggufArchitecture(of: model.model.config)
+            var arch = model.model.config.ggufArchitecture
             if model.source.pathExtension.lowercased() == "gguf", let a = try? GGUFFile(model.source).metadata["general.architecture"]?.string {
                 arch = a
             }

@@ -17,7 +17,7 @@ final class BPEModel: @unchecked Sendable {
     private let byteIds: [Int32]?
     private let unkId: Int?
     private let fuseUnk: Bool
-    private let ignoreMerges: Bool
+    let ignoreMerges: Bool
 
     private var cache: [String: [Int32]] = [:]
     private let cacheLock = NSLock()
@@ -97,6 +97,11 @@ final class BPEModel: @unchecked Sendable {
     }
 
     var maxId: Int { tokens.count - 1 }
+
+    /// The merges as (left id, right id), in rank order (a pair listed twice kept at its first rank).
+    var rankedMerges: [(Int, Int)] {
+        merges.sorted { $0.value >> 32 < $1.value >> 32 }.map { (Int($0.key >> 32), Int($0.key & 0xFFFF_FFFF)) }
+    }
 
     /// Appends the ids of one pre-token.
     func tokenize(_ word: [Unicode.Scalar], into out: inout [Int]) {

@@ -33,7 +33,7 @@ extension GGUFTokenizerData {
         }
         let preTokenizer: [String: Any]
         switch pre ?? "default" {
-        case "default", "gpt2", "mpt", "olmo", "jais":
+        case "default", "gpt2", "gpt-2", "mpt", "olmo", "jais":
             preTokenizer = byteLevel(useRegex: true)
         case "smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva":
             preTokenizer = ["type": "Sequence", "pretokenizers": [["type": "Digits", "individual_digits": true], byteLevel(useRegex: true)]]

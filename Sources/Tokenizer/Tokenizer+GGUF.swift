@@ -4,7 +4,7 @@ extension Tokenizer {
     /// `tokenizer.ggml.model = "gpt2"`: byte-level BPE. The pre-tokenizer follows `tokenizer.ggml.pre`
     /// as llama.cpp defines it (llama-vocab.cpp): "smollm", "starcoder", "refact", "command-r",
     /// "codeshell", "exaone", "minerva" isolate each `\p{N}` scalar before the GPT-2 split (HF:
-    /// Sequence[Digits(individual_digits), ByteLevel]); "gpt2", "default", "mpt", "olmo", "jais" (or
+    /// Sequence[Digits(individual_digits), ByteLevel]); "gpt-2" (llama.cpp's spelling; also "gpt2"), "default", "mpt", "olmo", "jais" (or
     /// no `pre`) use the GPT-2 split alone; "llama-bpe" / "llama3" and "qwen2" use their own split.
     /// Where transformers' GGUF reader and the family's own tokenizer.json disagree, this follows the
     /// family's tokenizer.json and llama.cpp: digits isolated for "smollm", `ignore_merges` for Llama 3,
@@ -102,7 +102,7 @@ extension Tokenizer {
     static func byteLevelPreTokenizer(pre: String?, source: String) throws -> PreTokenizer {
         let byteLevel = PreTokenizer.byteLevel(addPrefixSpace: false, useRegex: true)
         switch pre ?? "default" {
-        case "default", "gpt2", "mpt", "olmo", "jais":
+        case "default", "gpt2", "gpt-2", "mpt", "olmo", "jais":
             return byteLevel
         case "smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva":
             return .sequence([.digits(individual: true), byteLevel])

@@ -31,12 +31,6 @@ public enum GGUFAdapter {
         return "blk.\(layer).\(n).weight"
     }
 
-    /// The GGUF architecture name of a base: its own `general.architecture` when it is a GGUF,
-    /// else llama.cpp's converter's choice for the transformers architecture (Mistral is `llama`).
-    public static func ggufArchitecture(of c: LlamaConfig) -> String {
-        c.architecture == "Qwen2ForCausalLM" ? "qwen2" : "llama"
-    }
-
     /// Whether llama.cpp's converter permutes q/k rows for this arch (`llama` only).
     public static func permutesQK(_ arch: String) -> Bool { arch == "llama" }
 

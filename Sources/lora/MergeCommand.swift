@@ -14,7 +14,7 @@ struct MergeCommand: ParsableCommand {
     var adapter: String
     @Option(name: .long, help: "hf: OUT is a directory (config, safetensors, tokenizer, chat template); gguf: OUT is a .gguf file.")
     var output: String
-    @Option(name: .long, help: "hf or gguf (gguf needs a GGUF base).") var format: String = "hf"
+    @Option(name: .long, help: "hf or gguf (from an HF source, gguf needs a byte-level BPE tokenizer).") var format: String = "hf"
     @Option(name: .long, help: "Weight type: f32, f16 or bf16.") var dtype: String = "f32"
     @Option(name: .long, help: "Threads for every pool, OpenBLAS's included (default: all cores).") var threads: Int?
     @Flag(help: "Print the result as JSON.") var json = false

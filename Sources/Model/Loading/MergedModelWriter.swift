@@ -6,7 +6,8 @@ import Quantization
 /// `--quant none` loads, and what merging an adapter produces) as an HF directory (config.json,
 /// model.safetensors, tokenizer files, chat template) or as one GGUF file (F32 or F16 matrices,
 /// norms F32 as llama.cpp's converter keeps them, q/k rows permuted back to llama.cpp's order for
-/// arch llama, the source GGUF's metadata and tokenizer copied).
+/// arch llama, the source GGUF's metadata and tokenizer copied, or an HF source's written as llama.cpp's
+/// converter writes them).
 public enum MergedModelWriter {
     public enum DType: String, CaseIterable, Sendable {
         case f32, f16, bf16
@@ -105,33 +106,41 @@ public enum MergedModelWriter {
         }
     }
 
-    /// Writes `model` as a GGUF file. The source must be a GGUF (its metadata, tokenizer included,
-    /// is copied; `general.file_type` becomes llama.cpp's ALL_F32 (0) / MOSTLY_F16 (1) / MOSTLY_BF16 (32)).
+    /// Writes `model` as a GGUF file. From a GGUF source its metadata, tokenizer included, is
+    /// copied; from an HF checkpoint the architecture keys and the tokenizer's `tokenizer.ggml.*`
+    /// keys are written as llama.cpp's converter writes them (`GGUFModelMetadata`; byte-level BPE
+    /// tokenizers only). `general.file_type` is llama.cpp's ALL_F32 (0) / MOSTLY_F16 (1) / MOSTLY_BF16 (32).
     public static func writeGGUF(_ model: LoadedModel, dtype: DType, to output: URL) throws {
-        guard model.format == .gguf else {
-            throw ModelError.invalidArgument("\(model.sourcePath.path): --format gguf needs a GGUF source (its tokenizer metadata is copied); use --format hf")
-        }
         guard !FileManager.default.fileExists(atPath: output.path) else {
             throw ModelError.invalidArgument("\(output.path) already exists; choose a new output path")
         }
-        let source = try GGUFFile(model.sourcePath)
         let c = model.config, w = model.weights
         guard w.quantizedEmbedding == nil, w.embedding.count == c.vocabSize * c.hiddenSize else {
             throw ModelError.invalidArgument("\(model.sourcePath.path): the embedding table is not held in fp32; load with --quant none")
         }
         var out = GGUFWriter()
-        for key in source.metadataKeys where !["general.alignment", "general.file_type", "general.quantization_version"].contains(key) {
-            out.set(key, source.metadata[key]!)
+        let arch: String
+        var ropeFreqs: (shape: [Int], values: [Float])?
+        switch model.format {
+        case .gguf:
+            let source = try GGUFFile(model.sourcePath)
+            for key in source.metadataKeys where !["general.alignment", "general.file_type", "general.quantization_version"].contains(key) {
+                out.set(key, source.metadata[key]!)
+            }
+            arch = source.metadata["general.architecture"]?.string ?? "llama"
+            if let rf = source.tensor(named: "rope_freqs.weight") { ropeFreqs = (rf.shape, try source.floats(rf.name)) }
+        case .huggingFace:
+            let (metadata, factors) = try GGUFModelMetadata.fromHuggingFace(model)
+            for (k, v) in metadata { out.set(k, v) }
+            arch = c.ggufArchitecture
+            if let factors { ropeFreqs = ([factors.count], factors) }
         }
         out.set("general.file_type", .uint32(dtype == .f32 ? 0 : (dtype == .f16 ? 1 : 32)))
-        let arch = source.metadata["general.architecture"]?.string ?? "llama"
         let permute = arch == "llama"
         let names = TensorNames.gguf
         try out.add(names.embedding, shape: [c.vocabSize, c.hiddenSize], values: w.embedding, type: dtype.ggml)
         try out.add(names.finalNorm, shape: [c.hiddenSize], values: w.finalNorm)
-        if let rf = source.tensor(named: "rope_freqs.weight") {
-            try out.add(rf.name, shape: rf.shape, values: try source.floats(rf.name))
-        }
+        if let ropeFreqs { try out.add("rope_freqs.weight", shape: ropeFreqs.shape, values: ropeFreqs.values) }
         for (i, layer) in w.layers.enumerated() {
             try out.add(names.layer(i, .attnNorm), shape: [c.hiddenSize], values: layer.attnNorm)
             try out.add(names.layer(i, .mlpNorm), shape: [c.hiddenSize], values: layer.mlpNorm)
