@@ -1,5 +1,7 @@
 import Foundation
+import Model
 import TestSupport
+import Tokenizer
 import XCTest
 
 /// An adapter exported with `lora export --format gguf` on the default model, as llama.cpp ran it
@@ -71,12 +73,17 @@ final class LlamaCppExportCLITests: JobsCLITestCase {
 /// Models written by `lora merge` load in the peers (scripts/fixtures/llamacpp/make_merge_fixture.py,
 /// Tests/Fixtures/export/merged.json): transformers on the merged HF directory and llama.cpp on the
 /// merged F32 GGUF score the paragraph as `lora score --quant none --adapter` does here, within the
-/// default model's fp32 bound (two summation orders of the same dense weights).
+/// default model's fp32 bound (two summation orders of the same dense weights). So does llama.cpp on
+/// the GGUF that `lora merge --format gguf` wrote from the merged HF directory (a zero adapter:
+/// conversion only), which also tokenizes the paragraph as we do: its tokenizer metadata came from
+/// the HF directory's tokenizer.json.
 final class MergedModelPeerCLITests: LoraCLITestCase {
     struct Figures: Decodable {
         let token_ids: [Int]
         let merged_hf_transformers_nll: Double
         let merged_gguf_f32_llamacpp_nll: Double
+        let merged_hf_to_gguf_llamacpp_nll: Double
+        let merged_hf_to_gguf_llamacpp_token_ids: [Int]
     }
     struct Score: Decodable { let mean_nll: Double; let tokens: Int }
 
@@ -92,5 +99,10 @@ final class MergedModelPeerCLITests: LoraCLITestCase {
         let bound = FP32.nll(forward: FP32.defaultModelForward, logitScale: try ReferenceScale.defaultModelLogits())
         XCTAssertLessThanOrEqual(abs(ours.mean_nll - fig.merged_hf_transformers_nll), bound, "transformers on the merged HF directory")
         XCTAssertLessThanOrEqual(abs(ours.mean_nll - fig.merged_gguf_f32_llamacpp_nll), bound, "llama.cpp on the merged GGUF")
+        XCTAssertLessThanOrEqual(abs(ours.mean_nll - fig.merged_hf_to_gguf_llamacpp_nll), bound, "llama.cpp on the GGUF written from HF")
+        let text = try String(contentsOf: TestPaths.fixture("default-model/paragraph.txt"), encoding: .utf8)
+        let tokenizer = try Tokenizer(gguf: try GGUFFile(TestPaths.defaultModel).tokenizerData())
+        XCTAssertEqual(fig.merged_hf_to_gguf_llamacpp_token_ids, tokenizer.encode(text, addSpecialTokens: false),
+                       "llama.cpp's tokenization with the GGUF written from HF versus ours")
     }
 }

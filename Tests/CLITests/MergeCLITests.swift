@@ -4,7 +4,7 @@ import TestSupport
 import XCTest
 
 /// `lora merge`: the merged model scores what the base + adapter scores (an HF source to an HF
-/// directory, a GGUF source to a GGUF file), the output appears whole or not at all.
+/// directory or a GGUF file, a GGUF source to a GGUF file), the output appears whole or not at all.
 final class MergeCLITests: LoraCLITestCase {
     struct Score: Decodable { let mean_nll: Double; let records: [Record]; struct Record: Decodable { let nll: Double } }
 
@@ -27,7 +27,8 @@ final class MergeCLITests: LoraCLITestCase {
         let adapter = TestPaths.fixture("peft/final-adapter")
         let tolerance = FP32.nll(forward: FP32.tinyModelForward + FP32.gamma(64), logitScale: try ReferenceScale.tinyModelLogits())
         for (src, format, name) in [(TestPaths.fixture("models/tiny-llama-tied"), "hf", "merged-hf"),
-                                    (TestPaths.fixture("models/tiny-llama-gguf/tiny-llama.gguf"), "gguf", "merged.gguf")] {
+                                    (TestPaths.fixture("models/tiny-llama-gguf/tiny-llama.gguf"), "gguf", "merged.gguf"),
+                                    (TestPaths.fixture("models/tiny-llama-tied"), "gguf", "merged-from-hf.gguf")] {
             let out = scratch.appendingPathComponent(name)
             let r = try merge(["--model", src.path, "--adapter", adapter.path, "--output", out.path, "--format", format])
             XCTAssertEqual(r.status, 0, r.stderr)
@@ -60,12 +61,20 @@ final class MergeCLITests: LoraCLITestCase {
         XCTAssertEqual(f.tensor(named: "blk.0.attn_q.weight")?.type, .f16)
         XCTAssertEqual(f.tensor(named: "blk.0.attn_norm.weight")?.type, .f32)
         XCTAssertEqual(f.metadata["general.file_type"], .uint32(1))
-        // An HF source cannot become a GGUF here (no tokenizer metadata to copy); nothing is written.
+        // An HF source whose tokenizer GGUF metadata cannot describe (an added token with lstrip):
+        // refused naming the field and the way out; nothing is written.
+        let source = scratch.appendingPathComponent("lstrip-model")
+        try FileManager.default.copyItem(at: TestPaths.fixture("models/tiny-llama-tied"), to: source)
+        let tokenizerFile = source.appendingPathComponent("tokenizer.json")
+        var root = try JSONSerialization.jsonObject(with: Data(contentsOf: tokenizerFile)) as! [String: Any]
+        var added = root["added_tokens"] as! [[String: Any]]
+        added[0]["lstrip"] = true
+        root["added_tokens"] = added
+        try JSONSerialization.data(withJSONObject: root).write(to: tokenizerFile)
         let bad = scratch.appendingPathComponent("bad.gguf")
-        let hf = try merge(["--model", TestPaths.fixture("models/tiny-llama-tied").path, "--adapter", adapter.path,
-                            "--output", bad.path, "--format", "gguf"])
+        let hf = try merge(["--model", source.path, "--adapter", adapter.path, "--output", bad.path, "--format", "gguf"])
         XCTAssertNotEqual(hf.status, 0)
-        XCTAssertTrue(hf.stderr.contains("--format hf"), hf.stderr)
+        XCTAssertTrue(hf.stderr.contains("lstrip") && hf.stderr.contains("--format hf"), hf.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: bad.path))
         let dtype = try merge(["--model", "x", "--adapter", "y", "--output", "z", "--dtype", "f8"])
         XCTAssertNotEqual(dtype.status, 0)
