@@ -5,16 +5,8 @@ import XCTest
 /// A chat template is code from whoever published the model: a recursive macro in a GGUF's
 /// `tokenizer.chat_template` or an HF `chat_template.jinja` makes `lora generate --chat` exit with a
 /// limit error naming the line and column, not SIGSEGV.
-final class HostileChatTemplateCLITests: XCTestCase {
-    var dir: URL!
+final class HostileChatTemplateCLITests: TemporaryDirectoryTestCase {
     let recursive = "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}"
-
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("hostile-template-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
 
     private func assertLimitError(_ model: URL, file: StaticString = #filePath, line: UInt = #line) throws {
         let r = try runProcess(TestPaths.loraBinary, ["generate", "--model", model.path, "--chat", "--max-tokens", "1", "hi"])

@@ -5,21 +5,11 @@ import XCTest
 /// `lora quantize`: the written bnb-4bit checkpoint reloads (under --quant auto, without re-quantizing)
 /// to exactly the weights `--quant nf4` makes from the source, so NLLs are identical; `lora info` shows
 /// NF4 linears.
-final class InteropCLITests: XCTestCase {
+final class InteropCLITests: TemporaryDirectoryTestCase {
     var lora: URL { TestPaths.loraBinary }
-    var tmp: URL!
-
-    override func setUpWithError() throws {
-        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("interop-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: tmp)
-    }
 
     func quantize(_ model: URL, _ name: String) throws -> URL {
-        let out = tmp.appendingPathComponent(name)
+        let out = dir.appendingPathComponent(name)
         let r = try runProcess(lora, ["quantize", "--model", model.path, "--output", out.path])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines), out.standardizedFileURL.path)
@@ -80,7 +70,7 @@ final class InteropCLITests: XCTestCase {
     }
 
     func testQuantizeRefusesAnExistingOutputDirectory() throws {
-        let r = try runProcess(lora, ["quantize", "--model", TestPaths.fixture("models/tiny-llama-tied").path, "--output", tmp.path])
+        let r = try runProcess(lora, ["quantize", "--model", TestPaths.fixture("models/tiny-llama-tied").path, "--output", dir.path])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("already exists"), r.stderr)
     }

@@ -8,7 +8,7 @@ import XCTest
 /// Pre-quantized bitsandbytes 4-bit checkpoints: transformers' own save (Tests/Fixtures/bnb, written by
 /// scripts/fixtures/make_bnb_interop_fixtures.py) loads as stored and matches transformers' logits; our
 /// writer reproduces transformers' tensors byte for byte; broken state is refused naming the tensor.
-final class BnB4bitCheckpointTests: XCTestCase {
+final class BnB4bitCheckpointTests: TemporaryDirectoryTestCase {
     /// Ours and transformers + bitsandbytes on the same dequantized NF4 weights: summation order only
     /// (FP32.tinyModelForward), relative to the logits' scale.
     static let logitTolerance = FP32.tinyModelForward
@@ -21,20 +21,9 @@ final class BnB4bitCheckpointTests: XCTestCase {
         let cases: [Case]
     }
 
-    var tmp: URL!
-
-    override func setUpWithError() throws {
-        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("bnb4-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: tmp)
-    }
-
     /// Our quantize of the tiny model, written to a fresh directory.
     func writeOurs(_ name: String = "ours") throws -> URL {
-        let out = tmp.appendingPathComponent(name)
+        let out = dir.appendingPathComponent(name)
         try BnB4bitWriter.write(try ModelLoader.load(tiny, quantization: .nf4), to: out)
         return out
     }
@@ -131,7 +120,7 @@ final class BnB4bitCheckpointTests: XCTestCase {
                        "tiny-llama-gguf/tiny-llama.gguf"]
         for (k, name) in sources.enumerated() {
             let src = TestPaths.fixture("models/\(name)")
-            let out = tmp.appendingPathComponent("family-\(k)")
+            let out = dir.appendingPathComponent("family-\(k)")
             let direct = try ModelLoader.load(src, quantization: .nf4)
             try BnB4bitWriter.write(direct, to: out)
             let file = try SafetensorsFile(out.appendingPathComponent("model.safetensors"))
@@ -145,7 +134,7 @@ final class BnB4bitCheckpointTests: XCTestCase {
 
     func testGGUFRoPEFrequencyFactorsAreRefusedNamingTheField() throws {
         let src = TestPaths.fixture("models/tiny-llama3-rope-gguf/tiny-llama3-rope.gguf")
-        let out = tmp.appendingPathComponent("llama3-gguf")
+        let out = dir.appendingPathComponent("llama3-gguf")
         XCTAssertThrowsError(try BnB4bitWriter.write(try ModelLoader.load(src, quantization: .nf4), to: out)) {
             XCTAssertTrue("\($0)".contains("rope_parameters"), "\($0)")
         }
@@ -157,11 +146,11 @@ final class BnB4bitCheckpointTests: XCTestCase {
         XCTAssertThrowsError(try BnB4bitWriter.write(try ModelLoader.load(tiny, quantization: .nf4), to: out)) {
             XCTAssertTrue("\($0)".contains("already exists"), "\($0)")
         }
-        XCTAssertThrowsError(try BnB4bitWriter.write(try ModelLoader.load(tiny, quantization: .none), to: tmp.appendingPathComponent("dense"))) {
+        XCTAssertThrowsError(try BnB4bitWriter.write(try ModelLoader.load(tiny, quantization: .none), to: dir.appendingPathComponent("dense"))) {
             XCTAssertTrue("\($0)".contains("not held in NF4"), "\($0)")
         }
-        XCTAssertFalse(FileManager.default.fileExists(atPath: tmp.appendingPathComponent("dense").path))
-        let leftovers = try FileManager.default.contentsOfDirectory(atPath: tmp.path).filter { $0.hasPrefix(".") }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("dense").path))
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix(".") }
         XCTAssertEqual(leftovers, [], "temporary directories left behind")
     }
 
@@ -170,7 +159,7 @@ final class BnB4bitCheckpointTests: XCTestCase {
     /// A copy of our checkpoint with its tensors edited by `edit` (name -> tensor; nil removes it).
     func broken(_ label: String, _ edit: (inout [String: SafetensorsWriter.Tensor]) -> Void) throws -> URL {
         let src = try writeOurs("src-\(label)")
-        let dir = tmp.appendingPathComponent(label)
+        let dir = dir.appendingPathComponent(label)
         try FileManager.default.copyItem(at: src, to: dir)
         let file = try SafetensorsFile(src.appendingPathComponent("model.safetensors"))
         var tensors: [String: SafetensorsWriter.Tensor] = [:]
@@ -245,7 +234,7 @@ final class BnB4bitCheckpointTests: XCTestCase {
         ]
         let src = try writeOurs()
         for (i, (key, value, field)) in cases.enumerated() {
-            let dir = tmp.appendingPathComponent("config-\(i)")
+            let dir = dir.appendingPathComponent("config-\(i)")
             try FileManager.default.copyItem(at: src, to: dir)
             let url = dir.appendingPathComponent("config.json")
             var config = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]

@@ -56,16 +56,7 @@ struct GGUFTestBuilder {
     }
 }
 
-final class GGUFFileTests: XCTestCase {
-    var dir: URL!
-
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("gguf-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
-
+final class GGUFFileTests: TemporaryDirectoryTestCase {
     func write(_ data: Data, _ name: String = "m.gguf") throws -> URL {
         let url = dir.appendingPathComponent(name)
         try data.write(to: url)

@@ -8,16 +8,7 @@ import XCTest
 /// An HF checkpoint written as GGUF (`lora merge --format gguf` from an HF source) loads back as the
 /// same model: configuration, every weight bit for bit (q/k rows permuted to llama.cpp's order and
 /// back), RoPE frequencies, the tokenizer's ids; and its metadata is the fixture script's GGUF twin's.
-final class GGUFFromHFWriterTests: XCTestCase {
-    var dir: URL!
-
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("gguf-from-hf-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
-
+final class GGUFFromHFWriterTests: TemporaryDirectoryTestCase {
     static let texts = ["The cat sat on the mat, and the dog sleeps in the sun.", "def add(a, b):\n    return a + b\n",
                         "Question: what does a language model predict?\nAnswer: The next token.", "Café 🙂 Très bien, merci!",
                         "<|im_start|>user\nhi<|im_end|>\n", "x", ""]

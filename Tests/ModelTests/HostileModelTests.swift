@@ -5,16 +5,7 @@ import XCTest
 
 /// Configs and GGUF headers that claim sizes the file does not hold are refused naming the field and
 /// the value, before any memory is reserved from the claim (2^30 layers used to abort in an allocation).
-final class HostileModelTests: XCTestCase {
-    var dir: URL!
-
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("hostile-model-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
-
+final class HostileModelTests: TemporaryDirectoryTestCase {
     /// A copy of the tiny HF checkpoint with `field` of config.json set to `value`.
     private func hfCopy(_ field: String, _ value: Int) throws -> URL {
         let copy = dir.appendingPathComponent("hf-\(field)-\(value)")

@@ -3,18 +3,7 @@ import Model
 import TestSupport
 import XCTest
 
-final class SafetensorsTests: XCTestCase {
-    var dir: URL!
-
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("safetensors-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: dir)
-    }
-
+final class SafetensorsTests: TemporaryDirectoryTestCase {
     static func le<T: FixedWidthInteger>(_ values: [T]) -> Data {
         var d = Data()
         for v in values { withUnsafeBytes(of: v.littleEndian) { d.append(contentsOf: $0) } }

@@ -13,22 +13,11 @@ final class GGUFTokenizerExportTests: XCTestCase {
     }
 
     func testExportedByteLevelTokenizersEncodeAndDecodeLikeTheGGUFOnes() throws {
-        let corpus = try JSONSerialization.jsonObject(with: Data(contentsOf: TokenizerFixtures.url("corpus.json"))) as! [String]
-        XCTAssertGreaterThan(corpus.count, 30)
         for family in ["smollm2", "llama3", "qwen2"] {
             let g = try TokenizerFixtures.gguf("\(family)/gguf_tokenizer.json")
             let a = try Tokenizer(gguf: g), b = try roundTrip(g)
             XCTAssertEqual(b.vocabSize, a.vocabSize, family)
-            XCTAssertEqual(b.bosTokenId, a.bosTokenId, family)
-            XCTAssertEqual(b.eosTokenId, a.eosTokenId, family)
-            for text in corpus {
-                let ids = a.encode(text)
-                XCTAssertEqual(b.encode(text), ids, "\(family): \(text.debugDescription)")
-                XCTAssertEqual(b.encode(text, addSpecialTokens: false), a.encode(text, addSpecialTokens: false), family)
-                XCTAssertEqual(b.decode(ids), a.decode(ids), family)
-                XCTAssertEqual(b.decode(ids, skipSpecialTokens: true), a.decode(ids, skipSpecialTokens: true), family)
-            }
-            for id in 0..<a.vocabSize where a.isSpecial(id) { XCTAssertTrue(b.isSpecial(id), "\(family): id \(id)") }
+            try TokenizerFixtures.assertSameTokenization(b, as: a, family)
         }
     }
 

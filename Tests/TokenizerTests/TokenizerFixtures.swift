@@ -18,6 +18,29 @@ struct ExpectedCase: Decodable {
 }
 
 enum TokenizerFixtures {
+    /// The fixture corpus (corpus.json).
+    static func corpus() throws -> [String] {
+        try JSONSerialization.jsonObject(with: Data(contentsOf: url("corpus.json"))) as! [String]
+    }
+
+    /// `b` tokenizes as `a` does: ids with and without special tokens, decodes, bos / eos and the
+    /// special ids, on every corpus line.
+    static func assertSameTokenization(_ b: Tokenizer, as a: Tokenizer, _ label: String,
+                                       file: StaticString = #filePath, line: UInt = #line) throws {
+        let corpus = try corpus()
+        XCTAssertGreaterThan(corpus.count, 30, file: file, line: line)
+        XCTAssertEqual(b.bosTokenId, a.bosTokenId, label, file: file, line: line)
+        XCTAssertEqual(b.eosTokenId, a.eosTokenId, label, file: file, line: line)
+        for text in corpus {
+            let ids = a.encode(text)
+            XCTAssertEqual(b.encode(text), ids, "\(label): \(text.debugDescription)", file: file, line: line)
+            XCTAssertEqual(b.encode(text, addSpecialTokens: false), a.encode(text, addSpecialTokens: false), label, file: file, line: line)
+            XCTAssertEqual(b.decode(ids), a.decode(ids), label, file: file, line: line)
+            XCTAssertEqual(b.decode(ids, skipSpecialTokens: true), a.decode(ids, skipSpecialTokens: true), label, file: file, line: line)
+        }
+        for id in 0..<a.vocabSize where a.isSpecial(id) { XCTAssertTrue(b.isSpecial(id), "\(label): id \(id)", file: file, line: line) }
+    }
+
     static func url(_ relative: String) -> URL { TestPaths.fixture("tokenizers/" + relative) }
 
     static func expected(_ relative: String, variant: String) throws -> [ExpectedCase] {
