@@ -49,19 +49,20 @@ struct FineTuningRoutes: Sendable {
                 return parsed
             }
             let jobs = try await service { [api] in try api.jobs.jobs(before: page.after, limit: page.limit + 1, status: status) }
+            if RecordView.requested(request) { return try RecordView.page(jobs, limit: page.limit) }
             return json(page.list(jobs.map(FineTuningShapes.job)))
         }
-        router.get("/v1/fine_tuning/jobs/:job_id") { _, context in
+        router.get("/v1/fine_tuning/jobs/:job_id") { request, context in
             let id = try pathID(context, "job_id", prefix: "ftjob", kind: "job")
-            return json(FineTuningShapes.job(try await service { [api] in try api.jobs.job(id) }))
+            return try jobResponse(try await service { [api] in try api.jobs.job(id) }, request)
         }
-        router.post("/v1/fine_tuning/jobs/:job_id/cancel") { _, context in
+        router.post("/v1/fine_tuning/jobs/:job_id/cancel") { request, context in
             let id = try pathID(context, "job_id", prefix: "ftjob", kind: "job")
             let actor = RequestIdentity.actor
-            return json(FineTuningShapes.job(try await service { [api] in
+            return try jobResponse(try await service { [api] in
                 _ = try api.jobs.job(id)
                 return try api.jobs.cancel(id, actor: actor)
-            }))
+            }, request)
         }
         router.get("/v1/fine_tuning/jobs/:job_id/events") { request, context in
             let id = try pathID(context, "job_id", prefix: "ftjob", kind: "job")
@@ -71,10 +72,11 @@ struct FineTuningRoutes: Sendable {
                     return n
                 } ?? 0
                 _ = try await service { [api] in try api.jobs.job(id) }
-                return JobEventStream(jobs: api.jobs, job: id, after: after).response(context)
+                return JobEventStream(jobs: api.jobs, job: id, after: after, records: RecordView.requested(request)).response(context)
             }
             let page = try Page(request, prefix: "ftevent")
             let events = try await service { [api] in try api.jobs.events(id, before: page.after, limit: page.limit + 1) }
+            if RecordView.requested(request) { return try RecordView.page(events, limit: page.limit) }
             return json(page.list(events.map(FineTuningShapes.event)))
         }
         router.get("/v1/fine_tuning/jobs/:job_id/loss.svg") { _, context in
@@ -142,7 +144,12 @@ struct FineTuningRoutes: Sendable {
                 throw APIError.domain(e, param: "hyperparameters")
             }
         }
-        return json(FineTuningShapes.job(job))
+        return try jobResponse(job, request)
+    }
+
+    /// A job in OpenAI's shape, or as the registry's record when the client asked for it.
+    private func jobResponse(_ job: JobRecord, _ request: Request) throws -> Response {
+        RecordView.requested(request) ? try encoded(job) : json(FineTuningShapes.job(job))
     }
 
     static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
