@@ -121,13 +121,15 @@ struct RemoteAPI {
         s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? s
     }
 
-    /// Server-sent events of `path`: `onData` gets each `data:` payload but `[DONE]`, which ends the stream.
-    func events(_ path: String, onData: (Data) throws -> Void) throws {
+    /// Server-sent events of `path` (a GET, or a POST of a JSON body): `onData` gets each `data:`
+    /// payload but `[DONE]`, which ends the stream.
+    func events(_ path: String, method: HTTPCall.Method = .get, body: Data? = nil, onData: (Data) throws -> Void) throws {
         var pending = Data()
         var errorBody = Data()
         var thrown: Error?
         var done = false
-        let (code, _) = try HTTPCall(.get, base + path, headers: headers(contentType: nil)).stream(options: Self.options) { bytes in
+        let call = HTTPCall(method, base + path, headers: headers(contentType: body == nil ? nil : "application/json"), body: body)
+        let (code, _) = try call.stream(options: Self.options) { bytes in
             pending.append(bytes)
             if errorBody.count < 65_536 { errorBody.append(bytes) }
             while let nl = pending.firstIndex(of: 0x0A) {
@@ -141,8 +143,8 @@ struct RemoteAPI {
             return true
         }
         if let thrown { throw thrown }
-        guard (200..<300).contains(code) else { throw failure(.get, path, code, errorBody) }
-        guard done else { throw ValidationError("GET \(path): the server closed the event stream before its end ([DONE])") }
+        guard (200..<300).contains(code) else { throw failure(method, path, code, errorBody) }
+        guard done else { throw ValidationError("\(method.rawValue) \(path): the server closed the event stream before its end ([DONE])") }
     }
 
     /// A `multipart/form-data` body (RFC 7578): text fields, then one file.

@@ -205,4 +205,34 @@ final class CLIClientTests: JobsCLITestCase {
         XCTAssertTrue(stderr.contains("job \(id!) cancelled"), stderr)
         XCTAssertTrue(stdout.split(separator: "\n").last?.contains("cancelled") == true, stdout)
     }
+
+    func testChatRepliesStreamTheSameThroughTheServerAndInProcess() throws {
+        try startServer()
+        try direct(["promote", "alpha", "2"])
+        var env = environment
+        env["LORA_SERVER"] = serverURL
+        env["LORA_API_KEY"] = apiKey
+        let input = "hello world\n\nthe cat sat\n/reset\nhello world\n"
+        for task in [["alpha"], ["alpha@1"], []] {
+            let viaServer = try runProcess(TestPaths.loraBinary, ["chat"] + task + ["--max-tokens", "6"], environment: env, stdin: input)
+            XCTAssertEqual(viaServer.status, 0, viaServer.stderr)
+            let local = try runProcess(TestPaths.loraBinary, ["chat"] + task + ["--max-tokens", "6", "--model", model.path] + registryArguments,
+                                       environment: environment, stdin: input)
+            XCTAssertEqual(local.status, 0, local.stderr)
+            XCTAssertEqual(viaServer.stdout, local.stdout, "chat \(task)")
+            let replies = local.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            XCTAssertEqual(replies.count, 4, "three replies (the blank line is skipped), then the final newline: \(replies)")
+            // The first turn is `lora generate --chat`'s answer; after /reset the same question gets it again.
+            let adapter = task.isEmpty ? [] : ["--adapter", task[0]]
+            let single = try runProcess(TestPaths.loraBinary, ["generate", "--chat", "--max-tokens", "6", "--model", model.path] + adapter
+                                        + registryArguments + ["hello world"], environment: environment)
+            XCTAssertEqual(single.status, 0, single.stderr)
+            XCTAssertEqual(replies[0] + "\n", single.stdout, "chat \(task)")
+            XCTAssertEqual(replies[2], replies[0], "/reset starts over")
+            XCTAssertFalse(replies[0].isEmpty, "a reply was generated")
+        }
+        let unknown = try runProcess(TestPaths.loraBinary, ["chat", "nope"], environment: env, stdin: "hi\n")
+        XCTAssertNotEqual(unknown.status, 0)
+        XCTAssertTrue(unknown.stderr.contains("(param: model)") && unknown.stderr.contains("HTTP 404"), unknown.stderr)
+    }
 }
