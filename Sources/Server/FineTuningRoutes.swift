@@ -50,16 +50,17 @@ struct FineTuningRoutes: Sendable {
             }
             let jobs = try await service { [api] in try api.jobs.jobs(before: page.after, limit: page.limit + 1, status: status) }
             if RecordView.requested(request) { return try RecordView.page(jobs, limit: page.limit) }
-            return json(page.list(jobs.map(FineTuningShapes.job)))
+            let tokens = try await service { [api] in try api.jobs.trainedTokens(jobs.map(\.id)) }
+            return json(page.list(jobs.map { FineTuningShapes.job($0, trainedTokens: tokens[$0.id]) }))
         }
         router.get("/v1/fine_tuning/jobs/:job_id") { request, context in
             let id = try pathID(context, "job_id", prefix: "ftjob", kind: "job")
-            return try jobResponse(try await service { [api] in try api.jobs.job(id) }, request)
+            return try await jobResponse(try await service { [api] in try api.jobs.job(id) }, request)
         }
         router.post("/v1/fine_tuning/jobs/:job_id/cancel") { request, context in
             let id = try pathID(context, "job_id", prefix: "ftjob", kind: "job")
             let actor = RequestIdentity.actor
-            return try jobResponse(try await service { [api] in
+            return try await jobResponse(try await service { [api] in
                 _ = try api.jobs.job(id)
                 return try api.jobs.cancel(id, actor: actor)
             }, request)
@@ -144,12 +145,15 @@ struct FineTuningRoutes: Sendable {
                 throw APIError.domain(e, param: "hyperparameters")
             }
         }
-        return try jobResponse(job, request)
+        return try await jobResponse(job, request)
     }
 
-    /// A job in OpenAI's shape, or as the registry's record when the client asked for it.
-    private func jobResponse(_ job: JobRecord, _ request: Request) throws -> Response {
-        RecordView.requested(request) ? try encoded(job) : json(FineTuningShapes.job(job))
+    /// A job in OpenAI's shape (with the tokens trained so far), or as the registry's record when
+    /// the client asked for it.
+    private func jobResponse(_ job: JobRecord, _ request: Request) async throws -> Response {
+        if RecordView.requested(request) { return try encoded(job) }
+        let tokens = try await service { [api] in try api.jobs.trainedTokens([job.id])[job.id] }
+        return json(FineTuningShapes.job(job, trainedTokens: tokens))
     }
 
     static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
