@@ -9,6 +9,7 @@ import XCTest
 final class CLIClientTests: JobsCLITestCase {
     override var actor: String { "client-test" }
     var serverURL = ""
+    var serverLog: URL { scratch.appendingPathComponent("serve.out") }
     var apiKey = ""
 
     /// The database's registry (the base class's arguments).
@@ -36,17 +37,17 @@ final class CLIClientTests: JobsCLITestCase {
     }
 
     /// Registers the tiny base, imports a version, creates an admin key and starts `lora serve`.
-    func startServer(workers: Int = 0) throws {
+    func startServer(workers: Int = 0, extra: [String] = []) throws {
         try direct(["models", "add", "tiny", model.path])
         try direct(["import", "alpha", TestPaths.fixture("peft/initial-adapter").path, "--base", "tiny"])
         try direct(["import", "alpha", TestPaths.fixture("peft/final-adapter").path, "--base", "tiny"])
         apiKey = try direct(["keys", "create", "ops", "--role", "admin"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let out = scratch.appendingPathComponent("serve.out")
+        let out = serverLog
         FileManager.default.createFile(atPath: out.path, contents: nil)
         let p = Process()
         p.executableURL = TestPaths.loraBinary
         p.arguments = ["serve", "--base", "tiny", "--port", "0", "--threads", "1"]
-            + (workers > 0 ? ["--workers", String(workers), "--worker-threads", "1"] : []) + registryArguments
+            + (workers > 0 ? ["--workers", String(workers), "--worker-threads", "1"] : []) + extra + registryArguments
         p.environment = environment
         let h = try FileHandle(forWritingTo: out)
         p.standardOutput = h
@@ -234,5 +235,39 @@ final class CLIClientTests: JobsCLITestCase {
         let unknown = try runProcess(TestPaths.loraBinary, ["chat", "nope"], environment: env, stdin: "hi\n")
         XCTAssertNotEqual(unknown.status, 0)
         XCTAssertTrue(unknown.stderr.contains("(param: model)") && unknown.stderr.contains("HTTP 404"), unknown.stderr)
+    }
+
+    func testAPIKeysNeverAppearInTheServersLogsAtTraceLevel() throws {
+        try startServer(extra: ["--log-level", "trace"])
+        let trainer = try direct(["keys", "create", "trainer", "--role", "trainer"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let revoked = try direct(["keys", "create", "gone", "--role", "admin"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try direct(["keys", "revoke", "gone"])
+        let unknown = "sk-" + String(repeating: "7f", count: 32)
+        // Requests that succeed, are refused (401 unknown or revoked, 403 role) or fail (404), with each key.
+        try remote(["tasks"])
+        try remote(["jobs", "submit", "--task", "logged", "--base", "tiny", "--data", trainData.path, "--max-steps", "1"], key: trainer)
+        try remote(["promote", "alpha", "1"], key: trainer, expectFailure: true)
+        try remote(["promote", "alpha", "9"], expectFailure: true)
+        try remote(["tasks"], key: unknown, expectFailure: true)
+        try remote(["tasks"], key: revoked, expectFailure: true)
+        var env = environment
+        env["LORA_SERVER"] = serverURL
+        env["LORA_API_KEY"] = apiKey
+        XCTAssertEqual(try runProcess(TestPaths.loraBinary, ["chat", "alpha", "--max-tokens", "2"], environment: env, stdin: "hi\n").status, 0)
+        let log = try String(contentsOf: serverLog, encoding: .utf8)
+        // The log did record each of these requests (one line each, with its status).
+        for line in ["GET /v1/tasks 200", "POST /v1/files 200", "POST /v1/fine_tuning/jobs 200", "POST /v1/tasks/alpha/promote 403",
+                     "POST /v1/tasks/alpha/promote 404", "GET /v1/tasks 401", "POST /v1/chat/completions 200"] {
+            XCTAssertTrue(log.contains(line), "\(line) in \(log.suffix(3000))")
+        }
+        for (name, secret) in [("admin", apiKey), ("trainer", trainer), ("revoked", revoked), ("unknown", unknown)] {
+            XCTAssertFalse(secret.isEmpty)
+            XCTAssertFalse(log.contains(secret), "the \(name) key is in the server's log")
+            // Nor any 16-character piece of it (a truncated or reformatted echo).
+            let chars = Array(secret)
+            for start in stride(from: 0, to: max(0, chars.count - 16), by: 8) {
+                XCTAssertFalse(log.contains(String(chars[start..<start + 16])), "part of the \(name) key is in the server's log")
+            }
+        }
     }
 }
