@@ -27,9 +27,7 @@ struct FineTuningRoutes: Sendable {
         router.get("/v1/files/:file_id/content") { _, context in
             let id = try pathID(context, "file_id", prefix: "file", kind: "file")
             let bytes = try await service { [api] in try api.files.bytes(id) }
-            var headers = HTTPFields()
-            headers[.contentType] = "application/octet-stream"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+            return bytesResponse(bytes, contentType: "application/octet-stream")
         }
         router.delete("/v1/files/:file_id") { _, context in
             let id = try pathID(context, "file_id", prefix: "file", kind: "file")
@@ -83,9 +81,7 @@ struct FineTuningRoutes: Sendable {
         router.get("/v1/fine_tuning/jobs/:job_id/loss.svg") { _, context in
             let id = try pathID(context, "job_id", prefix: "ftjob", kind: "job")
             let svg = try await service { [api] in try api.jobs.lossPlot(id).svg() }
-            var headers = HTTPFields()
-            headers[.contentType] = "image/svg+xml"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: svg)))
+            return bytesResponse(Array(svg.utf8), contentType: "image/svg+xml")
         }
         router.get("/v1/fine_tuning/jobs/:job_id/checkpoints") { request, context in
             let id = try pathID(context, "job_id", prefix: "ftjob", kind: "job")
