@@ -21,6 +21,9 @@ struct ServerOptions: ParsableArguments {
             throw ValidationError("--server \(url): expected an http:// or https:// URL of a `lora serve`")
         }
         let key = apiKey ?? environment["LORA_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+        if let key, key.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            throw ValidationError("--api-key / LORA_API_KEY holds a control character (a line break?); a key is one line")
+        }
         return RemoteAPI(base: url.hasSuffix("/") ? String(url.dropLast()) : url, apiKey: key)
     }
 }
@@ -133,7 +136,8 @@ struct RemoteAPI {
             pending.append(bytes)
             if errorBody.count < 65_536 { errorBody.append(bytes) }
             while let nl = pending.firstIndex(of: 0x0A) {
-                let line = pending[pending.startIndex..<nl]
+                var line = pending[pending.startIndex..<nl]
+                if line.last == 0x0D { line = line.dropLast() }
                 pending = Data(pending[(nl + 1)...])
                 guard line.starts(with: Data("data: ".utf8)) else { continue }
                 let payload = Data(line.dropFirst(6))

@@ -147,6 +147,8 @@ final class CLIClientTests: JobsCLITestCase {
         try startServer()
         let unauthorized = try remote(["tasks"], key: "not-a-key", expectFailure: true)
         XCTAssertTrue(unauthorized.stderr.contains("HTTP 401"), unauthorized.stderr)
+        let injected = try remote(["tasks"], key: apiKey + "\r\nX-Injected: 1", expectFailure: true)
+        XCTAssertTrue(injected.stderr.contains("control character"), injected.stderr)
         let missing = try remote(["promote", "alpha", "9"], expectFailure: true)
         XCTAssertTrue(missing.stderr.contains("HTTP 404"), missing.stderr)
         XCTAssertTrue(missing.stderr.contains("9"), missing.stderr)
