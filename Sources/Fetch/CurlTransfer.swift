@@ -1,11 +1,16 @@
 import CCurl
 import Foundation
 
-/// One libcurl easy transfer (GET or HEAD, redirects followed) whose body is handed to a sink.
+/// One libcurl easy transfer (GET, HEAD, or a POST/DELETE with a request body for API calls;
+/// redirects followed) whose body is handed to a sink.
 /// Every hop's headers are kept, because Hugging Face sends X-Linked-Etag / X-Linked-Size on the
 /// redirect response, not on the final one.
 final class CurlTransfer {
-    enum Method { case get, head }
+    enum Method {
+        case get, head, delete
+        /// POST with these bytes as the body (sent from memory, with their Content-Length).
+        case post(Data)
+    }
 
     struct Result {
         /// libcurl's CURLcode (0 = CURLE_OK).
@@ -29,6 +34,9 @@ final class CurlTransfer {
     private var errorBody = Data()
     private let isFileURL: Bool
     private var sink: Sink?
+    /// Hand the body of every final response to the sink, whatever its status (API clients read
+    /// error bodies as JSON); downloads keep only 2 KB of an error body for the message.
+    private var sinkEveryStatus = false
 
     init(url: String) {
         self.url = url
@@ -36,10 +44,11 @@ final class CurlTransfer {
     }
 
     /// Runs the transfer to completion on the calling thread.
-    func perform(method: Method, headers: [String], range: Int64?, options: FetchOptions,
+    func perform(method: Method, headers: [String], range: Int64?, options: FetchOptions, sinkEveryStatus: Bool = false,
                  sink: Sink = { _, _ in true }) -> Result {
         withoutActuallyEscaping(sink) { sink in
             self.sink = sink
+            self.sinkEveryStatus = sinkEveryStatus
             defer { self.sink = nil }
             return run(method: method, headers: headers, range: range, options: options)
         }
@@ -74,7 +83,17 @@ final class CurlTransfer {
         _ = lora_curl_setopt_long(h, CURLOPT_TCP_KEEPALIVE, 1)
         _ = lora_curl_setopt_str(h, CURLOPT_USERAGENT, options.userAgent)
         if list != nil { _ = lora_curl_setopt_slist(h, CURLOPT_HTTPHEADER, list) }
-        if method == .head { _ = lora_curl_setopt_long(h, CURLOPT_NOBODY, 1) }
+        // The request body must outlive curl_easy_perform: libcurl reads CURLOPT_POSTFIELDS in place.
+        var postBody = Data()
+        switch method {
+        case .get: break
+        case .head: _ = lora_curl_setopt_long(h, CURLOPT_NOBODY, 1)
+        case .delete: _ = lora_curl_setopt_str(h, CURLOPT_CUSTOMREQUEST, "DELETE")
+        case let .post(body):
+            postBody = body
+            _ = lora_curl_setopt_long(h, CURLOPT_POST, 1)
+            _ = lora_curl_setopt_off_t(h, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+        }
         if let range, range > 0 { _ = lora_curl_setopt_str(h, CURLOPT_RANGE, "\(range)-") }
 
         let me = Unmanaged.passUnretained(self).toOpaque()
@@ -94,7 +113,13 @@ final class CurlTransfer {
         }
         _ = lora_curl_setopt_ptr(h, CURLOPT_WRITEDATA, me)
 
-        let code = curl_easy_perform(h)
+        let code = postBody.withUnsafeMutableBytes { (raw: UnsafeMutableRawBufferPointer) -> CURLcode in
+            if case .post = method {
+                // An empty body still needs a non-nil pointer, or libcurl reads one from a callback.
+                _ = lora_curl_setopt_ptr(h, CURLOPT_POSTFIELDS, raw.baseAddress ?? UnsafeMutableRawPointer(errorBuffer))
+            }
+            return curl_easy_perform(h)
+        }
         var status = 0
         _ = lora_curl_getinfo_long(h, CURLINFO_RESPONSE_CODE, &status)
         if var last = heads.last, last.status == 0 { last.status = status; heads[heads.count - 1] = last }
@@ -123,7 +148,7 @@ final class CurlTransfer {
     private func body(_ bytes: UnsafeRawBufferPointer) -> Bool {
         if heads.isEmpty { heads.append(HTTPResponseHead(status: isFileURL ? 200 : 0)) }
         let head = heads[heads.count - 1]
-        if (200..<300).contains(head.status) {
+        if sinkEveryStatus || (200..<300).contains(head.status) {
             return sink?(head, bytes) ?? true
         }
         // Error (or unfollowed redirect) bodies are kept only for the message.

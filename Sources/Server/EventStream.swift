@@ -13,6 +13,13 @@ struct EventStreamWriter {
     static func line(_ json: JSON) -> ByteBuffer { ByteBuffer(string: "data: \(json.serialized())\n\n") }
     static let done = ByteBuffer(string: "data: [DONE]\n\n")
 
+    /// One event holding an Encodable value, encoded on one line (keys sorted).
+    static func line<T: Encodable>(record: T) throws -> ByteBuffer {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return ByteBuffer(string: "data: " + String(decoding: try e.encode(record), as: UTF8.self) + "\n\n")
+    }
+
     /// Writes every chunk; an error the engine reports after admission becomes an `error` event.
     /// A failed write (the client went away) cancels every sequence of the call and is rethrown.
     func write(to writer: inout any ResponseBodyWriter) async throws {

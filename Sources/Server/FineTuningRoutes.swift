@@ -27,9 +27,7 @@ struct FineTuningRoutes: Sendable {
         router.get("/v1/files/:file_id/content") { _, context in
             let id = try pathID(context, "file_id", prefix: "file", kind: "file")
             let bytes = try await service { [api] in try api.files.bytes(id) }
-            var headers = HTTPFields()
-            headers[.contentType] = "application/octet-stream"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+            return bytesResponse(bytes, contentType: "application/octet-stream")
         }
         router.delete("/v1/files/:file_id") { _, context in
             let id = try pathID(context, "file_id", prefix: "file", kind: "file")
@@ -49,19 +47,21 @@ struct FineTuningRoutes: Sendable {
                 return parsed
             }
             let jobs = try await service { [api] in try api.jobs.jobs(before: page.after, limit: page.limit + 1, status: status) }
-            return json(page.list(jobs.map(FineTuningShapes.job)))
+            if RecordView.requested(request) { return try RecordView.page(jobs, limit: page.limit) }
+            let tokens = try await service { [api] in try api.jobs.trainedTokens(jobs.map(\.id)) }
+            return json(page.list(jobs.map { FineTuningShapes.job($0, trainedTokens: tokens[$0.id]) }))
         }
-        router.get("/v1/fine_tuning/jobs/:job_id") { _, context in
+        router.get("/v1/fine_tuning/jobs/:job_id") { request, context in
             let id = try pathID(context, "job_id", prefix: "ftjob", kind: "job")
-            return json(FineTuningShapes.job(try await service { [api] in try api.jobs.job(id) }))
+            return try await jobResponse(try await service { [api] in try api.jobs.job(id) }, request)
         }
-        router.post("/v1/fine_tuning/jobs/:job_id/cancel") { _, context in
+        router.post("/v1/fine_tuning/jobs/:job_id/cancel") { request, context in
             let id = try pathID(context, "job_id", prefix: "ftjob", kind: "job")
             let actor = RequestIdentity.actor
-            return json(FineTuningShapes.job(try await service { [api] in
+            return try await jobResponse(try await service { [api] in
                 _ = try api.jobs.job(id)
                 return try api.jobs.cancel(id, actor: actor)
-            }))
+            }, request)
         }
         router.get("/v1/fine_tuning/jobs/:job_id/events") { request, context in
             let id = try pathID(context, "job_id", prefix: "ftjob", kind: "job")
@@ -71,18 +71,17 @@ struct FineTuningRoutes: Sendable {
                     return n
                 } ?? 0
                 _ = try await service { [api] in try api.jobs.job(id) }
-                return JobEventStream(jobs: api.jobs, job: id, after: after).response(context)
+                return JobEventStream(jobs: api.jobs, job: id, after: after, records: RecordView.requested(request)).response(context)
             }
             let page = try Page(request, prefix: "ftevent")
             let events = try await service { [api] in try api.jobs.events(id, before: page.after, limit: page.limit + 1) }
+            if RecordView.requested(request) { return try RecordView.page(events, limit: page.limit) }
             return json(page.list(events.map(FineTuningShapes.event)))
         }
         router.get("/v1/fine_tuning/jobs/:job_id/loss.svg") { _, context in
             let id = try pathID(context, "job_id", prefix: "ftjob", kind: "job")
             let svg = try await service { [api] in try api.jobs.lossPlot(id).svg() }
-            var headers = HTTPFields()
-            headers[.contentType] = "image/svg+xml"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: svg)))
+            return bytesResponse(Array(svg.utf8), contentType: "image/svg+xml")
         }
         router.get("/v1/fine_tuning/jobs/:job_id/checkpoints") { request, context in
             let id = try pathID(context, "job_id", prefix: "ftjob", kind: "job")
@@ -142,7 +141,15 @@ struct FineTuningRoutes: Sendable {
                 throw APIError.domain(e, param: "hyperparameters")
             }
         }
-        return json(FineTuningShapes.job(job))
+        return try await jobResponse(job, request)
+    }
+
+    /// A job in OpenAI's shape (with the tokens trained so far), or as the registry's record when
+    /// the client asked for it.
+    private func jobResponse(_ job: JobRecord, _ request: Request) async throws -> Response {
+        if RecordView.requested(request) { return try encoded(job) }
+        let tokens = try await service { [api] in try api.jobs.trainedTokens([job.id])[job.id] }
+        return json(FineTuningShapes.job(job, trainedTokens: tokens))
     }
 
     static let idempotencyKey = HTTPField.Name("Idempotency-Key")!

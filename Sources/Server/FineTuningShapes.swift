@@ -48,7 +48,7 @@ enum FineTuningShapes {
         ])
     }
 
-    static func job(_ j: JobRecord) -> JSON {
+    static func job(_ j: JobRecord, trainedTokens: Int? = nil) -> JSON {
         let hp = hyperparameters(j)
         let seed = (try? JobHyperparameters.from(j.hyperparameters)).map { JSON.int(Int64(truncatingIfNeeded: $0.settings.seed)) } ?? .null
         let error: JSON = j.status == .failed
@@ -60,7 +60,7 @@ enum FineTuningShapes {
             ("organization_id", "lora"), ("result_files", .array([])), ("status", .string(status(j.status))),
             ("validation_file", j.validationFileID.map { .string("file-\($0)") } ?? (j.evalDataName.map { .string($0) } ?? .null)),
             ("training_file", .string(j.trainingFileID.map { "file-\($0)" } ?? j.dataName)),
-            ("hyperparameters", hp), ("trained_tokens", .null), ("error", error), ("user_provided_suffix", .string(j.task)),
+            ("hyperparameters", hp), ("trained_tokens", trainedTokens.map { JSON($0) } ?? .null), ("error", error), ("user_provided_suffix", .string(j.task)),
             ("seed", seed), ("estimated_finish", .null), ("integrations", .array([])), ("metadata", json(j.metadata)),
             ("method", .object([("type", "supervised"), ("supervised", .object([("hyperparameters", hp)]))])),
             ("auto_promote", .bool(j.autoPromote)), ("promote_if_better", .bool(j.promoteIfBetter)),

@@ -11,6 +11,8 @@ struct JobEventStream {
     let jobs: JobService
     let job: Int
     let after: Int
+    /// Events as the registry's records (`RecordView`) instead of OpenAI's shape.
+    var records = false
 
     func response(_ context: ServerContext) -> Response {
         var headers = HTTPFields()
@@ -29,7 +31,7 @@ struct JobEventStream {
                     (try jobs.job(job).status.isFinal, try jobs.events(job, after: last))
                 }
                 for e in events {
-                    try await writer.write(EventStreamWriter.line(FineTuningShapes.event(e)))
+                    try await writer.write(records ? try EventStreamWriter.line(record: e) : EventStreamWriter.line(FineTuningShapes.event(e)))
                     last = e.id
                 }
                 if final { break }

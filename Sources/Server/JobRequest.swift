@@ -31,6 +31,7 @@ enum JobRequest {
         }
         var settings = TrainingSettings()
         var checkpointEvery = 50
+        var quant = "auto"
         if let seed = try r.int("seed", in: 0...Int64(Int32.max), expected: "an integer in 0...2147483647") { settings.seed = UInt64(seed) }
         let direct = r.value("hyperparameters")
         var viaMethod: JSON?
@@ -51,10 +52,11 @@ enum JobRequest {
         }
         if let hp = direct ?? viaMethod {
             try readHyperparameters(hp, path: direct != nil ? "hyperparameters" : "method.supervised.hyperparameters",
-                                    into: &settings, checkpointEvery: &checkpointEvery)
+                                    into: &settings, checkpointEvery: &checkpointEvery, quant: &quant)
         }
         let autoPromote = try r.bool("auto_promote") ?? false
         let promoteIfBetter = try r.bool("promote_if_better") ?? false
+        let maxAttempts = try r.int("max_attempts", in: 1...100, expected: "an integer in 1...100").map { Int($0) } ?? 3
         if promoteIfBetter && !autoPromote {
             throw APIError.badRequest("`promote_if_better` needs `auto_promote: true`", param: "promote_if_better", code: "invalid_value")
         }
@@ -73,17 +75,21 @@ enum JobRequest {
         try r.rejectUnread()
         do { try settings.validate() } catch { throw APIError.badRequest("Invalid hyperparameters: \(error)", param: "hyperparameters", code: "invalid_value") }
         var s = JobService.FileSubmission(task: suffix, base: model, trainingFile: training, validationFile: validation,
-                                          hyperparameters: JobHyperparameters(settings: settings, checkpointEvery: checkpointEvery, quant: "auto"),
+                                          hyperparameters: JobHyperparameters(settings: settings, checkpointEvery: checkpointEvery, quant: quant),
                                           actor: RequestIdentity.actor)
         s.autoPromote = autoPromote
         s.promoteIfBetter = promoteIfBetter
+        s.maxAttempts = maxAttempts
         s.metadata = metadata
         s.apiKey = RequestIdentity.key?.name
         return s
     }
 
-    /// Each value may be `"auto"` (the default: QLoRA's recipe as `lora train` has it).
-    static func readHyperparameters(_ value: JSON, path: String, into s: inout TrainingSettings, checkpointEvery: inout Int) throws {
+    /// Each value may be `"auto"` (the default: QLoRA's recipe as `lora train` has it). Besides
+    /// OpenAI's and the LoRA ones, every setting of `lora jobs submit` has a field here, so the
+    /// CLI's client submits exactly what it would queue against the database.
+    static func readHyperparameters(_ value: JSON, path: String, into s: inout TrainingSettings, checkpointEvery: inout Int,
+                                    quant: inout String) throws {
         var h = try FieldReader(value, path: path)
         func auto(_ key: String) -> Bool { h.value(key) == .string("auto") }
         func int(_ key: String, _ range: ClosedRange<Int64>) throws -> Int? {
@@ -115,6 +121,37 @@ enum JobRequest {
         if let d = try number("lora_dropout", { $0 >= 0 && $0 < 1 }, "a number in [0, 1)") { s.lora.dropout = Float(d) }
         if let m = try int("max_seq_len", 2...1 << 20) { s.maxSequenceLength = m }
         if let c = try int("checkpoint_every", 1...Int64(TrainingSettings.maxOptimizerSteps)) { checkpointEvery = c }
+        if let v = try h.bool("use_rslora") { s.lora.useRSLoRA = v }
+        if let g = try int("gradient_accumulation_steps", 1...Int64(TrainingSettings.maxGradientAccumulation)) { s.gradientAccumulation = g }
+        if let text = try h.string("lr_scheduler"), text != "auto" {
+            guard let v = LRScheduler(rawValue: text) else {
+                throw APIError.invalid(h.name("lr_scheduler"), .string(text), expected: LRScheduler.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            s.scheduler = v
+        }
+        let warmupSteps = try int("warmup_steps", 0...Int64(TrainingSettings.maxOptimizerSteps))
+        let warmupRatio = try number("warmup_ratio", { $0 >= 0 && $0 <= 1 }, "a number in [0, 1]")
+        if warmupSteps != nil && warmupRatio != nil {
+            throw APIError.badRequest("Give `\(path).warmup_steps` or `\(path).warmup_ratio`, not both", param: "\(path).warmup_ratio",
+                                      code: "invalid_value")
+        }
+        if let warmupSteps { s.warmupSteps = warmupSteps; s.warmupRatio = nil }
+        if let warmupRatio { s.warmupRatio = Float(warmupRatio) }
+        if let w = try number("weight_decay", { $0 >= 0 && $0 < 1e6 }, "a non-negative number") { s.weightDecay = Float(w) }
+        if let g = try number("max_grad_norm", { $0 >= 0 && $0 < 1e30 }, "a non-negative number (0: no clipping)") {
+            s.maxGradNorm = g > 0 ? Float(g) : nil
+        }
+        if let v = try h.bool("shuffle") { s.shuffle = v }
+        if let e = try int("eval_every", 1...Int64(TrainingSettings.maxOptimizerSteps)) { s.evalEvery = e }
+        if let v = try h.bool("packing") { s.packing = v }
+        if let v = try h.bool("gradient_checkpointing") { s.gradientCheckpointing = v }
+        if let b = try int("max_bad_steps", 0...Int64(TrainingSettings.maxOptimizerSteps)) { s.maxBadSteps = b == 0 ? nil : b }
+        if let q = try h.string("quant"), q != "auto" {
+            guard QuantizationMode(rawValue: q) != nil else {
+                throw APIError.invalid(h.name("quant"), .string(q), expected: QuantizationMode.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            quant = q
+        }
         let key = h.name("target_modules")
         if let t = h.value("target_modules"), t != .string("auto"), t != .string("all-linear") {
             guard case let .array(items) = t, !items.isEmpty else {

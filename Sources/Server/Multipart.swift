@@ -1,4 +1,6 @@
 import Foundation
+import MultipartKit
+import NIOCore
 
 /// A `multipart/form-data` body (RFC 7578; parts delimited as RFC 2046 §5.1.1 says: CRLF, `--`,
 /// the boundary), read whole: each part's name, filename and bytes.
@@ -30,39 +32,40 @@ struct MultipartForm {
                                   code: "invalid_content_type")
     }
 
+    /// Parsed with vapor/multipart-kit's `MultipartParser` (parts delimited as RFC 2046 §5.1.1
+    /// says); this type adds what the upload route needs: each part's name and filename from its
+    /// Content-Disposition, and errors for a body without parts or with a part left open.
     init(_ body: [UInt8], boundary: String) throws {
         func bad(_ why: String) -> APIError { .badRequest("Malformed multipart/form-data body: \(why)", param: nil, code: "invalid_multipart") }
-        let delimiter = Array(("--" + boundary).utf8)
-        let crlf: [UInt8] = [13, 10]
-        guard var pos = Self.find(delimiter, in: body, from: 0) else { throw bad("no boundary line '--\(boundary)'") }
+        let parser = MultipartParser(boundary: boundary)
         var parts: [Part] = []
-        while true {
-            pos += delimiter.count
-            // "--" after a delimiter ends the body.
-            if pos + 1 < body.count, body[pos] == 45, body[pos + 1] == 45 { break }
-            // Skip transport padding to the end of the boundary line.
-            guard let lineEnd = Self.find(crlf, in: body, from: pos) else { throw bad("a boundary line does not end") }
-            pos = lineEnd + 2
-            guard let headerEnd = Self.find(crlf + crlf, in: body, from: pos) else { throw bad("a part's headers do not end") }
-            let headers = String(decoding: body[pos..<headerEnd], as: UTF8.self)
-            let contentStart = headerEnd + 4
-            guard let next = Self.find(crlf + delimiter, in: body, from: contentStart) else {
-                throw bad("a part is not closed by '--\(boundary)'")
-            }
-            var name: String?
-            var filename: String?
-            for line in headers.components(separatedBy: "\r\n") where line.lowercased().hasPrefix("content-disposition:") {
-                name = Self.attribute("name", in: line)
-                filename = Self.attribute("filename", in: line)
-            }
-            guard let name else { throw bad("a part has no Content-Disposition name") }
-            parts.append(Part(name: name, filename: filename, bytes: Array(body[contentStart..<next])))
-            pos = next + 2
+        var headers: [(name: String, value: String)] = []
+        var bytes: [UInt8] = []
+        var open = false
+        var unnamed = false
+        parser.onHeader = { name, value in open = true; headers.append((name, value)) }
+        parser.onBody = { buffer in
+            open = true
+            bytes += buffer.readBytes(length: buffer.readableBytes) ?? []
         }
+        parser.onPartComplete = {
+            defer { headers = []; bytes = []; open = false }
+            let disposition = headers.last { $0.name.lowercased() == "content-disposition" }?.value
+            guard let disposition, let name = Self.attribute("name", in: disposition) else { unnamed = true; return }
+            parts.append(Part(name: name, filename: Self.attribute("filename", in: disposition), bytes: bytes))
+        }
+        do {
+            try parser.execute(body)
+        } catch {
+            throw bad("a part's headers are not \"Name: value\" lines ended by CRLF")
+        }
+        if unnamed { throw bad("a part has no Content-Disposition name") }
+        if open { throw bad("a part is not closed by '--\(boundary)'") }
+        if parts.isEmpty { throw bad("no part delimited by '--\(boundary)'") }
         self.parts = parts
     }
 
-    /// `name="value"` (or unquoted) in a Content-Disposition line.
+    /// `name="value"` (or unquoted) in a Content-Disposition value (`form-data; name="file"; filename="a.jsonl"`).
     static func attribute(_ key: String, in line: String) -> String? {
         for piece in line.split(separator: ";").dropFirst() {
             let kv = piece.trimmingCharacters(in: .whitespaces)
@@ -70,23 +73,6 @@ struct MultipartForm {
             var v = String(kv[kv.index(after: eq)...])
             if v.hasPrefix("\""), v.hasSuffix("\""), v.count >= 2 { v = String(v.dropFirst().dropLast()) }
             return v.replacingOccurrences(of: "\\\"", with: "\"")
-        }
-        return nil
-    }
-
-    /// First index of `needle` in `haystack` at or after `from`.
-    static func find(_ needle: [UInt8], in haystack: [UInt8], from: Int) -> Int? {
-        guard !needle.isEmpty, haystack.count >= needle.count else { return nil }
-        let first = needle[0]
-        var i = from
-        let last = haystack.count - needle.count
-        while i <= last {
-            if haystack[i] == first {
-                var j = 1
-                while j < needle.count && haystack[i + j] == needle[j] { j += 1 }
-                if j == needle.count { return i }
-            }
-            i += 1
         }
         return nil
     }

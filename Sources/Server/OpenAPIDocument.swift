@@ -13,6 +13,10 @@ info:
     every /v1 route needs `Authorization: Bearer KEY`; the role each route needs is given as
     `x-lora-role` (inference < trainer < admin). /healthz, /readyz, /metrics and /openapi.yaml stay open.
     Lists are newest first, paged with `after` (the last id of the previous page) and `limit`.
+    The job routes (create, list, retrieve, cancel, events, streamed events) answer with the
+    registry's own records instead of OpenAI's shapes when the request says
+    `Accept: application/vnd.lora.record+json` (what `lora ... --server` sends, so the CLI prints
+    the same over HTTP as against the database): `JobRecord` and `JobEventRecord` below.
 servers:
   - url: http://127.0.0.1:8080
 security:
@@ -821,6 +825,19 @@ components:
         max_seq_len: {$ref: "#/components/schemas/AutoOrInteger"}
         max_steps: {$ref: "#/components/schemas/AutoOrInteger"}
         checkpoint_every: {$ref: "#/components/schemas/AutoOrInteger"}
+        use_rslora: {type: boolean, description: "rsLoRA scaling alpha / sqrt(r) (lora train --rslora)."}
+        gradient_accumulation_steps: {$ref: "#/components/schemas/AutoOrInteger"}
+        lr_scheduler: {type: string, enum: [auto, constant, constant_with_warmup, linear, cosine]}
+        warmup_steps: {$ref: "#/components/schemas/AutoOrInteger"}
+        warmup_ratio: {$ref: "#/components/schemas/AutoOrNumber"}
+        weight_decay: {$ref: "#/components/schemas/AutoOrNumber"}
+        max_grad_norm: {$ref: "#/components/schemas/AutoOrNumber", description: 0 disables clipping.}
+        shuffle: {type: boolean}
+        eval_every: {$ref: "#/components/schemas/AutoOrInteger"}
+        packing: {type: boolean}
+        gradient_checkpointing: {type: boolean}
+        max_bad_steps: {$ref: "#/components/schemas/AutoOrInteger"}
+        quant: {type: string, enum: [auto, keep, nf4, int8, none], description: How the worker holds the base's linear weights.}
     CreateJob:
       type: object
       required: [model, training_file, suffix]
@@ -842,8 +859,50 @@ components:
                 hyperparameters: {$ref: "#/components/schemas/Hyperparameters"}
         auto_promote: {type: boolean}
         promote_if_better: {type: boolean}
+        max_attempts: {type: integer, minimum: 1, maximum: 100, description: Attempts before the job fails (default 3).}
         metadata: {type: object, additionalProperties: {type: string}}
         integrations: {type: array, maxItems: 0}
+    JobRecord:
+      type: object
+      description: "A job as the registry stores it (Accept: application/vnd.lora.record+json); times are ISO 8601."
+      required: [id, task, base, status, attempt, max_attempts, hyperparameters, data_name, data_sha256, data_size, created_by, created_at]
+      properties:
+        id: {type: integer}
+        task: {type: string}
+        base: {type: string}
+        status: {type: string, enum: [queued, running, succeeded, failed, cancelled]}
+        attempt: {type: integer}
+        max_attempts: {type: integer}
+        worker: {type: [string, "null"]}
+        heartbeat_at: {type: [string, "null"]}
+        hyperparameters: {type: object}
+        data_name: {type: string}
+        data_sha256: {type: string}
+        data_size: {type: integer}
+        eval_data_name: {type: [string, "null"]}
+        eval_data_sha256: {type: [string, "null"]}
+        error: {type: [string, "null"]}
+        version: {type: [integer, "null"]}
+        auto_promote: {type: boolean}
+        promote_if_better: {type: boolean}
+        created_by: {type: string}
+        created_at: {type: string}
+        started_at: {type: [string, "null"]}
+        finished_at: {type: [string, "null"]}
+        next_attempt_at: {type: string}
+    JobEventRecord:
+      type: object
+      description: "A job event as the registry stores it (Accept: application/vnd.lora.record+json)."
+      required: [id, job, attempt, at, level, type, message, data]
+      properties:
+        id: {type: integer}
+        job: {type: integer}
+        attempt: {type: integer}
+        at: {type: string}
+        level: {type: string, enum: [debug, info, warning, error]}
+        type: {type: string, enum: [message, metrics]}
+        message: {type: string}
+        data: {type: object, description: "Metrics as the worker logs them: step, total_steps, loss, lr, grad_norm, tokens_per_s; eval_loss."}
     JobStatus:
       type: string
       enum: [validating_files, queued, running, succeeded, failed, cancelled]

@@ -48,21 +48,14 @@ struct RegistryRoutes: Sendable {
                     _ = try api.registry.exportAdapter("\(task)@\(n)", to: tmp, format: .gguf, dtype: dtype)
                     return try Data(contentsOf: tmp.appendingPathComponent(GGUFAdapter.fileName))
                 }
-                var headers = HTTPFields()
-                headers[.contentType] = "application/octet-stream"
-                headers[.contentDisposition] = "attachment; filename=\"\(task)-\(n).gguf\""
-                headers[.eTag] = "\"\(ArtifactStore.sha256(bytes))\""
-                return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+                return bytesResponse(bytes, contentType: "application/octet-stream", filename: "\(task)-\(n).gguf",
+                                     etag: ArtifactStore.sha256(bytes))
             }
             let (version, bytes) = try await service { [api] in
                 let (v, file) = try api.registry.adapterArchive(task: task, version: n)
                 return (v, try Data(contentsOf: file))
             }
-            var headers = HTTPFields()
-            headers[.contentType] = "application/x-tar"
-            headers[.contentDisposition] = "attachment; filename=\"\(task)-\(n).tar\""
-            headers[.eTag] = "\"\(version.sha256)\""
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+            return bytesResponse(bytes, contentType: "application/x-tar", filename: "\(task)-\(n).tar", etag: version.sha256)
         }
         router.post("/v1/tasks/:task/versions") { request, context in
             let task = try context.parameters.require("task")

@@ -75,6 +75,17 @@ struct Routes: Sendable {
     }
 }
 
+/// A whole byte body (file content, adapter tar or GGUF, SVG): its type, and for downloads the
+/// file name (`Content-Disposition: attachment`) and an ETag (the bytes' sha256).
+func bytesResponse<Bytes: Sequence>(_ bytes: Bytes, contentType: String, filename: String? = nil, etag: String? = nil) -> Response
+    where Bytes.Element == UInt8 {
+    var headers = HTTPFields()
+    headers[.contentType] = contentType
+    if let filename { headers[.contentDisposition] = "attachment; filename=\"\(filename)\"" }
+    if let etag { headers[.eTag] = "\"\(etag)\"" }
+    return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+}
+
 func json(_ body: JSON, status: HTTPResponse.Status = .ok) -> Response {
     var headers = HTTPFields()
     headers[.contentType] = "application/json"

@@ -73,6 +73,11 @@ extension JobService {
         return try registry.pool.withConnection { try store.events(job: id, before: before, limit: limit, on: $0) }
     }
 
+    /// Tokens trained so far by each of these jobs (absent: none logged yet).
+    public func trainedTokens(_ ids: [Int]) throws -> [Int: Int] {
+        try registry.pool.withConnection { try store.trainedTokens(jobs: ids, on: $0) }
+    }
+
     public func checkpoints(_ id: Int) throws -> [JobCheckpointRecord] {
         _ = try job(id)
         return try registry.pool.withConnection { try store.checkpoints(job: id, on: $0) }

@@ -288,7 +288,7 @@ public final class JobWorker: @unchecked Sendable {
                     try store.addEvent(job: rec.id, attempt: rec.attempt, type: .metrics, data: .object([
                         "step": .number(Double(r.step)), "total_steps": .number(Double(r.total_steps)), "loss": .number(r.loss),
                         "lr": .number(Double(r.lr)), "grad_norm": .number(Double(r.grad_norm)),
-                        "tokens_per_s": .number(r.tokens_per_s),
+                        "tokens_per_s": .number(r.tokens_per_s), "tokens": .number(Double(r.tokens)),
                     ]), on: conn)
                     if delay > 0 { Thread.sleep(forTimeInterval: delay) }
                 case let .eval(step, loss, accuracy):

@@ -133,8 +133,15 @@ extension JobService {
     /// The job's loss plot (train loss per step, eval loss per evaluation).
     public func lossPlot(_ id: Int) throws -> LossPlot {
         let j = try job(id)
-        let (train, eval) = LossPlot.series(try events(id))
+        return LossPlot(job: j, events: try events(id))
+    }
+}
+
+extension LossPlot {
+    /// A job's plot from its record and events (the server's `loss.svg`, `lora jobs plot` over either transport).
+    public init(job j: JobRecord, events: [JobEvent]) {
+        let (train, eval) = LossPlot.series(events)
         let state = j.version.map { "\(j.task)@\($0)" } ?? j.status.rawValue
-        return LossPlot(title: "job \(j.id): \(j.task) on \(j.base) (\(state))", train: train, eval: eval)
+        self.init(title: "job \(j.id): \(j.task) on \(j.base) (\(state))", train: train, eval: eval)
     }
 }

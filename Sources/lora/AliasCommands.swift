@@ -14,11 +14,12 @@ struct PromoteCommand: ParsableCommand {
     @Argument(help: "Version number.") var version: Int
     @OptionGroup var aliasOptions: AliasOptions
     @OptionGroup var registry: RegistryOptions
+    @OptionGroup var server: ServerOptions
 
     struct Output: Encodable { let task: String; let alias: String; let version: Int; let changed: Bool; let move: AliasMove? }
 
     func run() throws {
-        let move = try registry.open().promote(task: task, version: version, alias: aliasOptions.alias, reason: aliasOptions.reason)
+        let move = try RegistryClient(registry, server).promote(task: task, version: version, alias: aliasOptions.alias, reason: aliasOptions.reason)
         try registry.emit(Output(task: task, alias: aliasOptions.alias, version: version, changed: move != nil, move: move)) {
             guard let move else { return "\(task)@\(aliasOptions.alias) already points at version \(version)" }
             return "\(task)@\(aliasOptions.alias): \(move.fromVersion.map(String.init) ?? "none") -> \(version)"
@@ -32,9 +33,10 @@ struct RollbackCommand: ParsableCommand {
     @Argument(help: "Task name.") var task: String
     @OptionGroup var aliasOptions: AliasOptions
     @OptionGroup var registry: RegistryOptions
+    @OptionGroup var server: ServerOptions
 
     func run() throws {
-        let move = try registry.open().rollback(task: task, alias: aliasOptions.alias, reason: aliasOptions.reason)
+        let move = try RegistryClient(registry, server).rollback(task: task, alias: aliasOptions.alias, reason: aliasOptions.reason)
         try registry.emit(move) {
             "\(task)@\(move.alias): \(move.fromVersion.map(String.init) ?? "none") -> \(move.toVersion.map(String.init) ?? "none")"
         }
@@ -46,9 +48,10 @@ struct HistoryCommand: ParsableCommand {
     @Argument(help: "Task name.") var task: String
     @Option(help: "Only this alias.") var alias: String?
     @OptionGroup var registry: RegistryOptions
+    @OptionGroup var server: ServerOptions
 
     func run() throws {
-        let moves = try registry.open().history(task: task, alias: alias)
+        let moves = try RegistryClient(registry, server).history(task: task, alias: alias)
         try registry.emit(ListEnvelope(moves)) {
             table(["WHEN", "ALIAS", "FROM", "TO", "ACTION", "ACTOR", "REASON"], moves.map { m in
                 [m.createdAt, m.alias, m.fromVersion.map(String.init) ?? "-", m.toVersion.map(String.init) ?? "-",

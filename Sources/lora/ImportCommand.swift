@@ -12,6 +12,7 @@ struct ImportCommand: ParsableCommand {
     @Option(name: .customLong("metric"), help: "A metric to record, NAME=NUMBER (repeatable).") var metrics: [String] = []
     @Option(name: .customLong("tag"), help: "A tag, KEY=VALUE (repeatable).") var tags: [String] = []
     @OptionGroup var registry: RegistryOptions
+    @OptionGroup var server: ServerOptions
 
     func validate() throws {
         for (k, v) in try parseKeyValues(metrics, option: "--metric") where Double(v) == nil {
@@ -26,7 +27,14 @@ struct ImportCommand: ParsableCommand {
         let t = try parseKeyValues(tags, option: "--tag")
         var isDir: ObjCBool = false
         let v: VersionRecord
-        if url.pathExtension.lowercased() == "gguf", FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), !isDir.boolValue {
+        let client = try RegistryClient(registry, server)
+        let isGGUF = url.pathExtension.lowercased() == "gguf" && FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) && !isDir.boolValue
+        try client.refuseOverServer(isGGUF, "a GGUF adapter file", "the server imports PEFT directories (export it with --format peft, or import it on the server's machine)")
+        try client.refuseOverServer(!metrics.isEmpty, "--metric", "the API's import takes the adapter alone")
+        try client.refuseOverServer(!tags.isEmpty, "--tag", "the API's import takes the adapter alone")
+        if case .server = client {
+            v = try client.importAdapter(task: task, directory: url, base: base)
+        } else if isGGUF {
             v = try registry.open().importGGUFAdapter(task: task, file: url, base: base, metrics: m, tags: t)
         } else {
             v = try registry.open().importAdapter(task: task, directory: url, base: base, metrics: m, tags: t)
@@ -38,9 +46,10 @@ struct ImportCommand: ParsableCommand {
 struct TasksCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "tasks", abstract: "List tasks and their aliases.")
     @OptionGroup var registry: RegistryOptions
+    @OptionGroup var server: ServerOptions
 
     func run() throws {
-        let all = try registry.open().tasks()
+        let all = try RegistryClient(registry, server).tasks()
         try registry.emit(ListEnvelope(all)) {
             table(["TASK", "VERSIONS", "ALIASES"], all.map { t in
                 [t.name, String(t.versionCount), t.aliases.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")]
@@ -54,9 +63,10 @@ struct VersionsCommand: ParsableCommand {
     @Argument(help: "Task name.") var task: String
     @Flag(help: "Include archived versions.") var all = false
     @OptionGroup var registry: RegistryOptions
+    @OptionGroup var server: ServerOptions
 
     func run() throws {
-        let vs = try registry.open().versions(task: task, includeArchived: all)
+        let vs = try RegistryClient(registry, server).versions(task: task, includeArchived: all)
         try registry.emit(ListEnvelope(vs)) {
             table(["VERSION", "BASE", "ALIASES", "SHA256", "METRICS", "CREATED", "STATE"], vs.map { v in
                 [String(v.version), v.base, v.aliases.joined(separator: ","), String(v.sha256.prefix(12)),
@@ -79,6 +89,7 @@ struct ExportCommand: ParsableCommand {
     var copyBase = false
     @Flag(help: "Overwrite adapter files already in the directory.") var force = false
     @OptionGroup var registry: RegistryOptions
+    @OptionGroup var server: ServerOptions
 
     func validate() throws {
         guard AdapterExportFormat(rawValue: format) != nil else {
@@ -90,8 +101,8 @@ struct ExportCommand: ParsableCommand {
     }
 
     func run() throws {
-        let r = try registry.open().exportAdapter(reference, to: URL(fileURLWithPath: directory), format: AdapterExportFormat(rawValue: format)!,
-                                                  dtype: AdapterExportDType(rawValue: dtype)!, overwrite: force, copyBase: copyBase)
+        let r = try RegistryClient(registry, server).export(reference, to: URL(fileURLWithPath: directory), format: AdapterExportFormat(rawValue: format)!,
+                                                            dtype: AdapterExportDType(rawValue: dtype)!, overwrite: force, copyBase: copyBase)
         try registry.emit(r) { "exported \(r.version.reference) as \(format) to \(directory): \(r.files.map { ($0 as NSString).lastPathComponent }.joined(separator: ", "))" }
     }
 }

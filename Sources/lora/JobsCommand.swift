@@ -25,9 +25,8 @@ func jobLine(_ j: JobRecord) -> String {
     return s
 }
 
-struct JobsSubmit: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "submit", abstract: "Validate the data and queue a fine-tune; a worker registers the result as the task's next version.")
+/// What `lora jobs submit` and `lora tune` queue.
+struct SubmitOptions: ParsableArguments {
     @Option(help: "The task the adapter becomes a version of.") var task: String
     @Option(help: "A registered base model's name.") var base: String?
     @Option(help: "A model file or directory, or a URL of either; registered as a base model under its file or directory name if needed.") var model: String?
@@ -43,6 +42,7 @@ struct JobsSubmit: ParsableCommand {
                                valueName: "bytes"))
     var maxJobMemory = ByteSize(bytes: JobWorker.defaultMaxJobMemory)
     @OptionGroup var registry: RegistryOptions
+    @OptionGroup var server: ServerOptions
 
     func validate() throws {
         if (base == nil) == (model == nil) { throw ValidationError("give --base NAME or --model SRC (exactly one)") }
@@ -52,9 +52,17 @@ struct JobsSubmit: ParsableCommand {
         if promoteIfBetter && evalData == nil { throw ValidationError("--promote-if-better compares eval loss: give --eval-data") }
     }
 
-    func run() throws {
+    /// Validates the data and queues the job, over either transport.
+    func submit() throws -> (JobRecord, RegistryClient) {
         func url(_ p: String) -> URL { URL(fileURLWithPath: (p as NSString).expandingTildeInPath) }
         let hp = JobHyperparameters(settings: try hyperparameters.settings(), checkpointEvery: checkpointEvery, quant: quant.rawValue)
+        let client = try RegistryClient(registry, server)
+        if case let .server(api) = client {
+            try client.refuseOverServer(model != nil, "--model", "give --base NAME, a base registered on the server (GET /v1/models lists them)")
+            try client.refuseOverServer(maxJobMemory.bytes != JobWorker.defaultMaxJobMemory, "--max-job-memory",
+                                        "the server's workers check a job against their own --max-job-memory")
+            return (try RemoteJobSubmission(api: api, options: self, hyperparameters: hp, data: url(data), evalData: evalData.map(url)).run(), client)
+        }
         var s = JobService.Submission(task: task, base: base,
                                       model: model.map { ModelFetcher.isRemote($0) ? URL(string: $0)! : url($0) }, data: url(data),
                                       evalData: evalData.map(url), hyperparameters: hp)
@@ -62,8 +70,34 @@ struct JobsSubmit: ParsableCommand {
         s.promoteIfBetter = promoteIfBetter
         s.maxAttempts = maxAttempts
         s.maxJobMemory = maxJobMemory.bytes
-        let job = try registry.openJobs().submit(s)
-        try registry.emit(job) { "queued " + jobLine(job) }
+        return (try registry.openJobs().submit(s), client)
+    }
+}
+
+struct JobsSubmit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "submit", abstract: "Validate the data and queue a fine-tune; a worker registers the result as the task's next version.")
+    @OptionGroup var options: SubmitOptions
+    @Flag(help: "Follow the job until it ends (step, loss, learning rate, tokens/s, ETA); exit non-zero unless it succeeded.")
+    var watch = false
+
+    func run() throws {
+        let (job, client) = try options.submit()
+        try options.registry.emit(job) { "queued " + jobLine(job) }
+        if watch { try JobWatch(client: client, json: options.registry.json).run(job.id) }
+    }
+}
+
+/// `lora tune ...`: `lora jobs submit ... --watch`.
+struct TuneCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tune", abstract: "Queue a fine-tune and follow it live until it ends (lora jobs submit --watch); exit non-zero unless it succeeded.")
+    @OptionGroup var options: SubmitOptions
+
+    func run() throws {
+        let (job, client) = try options.submit()
+        try options.registry.emit(job) { "queued " + jobLine(job) }
+        try JobWatch(client: client, json: options.registry.json).run(job.id)
     }
 }
 
@@ -72,9 +106,10 @@ struct JobsList: ParsableCommand {
     @Option(help: "Only jobs in this state: queued, running, succeeded, failed, cancelled.") var status: JobRecord.Status?
     @Option(help: "Only jobs of this task.") var task: String?
     @OptionGroup var registry: RegistryOptions
+    @OptionGroup var server: ServerOptions
 
     func run() throws {
-        let jobs = try registry.openJobs().jobs(status: status, task: task)
+        let jobs = try RegistryClient(registry, server).jobs(status: status, task: task)
         try registry.emit(ListEnvelope(jobs)) {
             table(["ID", "STATUS", "TASK", "BASE", "ATTEMPT", "VERSION", "CREATED"], jobs.map {
                 [String($0.id), $0.status.rawValue, $0.task, $0.base, "\($0.attempt)/\($0.maxAttempts)",
@@ -88,9 +123,10 @@ struct JobsShow: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "show", abstract: "One job.")
     @Argument(help: "Job id.") var id: Int
     @OptionGroup var registry: RegistryOptions
+    @OptionGroup var server: ServerOptions
 
     func run() throws {
-        let j = try registry.openJobs().job(id)
+        let j = try RegistryClient(registry, server).job(id)
         try registry.emit(j) {
             jobLine(j) + "\n  data \(j.dataName) (\(j.dataSize) bytes, sha256 \(j.dataSHA256))"
                 + "\n  created \(j.createdAt) by \(j.createdBy)" + (j.worker.map { "\n  worker \($0)" } ?? "")
@@ -103,9 +139,10 @@ struct JobsCancel: ParsableCommand {
         commandName: "cancel", abstract: "Cancel a queued or running job (a running one stops within one optimizer step).")
     @Argument(help: "Job id.") var id: Int
     @OptionGroup var registry: RegistryOptions
+    @OptionGroup var server: ServerOptions
 
     func run() throws {
-        let j = try registry.openJobs().cancel(id)
+        let j = try RegistryClient(registry, server).cancel(id)
         try registry.emit(j) { jobLine(j) }
     }
 }
@@ -115,9 +152,10 @@ struct JobsEvents: ParsableCommand {
     @Argument(help: "Job id.") var id: Int
     @Flag(help: "Keep showing new events until the job finishes (with --json: one JSON object per line).") var follow = false
     @OptionGroup var registry: RegistryOptions
+    @OptionGroup var server: ServerOptions
 
     func run() throws {
-        let jobs = try registry.openJobs()
+        let jobs = try RegistryClient(registry, server)
         if !follow {
             let events = try jobs.events(id)
             try registry.emit(ListEnvelope(events)) { events.map(Self.line).joined(separator: "\n") }
@@ -157,11 +195,12 @@ struct JobsPlot: ParsableCommand {
     @Argument(help: "Job id (N or ftjob-N).") var id: String
     @Option(help: "The SVG file to write (replaced atomically).") var output: String
     @OptionGroup var registry: RegistryOptions
+    @OptionGroup var server: ServerOptions
 
     func run() throws {
         let digits = id.hasPrefix("ftjob-") ? String(id.dropFirst(6)) : id
         guard let n = Int(digits), n >= 1 else { throw ValidationError("job id must be N or ftjob-N, got '\(id)'") }
-        let plot = try registry.openJobs().lossPlot(n)
+        let plot = try RegistryClient(registry, server).lossPlot(n)
         let url = URL(fileURLWithPath: (output as NSString).expandingTildeInPath)
         let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(getpid()).tmp")
         do {

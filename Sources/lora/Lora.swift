@@ -23,7 +23,7 @@ struct Lora: AsyncParsableCommand {
             // Serving (issue 13).
             ServeCommand.self,
             // The fine-tuning API (issue 14).
-            KeysCommand.self,
+            KeysCommand.self, TuneCommand.self, ChatCommand.self,
         ]
     )
 

@@ -38,6 +38,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("drain-timeout"), help: "Seconds SIGTERM waits for running sequences before cutting them.") var drainTimeout = 30.0
     @Option(name: .customLong("max-body-bytes"), help: "Request bodies beyond this are answered 413.") var maxBodyBytes = 4 << 20
     @Option(name: .customLong("max-header-bytes"), help: "Request headers beyond this are answered 431.") var maxHeaderBytes = 16 << 10
+    @Option(name: .customLong("log-level"), help: "Least severe log line written to stderr: trace, debug, info, notice, warning, error or critical.")
+    var logLevel: Logger.Level = .info
     @OptionGroup var api: ServeAPIOptions
 
     func validate() throws {
@@ -62,6 +64,13 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Every logger of the process (server, registry, engine, workers) at --log-level.
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
         let logger = Logger(label: "lora.serve")
         let metrics = ServerMetrics()
         metrics.bootstrapSystem()
@@ -169,3 +178,5 @@ struct ServeBudget: Equatable {
         blasThreads = workers > 0 ? ComputeContext.blasThreads(for: [serving, worker]) : serving.threads
     }
 }
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

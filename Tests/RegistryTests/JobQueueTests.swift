@@ -154,7 +154,27 @@ final class JobQueueTests: RegistryTestCase {
         XCTAssertEqual(again.attempt, 1, "the single attempt is still available")
     }
 
-    func testCheckpointsAreStoredInChunksVerifiedAndOnlyTheNewestIsKept() throws {
+    func testTrainedTokensSumEachStepOnceTheNewestAttemptsCount() throws {
+        let job = try withConnection { try store.insert(newJob(), on: $0) }
+        let other = try withConnection { try store.insert(newJob(), on: $0) }
+        func step(_ j: Int, attempt: Int, _ n: Int, tokens: Int) throws {
+            try withConnection { try store.addEvent(job: j, attempt: attempt, type: .metrics, data: .object([
+                "step": .number(Double(n)), "loss": .number(1), "tokens": .number(Double(tokens))]), on: $0) }
+        }
+        XCTAssertEqual(try withConnection { try store.trainedTokens(jobs: [job.id], on: $0) }, [:], "nothing trained yet")
+        try step(job.id, attempt: 1, 1, tokens: 100)
+        try step(job.id, attempt: 1, 2, tokens: 120)
+        // An eval event at the same step carries no tokens and counts nothing.
+        try withConnection { try store.addEvent(job: job.id, attempt: 1, type: .metrics, data: .object([
+            "step": .number(2), "eval_loss": .number(1)]), on: $0) }
+        // Attempt 2 resumed from the step-1 checkpoint: step 2 again (another batch order), then 3.
+        try step(job.id, attempt: 2, 2, tokens: 90)
+        try step(job.id, attempt: 2, 3, tokens: 80)
+        try step(other.id, attempt: 1, 1, tokens: 7)
+        XCTAssertEqual(try withConnection { try store.trainedTokens(jobs: [job.id, other.id], on: $0) }, [job.id: 100 + 90 + 80, other.id: 7])
+    }
+
+    func testCheckpointsAreStoredInChunksVerifiedAndOnlyTheNewestAreKept() throws {
         let job = try withConnection { try store.insert(newJob(), on: $0) }
         _ = try withConnection { try store.claim(worker: "w", heartbeatTimeout: 60, on: $0) }
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
@@ -171,7 +191,14 @@ final class JobQueueTests: RegistryTestCase {
         XCTAssertEqual(latest.micro, 1)
         XCTAssertEqual(latest.size, big.count)
         XCTAssertEqual(latest.sha256, ArtifactStore.sha256(big))
-        XCTAssertEqual(try withConnection { try $0.execute("SELECT count(*) AS n FROM job_checkpoints WHERE job_id = $1", [.int(job.id)])[0].int("n") }, 1)
+        XCTAssertEqual(try withConnection { try store.checkpoints(job: job.id, on: $0) }.map(\.step), [4, 2], "both kept, newest first")
+        // Past JobStore.keptCheckpoints (3), the oldest go: steps 6 and 8 push out step 2.
+        for step in [6, 8] {
+            XCTAssertTrue(try withConnection { try store.saveCheckpoint(job: job.id, attempt: 1, step: step, micro: 0, archive: first, on: $0) })
+        }
+        XCTAssertEqual(try withConnection { try store.checkpoints(job: job.id, on: $0) }.map(\.step), [8, 6, 4])
+        XCTAssertEqual(try withConnection { try $0.execute("SELECT count(*) AS n FROM job_checkpoints WHERE job_id = $1", [.int(job.id)])[0].int("n") },
+                       JobStore.keptCheckpoints)
         let out = scratch.appendingPathComponent("out.tar")
         try withConnection { try store.fetchCheckpoint(latest, to: out, on: $0) }
         XCTAssertEqual(try Data(contentsOf: out), big)

@@ -62,6 +62,32 @@ final class APIFilesTests: APITestCase {
         }
     }
 
+    func testMalformedMultipartBodiesAre400sNamingWhatIsWrongAndStoreNothing() async throws {
+        try await withAPI { [self] client in
+            func post(_ body: String, boundary: String = "b0undary") async throws -> TestResponse {
+                var h = HTTPFields()
+                h[.contentType] = "multipart/form-data; boundary=\(boundary)"
+                return try await client.execute(uri: "/v1/files", method: .post, headers: h, body: ByteBuffer(string: body))
+            }
+            let purpose = "--b0undary\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nfine-tune\r\n"
+            let file = "--b0undary\r\nContent-Disposition: form-data; name=\"file\"; filename=\"t.jsonl\"\r\n\r\n{\"text\":\"a\"}\n"
+            // The last part never closed: its bytes are not taken as the whole file.
+            try assertError(try await post(purpose + file), .badRequest, param: nil, code: "invalid_multipart", mentions: ["not closed", "--b0undary"])
+            try assertError(try await post("no delimiter at all"), .badRequest, param: nil, code: "invalid_multipart", mentions: ["no part"])
+            try assertError(try await post("--b0undary\r\nX-Other: 1\r\n\r\nx\r\n--b0undary--\r\n"), .badRequest, param: nil,
+                            code: "invalid_multipart", mentions: ["Content-Disposition name"])
+            try assertError(try await post("--b0undary\r\nbad header line\r\n\r\nx\r\n--b0undary--\r\n"), .badRequest, param: nil,
+                            code: "invalid_multipart", mentions: ["headers"])
+            try assertError(try await post(purpose + file, boundary: ""), .badRequest, param: nil, code: "invalid_content_type")
+            // Closed properly, the same parts upload (a quoted boundary, a preamble before the first delimiter).
+            let ok = try await post("preamble\r\n" + purpose + file + "\r\n--b0undary--\r\n", boundary: "\"b0undary\"")
+            XCTAssertEqual(ok.status, .ok, String(buffer: ok.body))
+            XCTAssertEqual(try object(ok)["filename"] as? String, "t.jsonl")
+            XCTAssertEqual(try object(ok)["bytes"] as? Int, 13)
+            expectEqual(try list(try await request(client, .get, "/v1/files")).count, 1, "only the well-formed upload was stored")
+        }
+    }
+
     func testAnUploadOverTheSizeLimitIs413() async throws {
         maxUploadBytes = 4096
         let big = Array(String(repeating: "{\"text\": \"\(String(repeating: "a", count: 100))\"}\n", count: 60).utf8)

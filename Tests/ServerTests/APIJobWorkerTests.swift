@@ -95,8 +95,18 @@ final class APIJobWorkerTests: APITestCase {
             XCTAssertEqual(job["fine_tuned_model"] as? String, "done-task@1")
             XCTAssertEqual(try service.version("done-task@1").jobID, 1)
 
+            // trained_tokens: every step's tokens as the worker logged them, summed.
+            let logged = try JobService(registry: service).events(1).filter { $0.type == .metrics && $0.data["loss"] != nil }
+            XCTAssertEqual(logged.count, 5)
+            let stepTokens = logged.compactMap { $0.data["tokens"]?.intValue }
+            XCTAssertEqual(stepTokens.count, 5, "each step logs its tokens")
+            XCTAssertTrue(stepTokens.allSatisfy { $0 > 0 }, "\(stepTokens)")
+            XCTAssertEqual(job["trained_tokens"] as? Int, stepTokens.reduce(0, +))
+            let listed = try list(try await request(client, .get, "/v1/fine_tuning/jobs"))
+            XCTAssertEqual(listed.first?["trained_tokens"] as? Int, stepTokens.reduce(0, +), "the list carries it too")
+
             let checkpoints = try list(try await request(client, .get, "/v1/fine_tuning/jobs/\(id)/checkpoints"))
-            XCTAssertEqual(checkpoints.count, 1, "the worker keeps the newest checkpoint (steps 2 and 4 were stored)")
+            XCTAssertEqual(checkpoints.compactMap { $0["step_number"] as? Int }, [4, 2], "every stored checkpoint (steps 2 and 4), newest first")
             let cp = checkpoints[0]
             XCTAssertEqual(cp["object"] as? String, "fine_tuning.job.checkpoint")
             XCTAssertEqual(cp["step_number"] as? Int, 4)

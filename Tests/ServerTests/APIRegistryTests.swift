@@ -63,6 +63,8 @@ final class APIRegistryTests: APITestCase {
             let r = try await request(client, .get, "/v1/tasks/greet/versions/1/adapter")
             XCTAssertEqual(r.status, .ok)
             XCTAssertEqual(r.headers[.contentType], "application/x-tar")
+            XCTAssertEqual(r.headers[.contentDisposition], #"attachment; filename="greet-1.tar""#)
+            XCTAssertEqual(r.headers[.eTag], "\"\(v1.sha256)\"")
             let tar = Array(r.body.readableBytesView)
             XCTAssertEqual(ArtifactStore.sha256(Data(tar)), v1.sha256, "the registry's stored tar, byte for byte")
             try assertError(try await request(client, .get, "/v1/tasks/greet/versions/7/adapter"), .notFound, param: nil, mentions: ["greet@7"])
@@ -72,6 +74,8 @@ final class APIRegistryTests: APITestCase {
             let g = try await request(client, .get, "/v1/tasks/greet/versions/1/adapter?format=gguf&dtype=f16")
             XCTAssertEqual(g.status, .ok, String(buffer: g.body))
             XCTAssertEqual(g.headers[.contentType], "application/octet-stream")
+            XCTAssertEqual(g.headers[.contentDisposition], #"attachment; filename="greet-1.gguf""#)
+            XCTAssertEqual(g.headers[.eTag], "\"\(ArtifactStore.sha256(Data(g.body.readableBytesView)))\"", "the GGUF's own sha256")
             let exported = FileManager.default.temporaryDirectory.appendingPathComponent("gguf-route-\(UUID().uuidString)")
             defer { try? FileManager.default.removeItem(at: exported) }
             _ = try service.exportAdapter("greet@1", to: exported, format: .gguf, dtype: .f16)

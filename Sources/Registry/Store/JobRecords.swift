@@ -2,7 +2,7 @@ import Foundation
 
 /// A fine-tune job as the CLI and API show it. JSON: id, status, attempt, error, task, version,
 /// and the rest.
-public struct JobRecord: Sendable, Equatable, Encodable {
+public struct JobRecord: Sendable, Equatable, Codable {
     public enum Status: String, Sendable, Codable, CaseIterable {
         case queued, running, succeeded, failed, cancelled
         public var isFinal: Bool { self == .succeeded || self == .failed || self == .cancelled }
@@ -88,7 +88,7 @@ public struct JobRecord: Sendable, Equatable, Encodable {
 
 /// One event of a job: a message or per-step metrics. JSON: id, job, attempt, at, level, type,
 /// message, data.
-public struct JobEvent: Sendable, Equatable, Encodable {
+public struct JobEvent: Sendable, Equatable, Codable {
     public enum Kind: String, Sendable, Codable { case message, metrics }
     public enum Level: String, Sendable, Codable { case debug, info, warning, error }
     public let id: Int

@@ -56,7 +56,25 @@ extension JobStore {
                  message: try r.string("message"), data: try r.decodeJSON(JSONValue.self, "data"))
     }
 
-    /// The job's stored checkpoints, newest first (the worker keeps the newest one), each with
+    /// Tokens trained so far per job: each step's `tokens` (logged by the worker with its metrics)
+    /// summed over the job's steps, a step repeated by a resumed attempt counted once (its newest
+    /// event). Jobs without such events (not started, or run before tokens were logged) are absent.
+    public func trainedTokens(jobs: [Int], on conn: Connection) throws -> [Int: Int] {
+        guard !jobs.isEmpty else { return [:] }
+        let rows = try conn.execute("""
+            SELECT job_id, sum(tokens)::bigint AS tokens FROM (
+                SELECT DISTINCT ON (job_id, (data ->> 'step')::numeric) job_id, (data ->> 'tokens')::numeric AS tokens
+                FROM job_events
+                WHERE job_id = ANY (string_to_array($1, ',')::bigint[]) AND type = 'metrics' AND data ? 'tokens' AND data ? 'loss'
+                ORDER BY job_id, (data ->> 'step')::numeric, id DESC) steps
+            GROUP BY job_id
+            """, [.text(jobs.map(String.init).joined(separator: ","))]).rows
+        var out: [Int: Int] = [:]
+        for r in rows { out[try r.int("job_id")] = try r.int("tokens") }
+        return out
+    }
+
+    /// The job's stored checkpoints, newest first (the newest `JobStore.keptCheckpoints`), each with
     /// the training loss logged at its step and the newest eval loss at or before it.
     public func checkpoints(job: Int, on conn: Connection) throws -> [JobCheckpointRecord] {
         try conn.execute("""

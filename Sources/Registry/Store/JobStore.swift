@@ -13,6 +13,9 @@ public struct JobStore: Sendable {
     /// Channel NOTIFYed with "id" on every new event of a job (for `events --follow`).
     public static let eventChannel = "lora_job_event"
     static let checkpointChunk = 8 << 20
+    /// Checkpoints kept per job, newest by (step, micro): what `GET .../checkpoints` lists
+    /// (OpenAI's fine-tuning keeps the last three too); a rescued job resumes from the newest.
+    public static let keptCheckpoints = 3
 
     public init() {}
 
@@ -244,8 +247,8 @@ public struct JobStore: Sendable {
 
     // MARK: - Checkpoints
 
-    /// Stores a checkpoint archive for the job when the job is still this attempt's, then
-    /// drops the job's older checkpoints. Returns false (nothing stored) otherwise.
+    /// Stores a checkpoint archive for the job when the job is still this attempt's, then drops
+    /// the job's checkpoints beyond the newest `keptCheckpoints`. Returns false (nothing stored) otherwise.
     public func saveCheckpoint(job: Int, attempt: Int, step: Int, micro: Int, archive: URL, on conn: Connection) throws -> Bool {
         try conn.withTransaction { c in
             guard try lockIfOwned(job: job, attempt: attempt, on: c) else { return false }
@@ -268,7 +271,10 @@ public struct JobStore: Sendable {
             }
             try c.execute("UPDATE job_checkpoints SET sha256 = $2, size = $3 WHERE id = $1",
                           [.int(id), .text(hasher.finalize().hexString), .int(size)])
-            try c.execute("DELETE FROM job_checkpoints WHERE job_id = $1 AND id <> $2", [.int(job), .int(id)])
+            try c.execute("""
+                DELETE FROM job_checkpoints WHERE job_id = $1 AND id NOT IN
+                    (SELECT id FROM job_checkpoints WHERE job_id = $1 ORDER BY step DESC, micro DESC LIMIT $2)
+                """, [.int(job), .int(Self.keptCheckpoints)])
             return true
         }
     }

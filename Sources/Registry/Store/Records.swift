@@ -26,7 +26,7 @@ public struct BaseModelRecord: Sendable, Equatable, Encodable {
 }
 
 /// A task: a name and its aliases (alias -> version number). JSON: name, aliases, versions.
-public struct TaskRecord: Sendable, Equatable, Encodable {
+public struct TaskRecord: Sendable, Equatable, Codable {
     public let name: String
     public let aliases: [String: Int]
     /// Number of versions, archived ones included.
@@ -41,7 +41,7 @@ public struct TaskRecord: Sendable, Equatable, Encodable {
 }
 
 /// One immutable adapter version. JSON: version, task, base, sha256, metrics, and the rest.
-public struct VersionRecord: Sendable, Equatable, Encodable {
+public struct VersionRecord: Sendable, Equatable, Codable {
     public let task: String
     public let version: Int
     /// The base model's name.
@@ -76,7 +76,7 @@ public struct VersionRecord: Sendable, Equatable, Encodable {
 }
 
 /// One move of an alias, as recorded in the append-only history.
-public struct AliasMove: Sendable, Equatable, Encodable {
+public struct AliasMove: Sendable, Equatable, Codable {
     public enum Action: String, Sendable, Codable { case promote, rollback, auto }
     public let id: Int
     public let task: String
