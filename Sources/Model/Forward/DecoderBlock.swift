@@ -27,8 +27,9 @@ public struct BlockRows {
         /// Rows r0..<r1, each multiplied as if alone (`forwardRows`, batch-invariant decoding);
         /// `adapters[i]` is row r0 + i's, applied one row at a time.
         case rows(Range<Int>, [AdapterSet])
-        /// Prefill chunks of several sequences, each multiplied as one `forward` of its rows alone;
-        /// the chunks are consecutive and `adapters[i]` is chunk i's.
+        /// Prefill chunks of several sequences, each multiplied as one `forward` of its rows alone
+        /// (`forwardChunks`: a quantized weight's tiles dequantized once for all of them);
+        /// `adapters[i]` is chunk i's.
         case chunks([Range<Int>], [AdapterSet])
     }
 
@@ -231,9 +232,9 @@ extension LlamaModel {
                     }
                 }
             case let .chunks(chunks, sets):
-                for r in chunks {
-                    w.forward(x + r.lowerBound * K, tokens: r.count, into: y + r.lowerBound * N, accumulate: accumulate)
-                }
+                // Each chunk's bits are those of its own `forward`; a quantized weight dequantizes
+                // each tile once for all the chunks (prompts arriving together prefill together).
+                w.forwardChunks(x, chunks: chunks, into: y, accumulate: accumulate)
                 for (r, set) in zip(chunks, sets) where !set.isEmpty {
                     set.apply(layer: layer, module: module, x: x + r.lowerBound * K, tokens: r.count, y: y + r.lowerBound * N)
                 }

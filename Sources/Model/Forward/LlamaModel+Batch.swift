@@ -23,8 +23,9 @@ extension LlamaModel {
     /// `hidden`.
     ///
     /// Batch invariance: a row's result does not depend on which other segments share the call.
-    /// - A segment of several rows (a prefill chunk) is multiplied on its own, exactly as a forward
-    ///   of that segment alone (`LinearWeight.forward` with its T; sgemm tiles for quantized weights).
+    /// - A segment of several rows (a prefill chunk) is multiplied exactly as a forward of that
+    ///   segment alone (its own sgemm with its T per weight tile); consecutive chunks share each
+    ///   dequantized tile (`LinearWeight.forwardChunks`), so prompts prefill together.
     /// - Segments of one row (decoding) are multiplied together with `forwardRows`, whose every row
     ///   is bit-identical to a one-token `forward` of that row (the fused GEMV for quantized weights).
     /// - Adapters add their low-rank term to their own segment's rows only, one row at a time for
