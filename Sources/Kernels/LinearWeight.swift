@@ -14,6 +14,12 @@ public protocol LinearWeight: AnyObject, Sendable {
     /// The default (`forwardRowsReference`) calls the one-row forward per row.
     func forwardRows(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool)
 
+    /// For each chunk (a range of rows of X and of Y), Y[chunk] = X[chunk] · Wᵀ (+ Y when `accumulate`),
+    /// each chunk's bits those of `forward` of that chunk alone, whatever other chunks come with it
+    /// (several prompts prefilled in one serving step). Implementations may share work between the
+    /// chunks (a quantized weight dequantizes each tile once); the default calls `forward` per chunk.
+    func forwardChunks(_ x: UnsafePointer<Float>, chunks: [Range<Int>], into y: UnsafeMutablePointer<Float>, accumulate: Bool)
+
     /// dX[T, K] += dY[T, N] · W. Frozen weights get no gradient of their own.
     func backwardInput(_ dy: UnsafePointer<Float>, tokens: Int, into dx: UnsafeMutablePointer<Float>)
 
@@ -24,6 +30,17 @@ public protocol LinearWeight: AnyObject, Sendable {
 extension LinearWeight {
     public func forwardRows(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         forwardRowsReference(x, rows: rows, into: y, accumulate: accumulate)
+    }
+
+    public func forwardChunks(_ x: UnsafePointer<Float>, chunks: [Range<Int>], into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        forwardChunksReference(x, chunks: chunks, into: y, accumulate: accumulate)
+    }
+
+    /// Plain twin of `forwardChunks`: one `forward` per chunk.
+    public func forwardChunksReference(_ x: UnsafePointer<Float>, chunks: [Range<Int>], into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        for c in chunks where !c.isEmpty {
+            forward(x + c.lowerBound * inFeatures, tokens: c.count, into: y + c.lowerBound * outFeatures, accumulate: accumulate)
+        }
     }
 
     /// Plain twin of `forwardRows`: one one-token `forward` per row.

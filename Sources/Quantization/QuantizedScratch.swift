@@ -70,6 +70,29 @@ enum QuantizedTiles {
         }
     }
 
+    /// `forward` for several chunks of rows at once (ranges of X's and Y's rows): each tile is
+    /// dequantized once for all chunks, then multiplied with each chunk by its own sgemm, with the
+    /// same tiles, M, K and leading dimensions as `forward` of that chunk alone, so a chunk's bits do
+    /// not depend on the other chunks. Prefilling P prompts in one step dequantizes the weights once
+    /// instead of P times.
+    @inline(__always)
+    static func forwardChunks(n: Int, k: Int, x: UnsafePointer<Float>, chunks: [Range<Int>], y: UnsafeMutablePointer<Float>,
+                              accumulate: Bool, dequantRows: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+        if chunks.isEmpty { return }
+        let tile = rows(n: n, k: k)
+        let buf = QuantizedScratch.floats(tile * k)
+        var r0 = 0
+        while r0 < n {
+            let r1 = min(n, r0 + tile)
+            fillTile(r0, r1, k: k, buf, dequantRows)
+            for c in chunks {
+                BLAS.sgemm(transB: true, m: c.count, n: r1 - r0, k: k, a: x + c.lowerBound * k, lda: k, b: buf, ldb: k,
+                           beta: accumulate ? 1 : 0, c: y + c.lowerBound * n + r0, ldc: n)
+            }
+            r0 = r1
+        }
+    }
+
     /// dX[T, K] += dY[T, N] · W, tile by tile: dX += dY[:, r0..<r1] · tile.
     @inline(__always)
     static func backwardInput(n: Int, k: Int, dy: UnsafePointer<Float>, tokens: Int, dx: UnsafeMutablePointer<Float>,
@@ -116,6 +139,23 @@ extension RowDequantizedWeight {
             return
         }
         QuantizedTiles.forward(n: outFeatures, k: inFeatures, x: x, tokens: tokens, y: y, accumulate: accumulate) { r0, r1, dst in
+            self.dequantizeRows(r0, r1, into: dst)
+        }
+    }
+
+    /// `forward` per chunk, sharing each dequantized tile between the chunks (`QuantizedTiles.forwardChunks`);
+    /// a one-row chunk takes the GEMV, as `forward` does.
+    public func forwardChunks(_ x: UnsafePointer<Float>, chunks: [Range<Int>], into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        var tiled: [Range<Int>] = []
+        tiled.reserveCapacity(chunks.count)
+        for c in chunks where !c.isEmpty {
+            if c.count == 1 && hasGEMV {
+                gemv(x + c.lowerBound * inFeatures, into: y + c.lowerBound * outFeatures, accumulate: accumulate)
+            } else {
+                tiled.append(c)
+            }
+        }
+        QuantizedTiles.forwardChunks(n: outFeatures, k: inFeatures, x: x, chunks: tiled, y: y, accumulate: accumulate) { r0, r1, dst in
             self.dequantizeRows(r0, r1, into: dst)
         }
     }

@@ -28,10 +28,10 @@ extension TrainingEngine {
                         layerForward(l, batch, s, x: recompute.pointer, dropoutSeed: dropoutSeed, training: true)
                     }
                     // MLP: x_out = xMid + down(silu(gate) ⊙ up).
-                    Activations.swiglu(gate: s.gate.pointer, up: s.up.pointer, into: act.pointer, count: N * F)
+                    Activations.swiglu(gate: s.gate.pointer, up: s.up.pointer, into: ws.act.pointer, count: N * F)
                     let dAct = dtmp.pointer
                     dAct.update(repeating: 0, count: N * F)
-                    linearBackward(w.down, .down, l, input: act.pointer, dy: dx, N, dx: dAct, grad: grad)
+                    linearBackward(w.down, .down, l, input: ws.act.pointer, dy: dx, N, dx: dAct, grad: grad)
                     Activations.swigluBackward(gate: s.gate.pointer, up: s.up.pointer, dA: dAct,
                                                dGate: dgate.pointer, dUp: dup.pointer, count: N * F)
                     let dxn = dtmp.pointer
@@ -107,13 +107,13 @@ extension TrainingEngine {
     /// Backward of `attentionForward` for every row and head; writes dQ, dK, dV (pre-RoPE-inverse).
     /// P is recomputed from Q, K and the saved log-sum-exp instead of being stored [B, H, T, T].
     /// dP = dO·Vᵀ ; dS = P ⊙ (dP - rowsum(dO ⊙ O)) ; dQ = scale·dS·K ; dK += scale·dSᵀ·Q ; dV += Pᵀ·dO.
-    func attentionBackward(_ batch: MicroBatch, _ s: LayerSaved, dAtt: UnsafePointer<Float>) {
+    func attentionBackward(_ batch: MicroBatch, _ s: BlockActivations, dAtt: UnsafePointer<Float>) {
         let c = model.config
         let T = batch.length, E = c.headDim, H = c.numHeads, Hk = c.numKVHeads
         let qDim = c.qDim, kvDim = c.kvDim
         let scale = 1 / Float(E).squareRoot()
         let group = H / Hk
-        let P = scores.pointer, dS = dscores.pointer
+        let P = ws.scores.pointer, dS = dscores.pointer
         dk.pointer.update(repeating: 0, count: batch.count * kvDim)
         dv.pointer.update(repeating: 0, count: batch.count * kvDim)
         batch.visibleStart.withUnsafeBufferPointer { vs in

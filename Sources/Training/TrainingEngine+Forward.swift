@@ -6,7 +6,7 @@ extension TrainingEngine {
     /// The forward pass over N = B*T positions, saving what the backward needs.
     func forward(_ batch: MicroBatch, dropoutSeed: UInt64, training: Bool) {
         let c = model.config
-        let N = batch.count, D = c.hiddenSize, F = c.intermediateSize
+        let N = batch.count, D = c.hiddenSize
         let x = self.x.pointer
         for i in 0..<N { model.weights.embed(batch.tokens[i], dim: D, into: x + i * D) }
         for l in 0..<c.numLayers {
@@ -19,46 +19,24 @@ extension TrainingEngine {
     }
 
     /// One decoder block on the residual stream `x` [N, D] (updated in place), saving its
-    /// activations into `s`. Deterministic: the backward may call it again to recompute them.
-    func layerForward(_ l: Int, _ batch: MicroBatch, _ s: LayerSaved, x: UnsafeMutablePointer<Float>,
+    /// activations into `s`: the model's own block forward (the one inference runs), with this
+    /// engine's adapter as the rows' `LinearDelta`. Deterministic: the backward may call it again
+    /// to recompute them (same dropout masks, from the same seed).
+    func layerForward(_ l: Int, _ batch: MicroBatch, _ s: BlockActivations, x: UnsafeMutablePointer<Float>,
                       dropoutSeed: UInt64, training: Bool) {
-        let c = model.config
-        let N = batch.count, D = c.hiddenSize, F = c.intermediateSize
-        let w = model.weights.layers[l]
-        batch.positions.withUnsafeBufferPointer { posBuf in
-            let pos = posBuf.baseAddress!
-            s.xIn.pointer.update(from: x, count: N * D)
-            w.attnNorm.withUnsafeBufferPointer {
-                RMSNorm.forward(x, weight: $0.baseAddress!, eps: c.rmsNormEps, tokens: N, dim: D, into: s.xn1.pointer)
-            }
-            linear(w.q, .q, l, s.xn1.pointer, N, s.q.pointer, dropoutSeed, training)
-            linear(w.k, .k, l, s.xn1.pointer, N, s.k.pointer, dropoutSeed, training)
-            linear(w.v, .v, l, s.xn1.pointer, N, s.v.pointer, dropoutSeed, training)
-            // Frozen biases (Qwen2): constants, so the backward is unchanged.
-            LayerWeights.addBias(w.qBias, to: s.q.pointer, tokens: N)
-            LayerWeights.addBias(w.kBias, to: s.k.pointer, tokens: N)
-            LayerWeights.addBias(w.vBias, to: s.v.pointer, tokens: N)
-            model.rope.apply(s.q.pointer, tokens: N, heads: c.numHeads, positions: pos)
-            model.rope.apply(s.k.pointer, tokens: N, heads: c.numKVHeads, positions: pos)
-            attentionForward(batch, s)
-            linear(w.o, .o, l, s.att.pointer, N, x, dropoutSeed, training, accumulate: true)
-            s.xMid.pointer.update(from: x, count: N * D)
-            w.mlpNorm.withUnsafeBufferPointer {
-                RMSNorm.forward(x, weight: $0.baseAddress!, eps: c.rmsNormEps, tokens: N, dim: D, into: s.xn2.pointer)
-            }
-            linear(w.gate, .gate, l, s.xn2.pointer, N, s.gate.pointer, dropoutSeed, training)
-            linear(w.up, .up, l, s.xn2.pointer, N, s.up.pointer, dropoutSeed, training)
-            Activations.swiglu(gate: s.gate.pointer, up: s.up.pointer, into: act.pointer, count: N * F)
-            linear(w.down, .down, l, act.pointer, N, x, dropoutSeed, training, accumulate: true)
-        }
+        delta.dropoutSeed = dropoutSeed
+        delta.training = training
+        model.blockForward(l, rows: rows, x: x, workspace: ws, saving: s)
     }
 
-    /// Y = X·Wᵀ (+ Y) + the adapter's update for this module, saving h = dropout(X)·Aᵀ.
+    /// The adapter's part of a linear layer on the micro-batch's N rows (called by the block
+    /// forward after the frozen product): Y += s · h · Bᵀ with h = dropout(X) · Aᵀ saved for the
+    /// backward, and the dropout mask drawn from the micro-batch's seed.
     @inline(__always)
-    func linear(_ w: LinearWeight, _ m: LinearModule, _ layer: Int, _ xIn: UnsafePointer<Float>, _ N: Int,
-                _ y: UnsafeMutablePointer<Float>, _ seed: UInt64, _ training: Bool, accumulate: Bool = false) {
-        w.forward(xIn, tokens: N, into: y, accumulate: accumulate)
+    func loraForward(_ m: LinearModule, _ layer: Int, _ xIn: UnsafePointer<Float>, _ N: Int,
+                     _ y: UnsafeMutablePointer<Float>, _ seed: UInt64, _ training: Bool) {
         guard let pi = adapter.pairIndex(layer: layer, module: m) else { return }
+        precondition(N == plannedN, "the adapter's rows are the planned micro-batch")
         let p = adapter.pairs[pi]
         let h = loraH[pi].pointer
         adapter.parameters.withUnsafeBufferPointer { params in
@@ -98,45 +76,6 @@ extension TrainingEngine {
         loraMask[pair].withUnsafeBufferPointer { bits in
             for i in 0..<count {
                 out[i] = (bits[i >> 6] >> UInt64(i & 63)) & 1 == 1 ? x[i] * keepScale : 0
-            }
-        }
-    }
-
-    /// Causal attention inside each segment (and the sliding window, when the model has one), per
-    /// row b and head h; saves each row's log-sum-exp.
-    func attentionForward(_ batch: MicroBatch, _ s: LayerSaved) {
-        let c = model.config
-        let T = batch.length, E = c.headDim, H = c.numHeads, Hk = c.numKVHeads
-        let qDim = c.qDim, kvDim = c.kvDim
-        let scale = 1 / Float(E).squareRoot()
-        let group = H / Hk
-        let P = scores.pointer
-        batch.visibleStart.withUnsafeBufferPointer { vs in
-            for b in 0..<batch.rows {
-                let q = s.q.pointer + b * T * qDim, k = s.k.pointer + b * T * kvDim, v = s.v.pointer + b * T * kvDim
-                let o = s.att.pointer + b * T * qDim
-                for h in 0..<H {
-                    let kvh = h / group
-                    // P[T, T] = scale · Q_h · K_hᵀ, then a softmax over each row's visible keys.
-                    BLAS.sgemm(transB: true, m: T, n: T, k: E, alpha: scale, a: q + h * E, lda: qDim,
-                               b: k + kvh * E, ldb: kvDim, c: P, ldc: T)
-                    let lse = s.lse.pointer + (b * H + h) * T
-                    for i in 0..<T {
-                        let row = P + i * T
-                        let lo = max(Int(vs[b * T + i]), c.firstVisiblePosition(i))
-                        var m = -Float.infinity
-                        for j in lo...i where row[j] > m { m = row[j] }
-                        var sum: Float = 0
-                        for j in lo...i { let e = expf(row[j] - m); row[j] = e; sum += e }
-                        let inv = 1 / sum
-                        if lo > 0 { row.update(repeating: 0, count: lo) }
-                        for j in lo...i { row[j] *= inv }
-                        if i + 1 < T { (row + i + 1).update(repeating: 0, count: T - i - 1) }
-                        lse[i] = m + logf(sum)
-                    }
-                    // O_h[T, E] = P · V_h
-                    BLAS.sgemm(m: T, n: E, k: T, a: P, lda: T, b: v + kvh * E, ldb: kvDim, c: o + h * E, ldc: qDim)
-                }
             }
         }
     }
@@ -201,5 +140,20 @@ extension LoRAAdapter {
         case .up: return 5
         case .down: return 6
         }
+    }
+}
+
+/// A training engine's adapter as a `LinearDelta`: what the shared block forward calls on the
+/// micro-batch's rows, so training and inference apply adapters the same way (row ranges through
+/// `LinearDelta.apply`). Unlike `LoRAAdapter.apply` it keeps h and the dropout masks for the backward.
+final class TrainingDelta: LinearDelta, @unchecked Sendable {
+    unowned let engine: TrainingEngine
+    var dropoutSeed: UInt64 = 0
+    var training = false
+
+    init(engine: TrainingEngine) { self.engine = engine }
+
+    func apply(layer: Int, module: LinearModule, x: UnsafePointer<Float>, tokens: Int, y: UnsafeMutablePointer<Float>) {
+        engine.loraForward(module, layer, x, tokens, y, dropoutSeed, training)
     }
 }

@@ -12,30 +12,15 @@ public final class TrainingEngine {
     public let adapter: LoRAAdapter
     public var gradients: [Float]
 
-    /// Activations saved by the forward for the backward, per layer, planned for N positions.
-    final class LayerSaved {
-        var xIn = FloatBuffer(count: 0)     // [N, D] residual entering the block
-        var xn1 = FloatBuffer(count: 0)     // [N, D] attention input (normed)
-        var q = FloatBuffer(count: 0)       // [N, H*E] after RoPE
-        var k = FloatBuffer(count: 0)       // [N, Hk*E] after RoPE
-        var v = FloatBuffer(count: 0)       // [N, Hk*E]
-        var lse = FloatBuffer(count: 0)     // [B, H, T] log-sum-exp of each attention row
-        var att = FloatBuffer(count: 0)     // [N, H*E] attention output (o_proj input)
-        var xMid = FloatBuffer(count: 0)    // [N, D] residual after attention
-        var xn2 = FloatBuffer(count: 0)     // [N, D] MLP input (normed)
-        var gate = FloatBuffer(count: 0)    // [N, F] pre-activation
-        var up = FloatBuffer(count: 0)      // [N, F]
-        func plan(_ c: LlamaConfig, n: Int, heads: Int) {
-            xIn.reserve(n * c.hiddenSize); xn1.reserve(n * c.hiddenSize)
-            q.reserve(n * c.qDim); k.reserve(n * c.kvDim); v.reserve(n * c.kvDim)
-            lse.reserve(n * heads); att.reserve(n * c.qDim)
-            xMid.reserve(n * c.hiddenSize); xn2.reserve(n * c.hiddenSize)
-            gate.reserve(n * c.intermediateSize); up.reserve(n * c.intermediateSize)
-        }
-        deinit { for b in [xIn, xn1, q, k, v, lse, att, xMid, xn2, gate, up] { b.free() } }
-    }
-
-    var saved: [LayerSaved]
+    /// Activations saved by the forward for the backward, per layer (one, recomputed per layer,
+    /// with gradient checkpointing).
+    var saved: [BlockActivations]
+    /// Scratch of the shared block forward (attention scores, silu(gate) ⊙ up), reused by the backward.
+    let ws = Workspace()
+    /// The adapter as the block forward applies it (saving h and dropout masks for the backward).
+    var delta: TrainingDelta!
+    /// The planned micro-batch's rows (`plan`).
+    var rows: BlockRows!
     /// Per LoRA pair: h = dropout(x) · Aᵀ [N, R], and the dropout keep-mask bits [N*K] when dropout > 0.
     var loraH: [FloatBuffer]
     var loraMask: [[UInt64]]
@@ -48,10 +33,8 @@ public final class TrainingEngine {
     var dq = FloatBuffer(count: 0)       // [N, H*E]
     var dk = FloatBuffer(count: 0)       // [N, Hk*E]
     var dv = FloatBuffer(count: 0)       // [N, Hk*E]
-    var act = FloatBuffer(count: 0)      // [N, F]
     var dgate = FloatBuffer(count: 0)    // [N, F]
     var dup = FloatBuffer(count: 0)      // [N, F]
-    var scores = FloatBuffer(count: 0)   // [T, T]
     var dscores = FloatBuffer(count: 0)  // [T, T]
     var dropScratch = FloatBuffer(count: 0)  // [N, max K]
     var dh = FloatBuffer(count: 0)       // [N, max R]
@@ -70,16 +53,17 @@ public final class TrainingEngine {
         self.adapter = adapter
         self.gradientCheckpointing = gradientCheckpointing
         gradients = [Float](repeating: 0, count: adapter.parameters.count)
-        saved = (0..<(gradientCheckpointing ? 1 : model.config.numLayers)).map { _ in LayerSaved() }
+        saved = (0..<(gradientCheckpointing ? 1 : model.config.numLayers)).map { _ in BlockActivations() }
         if gradientCheckpointing { blockInputs = (0..<model.config.numLayers).map { _ in FloatBuffer(count: 0) } }
         loraH = adapter.pairs.map { _ in FloatBuffer(count: 0) }
         loraMask = adapter.pairs.map { _ in [] }
+        delta = TrainingDelta(engine: self)
     }
 
     deinit {
         for b in loraH { b.free() }
         for b in blockInputs { b.free() }
-        for b in [x, dx, dtmp, dq, dk, dv, act, dgate, dup, scores, dscores, dropScratch, dh, logitChunk, hiddenFinal, recompute] { b.free() }
+        for b in [x, dx, dtmp, dq, dk, dv, dgate, dup, dscores, dropScratch, dh, logitChunk, hiddenFinal, recompute] { b.free() }
     }
 
     public func zeroGradients() {
@@ -91,14 +75,17 @@ public final class TrainingEngine {
     func plan(_ batch: MicroBatch) {
         let c = model.config
         let n = batch.count, T = batch.length
-        for s in saved { s.plan(c, n: n, heads: c.numHeads) }
+        for s in saved { s.plan(c, rows: n) }
+        rows = BlockRows.records(batch.rows, length: T, positions: batch.positions, firstKey: batch.visibleStart,
+                                 adapters: AdapterSet([delta]))
+        ws.plan(config: c, rows: rows, saving: true)
         for i in blockInputs.indices { blockInputs[i].reserve(n * c.hiddenSize) }
         for (i, p) in adapter.pairs.enumerated() { loraH[i].reserve(n * p.rank) }
         let wide = max(c.hiddenSize, c.intermediateSize, c.qDim)
         x.reserve(n * c.hiddenSize); dx.reserve(n * c.hiddenSize); dtmp.reserve(n * wide)
         dq.reserve(n * c.qDim); dk.reserve(n * c.kvDim); dv.reserve(n * c.kvDim)
-        act.reserve(n * c.intermediateSize); dgate.reserve(n * c.intermediateSize); dup.reserve(n * c.intermediateSize)
-        scores.reserve(T * T); dscores.reserve(T * T)
+        dgate.reserve(n * c.intermediateSize); dup.reserve(n * c.intermediateSize)
+        dscores.reserve(T * T)
         let maxK = adapter.pairs.map(\.inFeatures).max() ?? 1
         let maxR = adapter.pairs.map(\.rank).max() ?? 1
         dropScratch.reserve(n * maxK); dh.reserve(n * maxR)

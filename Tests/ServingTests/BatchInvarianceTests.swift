@@ -22,6 +22,8 @@ final class BatchInvarianceTests: XCTestCase {
         /// Logits of every step that produced some (the last prompt chunk, then each decode step).
         var logits: [[Float]] = []
         var tokens: [Int] = []
+        /// Final-normed hidden states of every row this sequence fed, step by step (prefill chunks too).
+        var hidden: [[Float]] = []
 
         init(model: LlamaModel, prompt: [Int], adapters: AdapterSet, chunk: Int, steps: Int) {
             self.model = model; self.prompt = prompt; self.adapters = adapters; self.chunk = chunk
@@ -56,10 +58,12 @@ final class BatchInvarianceTests: XCTestCase {
         while drivers.contains(where: { $0.logits.count < steps }) {
             var segs: [BatchSegment] = []
             var sampled: [(Driver, Int)] = []
+            var fed: [(Driver, Range<Int>)] = []
             var rows = 0
             for (i, d) in drivers.enumerated() where joins[i] <= step && d.logits.count < steps {
                 let (s, wants) = d.segment()
                 segs.append(s)
+                fed.append((d, rows..<(rows + s.tokens.count)))
                 rows += s.tokens.count
                 if wants { sampled.append((d, rows - 1)) }
             }
@@ -73,6 +77,7 @@ final class BatchInvarianceTests: XCTestCase {
                 for (i, (_, r)) in sampled.enumerated() {
                     for j in 0..<D { last[i * D + j] = h[r * D + j] }
                 }
+                for (d, r) in fed { d.hidden.append(Array(h[(r.lowerBound * D)..<(r.upperBound * D)])) }
             }
             last.withUnsafeBufferPointer { l in
                 logits.withUnsafeMutableBufferPointer { o in
@@ -123,6 +128,50 @@ final class BatchInvarianceTests: XCTestCase {
         }
         // The adapters do change the output (otherwise the comparison above would prove little).
         XCTAssertFalse(batchD.logits[0].elementsEqual(batchA.logits[0]) { $0.bitPattern == $1.bitPattern })
+    }
+
+    /// Prompts arriving together prefill together: two prompts' chunks share steps (their weight
+    /// tiles dequantized once, `forwardChunks`) with two sequences decoding beside them. Every row of
+    /// every sequence, prefill rows included, is the same bits as when that sequence runs alone.
+    func testTwoPrefillsAndDecodesInOneStepEqualTheirSoloRuns() throws {
+        let lm = try ServingFixtures.model()
+        let m = lm.model, c = m.config
+        let a1 = AdapterSet([ServingFixtures.adapter(seed: 11, config: c)])
+        let a2 = AdapterSet([ServingFixtures.adapter(seed: 12, config: c, targets: [.q, .v])])
+        let tok = lm.tokenizer
+        let p1 = tok.encode(String(repeating: "Ship 40 crates of apples to Nantes by Friday. ", count: 4), addSpecialTokens: true)
+        let p2 = tok.encode(String(repeating: "The quick brown fox jumps over the lazy dog. ", count: 5), addSpecialTokens: true)
+        let p3 = tok.encode("The capital of France is", addSpecialTokens: true)
+        let p4 = tok.encode("def fib(n):", addSpecialTokens: true)
+        let chunk = 16, steps = 4
+        XCTAssertGreaterThan(p1.count, 2 * chunk, "prompt 1 must span several chunks")
+        XCTAssertGreaterThan(p2.count, 2 * chunk, "prompt 2 must span several chunks")
+        XCTAssertNotEqual(p1.count % chunk, p2.count % chunk, "the prompts' last chunks differ in length (\(p1.count), \(p2.count) tokens)")
+        let specs: [([Int], AdapterSet)] = [(p1, a1), (p2, .none), (p3, a2), (p4, a1)]
+        var solo: [Driver] = []
+        for (p, a) in specs {
+            let d = Driver(model: m, prompt: p, adapters: a, chunk: chunk, steps: steps)
+            try Self.run([d], joins: [0], steps: steps)
+            solo.append(d)
+        }
+        // Sequences 3 and 4 start first (short prompts: decoding by step 1); 1 and 2 join at step 1
+        // and prefill side by side in the same steps while 3 and 4 decode.
+        let together = specs.map { Driver(model: m, prompt: $0.0, adapters: $0.1, chunk: chunk, steps: steps) }
+        try Self.run([together[2], together[3], together[0], together[1]], joins: [0, 0, 1, 1], steps: steps)
+
+        XCTAssertGreaterThanOrEqual(together[0].hidden.count, 3, "prompt 1 prefilled over several steps")
+        for i in 0..<specs.count {
+            XCTAssertEqual(together[i].tokens, solo[i].tokens, "sequence \(i + 1)")
+            XCTAssertEqual(together[i].hidden.count, solo[i].hidden.count)
+            for (s, (a, b)) in zip(together[i].hidden, solo[i].hidden).enumerated() {
+                XCTAssertTrue(a.elementsEqual(b) { $0.bitPattern == $1.bitPattern },
+                              "sequence \(i + 1), step \(s) (\(a.count / c.hiddenSize) rows): hidden states differ in a batch")
+            }
+            for s in 0..<steps {
+                XCTAssertTrue(together[i].logits[s].elementsEqual(solo[i].logits[s]) { $0.bitPattern == $1.bitPattern },
+                              "sequence \(i + 1), logits \(s) differ in a batch")
+            }
+        }
     }
 
     /// A lone sequence through `forwardBatch` computes what `forward` computes for the same chunks,

@@ -97,4 +97,38 @@ final class RowKernelTests: XCTestCase {
             }
         }
     }
+
+    /// `forwardChunks` (several prompts' prefill chunks in one step): every chunk bit-identical to
+    /// `forward` of that chunk alone in buffers of its own, whatever chunks come with it; shapes
+    /// with one tile and with several (K = 4096: 64-row tiles), a one-row chunk among them.
+    func checkChunks(_ w: LinearWeight, file: StaticString = #filePath, line: UInt = #line) {
+        let n = w.outFeatures, k = w.inFeatures
+        let chunks = [0..<5, 5..<6, 6..<23, 23..<25]
+        let rows = chunks.last!.upperBound
+        let x = Self.floats(rows * k, seed: UInt64(n + 7 * k))
+        let y0 = Self.floats(rows * n, seed: UInt64(3 * n + k))
+        for accumulate in [false, true] {
+            var together = y0
+            w.forwardChunks(x, chunks: chunks, into: &together, accumulate: accumulate)
+            for c in chunks {
+                var alone = Array(y0[(c.lowerBound * n)..<(c.upperBound * n)])
+                let xc = Array(x[(c.lowerBound * k)..<(c.upperBound * k)])
+                w.forward(xc, tokens: c.count, into: &alone, accumulate: accumulate)
+                XCTAssertEqual(Array(together[(c.lowerBound * n)..<(c.upperBound * n)]).map(\.bitPattern), alone.map(\.bitPattern),
+                               "N=\(n) K=\(k) chunk \(c) accumulate=\(accumulate): a chunk depends on the others", file: file, line: line)
+            }
+        }
+    }
+
+    func testChunksAreEachChunksOwnForwardBitForBit() throws {
+        try forEachKernelPath {
+            for (n, k) in [(77, 192), (130, 4096)] {
+                checkChunks(try Q4_1Weight(outFeatures: n, inFeatures: k,
+                                           blocks: Self.randomBlocks(n: n, k: k, blockBytes: Q4_1Weight.blockBytes, scales: 2, seed: UInt64(n + k))))
+                checkChunks(try Q8_0Weight(outFeatures: n, inFeatures: k,
+                                           blocks: Self.randomBlocks(n: n, k: k, blockBytes: 34, scales: 1, seed: UInt64(n * k))))
+            }
+        }
+        checkChunks(DenseWeight(outFeatures: 7, inFeatures: 13, data: Self.floats(7 * 13, seed: 3)))
+    }
 }

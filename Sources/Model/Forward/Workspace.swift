@@ -7,27 +7,35 @@ public final class Workspace {
     var k = FloatBuffer(count: 0)        // [T, Hk*E]
     var v = FloatBuffer(count: 0)        // [T, Hk*E]
     var att = FloatBuffer(count: 0)      // [T, H*E] attention output before o_proj
-    var scores = FloatBuffer(count: 0)   // [T, S] one head's attention weights
     var gate = FloatBuffer(count: 0)     // [T, F]
     var up = FloatBuffer(count: 0)       // [T, F]
-    var positions = [Int32]()
+    /// [n, S] one head's attention weights for one segment (the largest n * S of the call).
+    public private(set) var scores = FloatBuffer(count: 0)
+    /// [T, F] silu(gate) ⊙ up when the block saves activations (the saved gate stays pre-activation).
+    public private(set) var act = FloatBuffer(count: 0)
 
     public init() {}
 
-    func plan(config c: LlamaConfig, tokens t: Int, keys s: Int) {
+    /// Reserves what `blockForward` over `rows` uses: with `saving`, only the scratch that is not
+    /// saved (scores, act); without, every intermediate, plus the residual stream of `forwardBatch`.
+    public func plan(config c: LlamaConfig, rows: BlockRows, saving: Bool) {
+        let t = rows.count
+        scores.reserve(rows.maxScores)
+        if saving {
+            act.reserve(t * c.intermediateSize)
+            return
+        }
         x.reserve(t * c.hiddenSize)
         xn.reserve(t * c.hiddenSize)
         q.reserve(t * c.qDim)
         k.reserve(t * c.kvDim)
         v.reserve(t * c.kvDim)
         att.reserve(t * c.qDim)
-        scores.reserve(t * s)
         gate.reserve(t * c.intermediateSize)
         up.reserve(t * c.intermediateSize)
-        if positions.count < t { positions = [Int32](repeating: 0, count: t) }
     }
 
     deinit {
-        for b in [x, xn, q, k, v, att, scores, gate, up] { b.free() }
+        for b in [x, xn, q, k, v, att, scores, gate, up, act] { b.free() }
     }
 }

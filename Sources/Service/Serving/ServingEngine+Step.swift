@@ -15,7 +15,8 @@ extension ServingEngine {
     }
 
     /// One scheduler step: retire cancelled sequences, admit queued ones up to `maxRunning`, run one
-    /// forward call over every running sequence's rows (a decode token, or its next prompt chunk),
+    /// forward call over every running sequence's rows (a decode token, or its next prompt chunk:
+    /// prompts that arrive together prefill together, a chunk each per step),
     /// sample where a sequence's last prompt chunk or decode token produced logits, emit events and
     /// retire what finished. Runs on the scheduler thread (tests may call it directly when not started).
     /// Returns the number of rows computed.
@@ -45,7 +46,12 @@ extension ServingEngine {
         var sampled: [EngineSequence] = []     // sequences whose last row gives logits, in row order
         var lastRowOf: [Int] = []              // their last row's index in the batch
         var rows = 0
-        for s in batch {
+        // Decode rows first, then every prefill chunk: the chunks are consecutive, so one
+        // `forwardChunks` per weight serves them all (the weights' tiles dequantized once per step,
+        // not once per prompt). Row order changes no row's bits.
+        let decoding = batch.filter { $0.cache != nil && $0.prefilled >= $0.promptTokenIds.count }
+        let prefilling = batch.filter { !($0.cache != nil && $0.prefilled >= $0.promptTokenIds.count) }
+        for s in decoding + prefilling {
             if s.cache == nil { s.cache = KVCache(config: config, capacity: s.promptTokenIds.count + s.maxTokens) }
             let tokens: [Int]
             if s.prefilled < s.promptTokenIds.count {
