@@ -200,4 +200,27 @@ final class KillPointCLITests: JobsCLITestCase {
         let kept = try db.connect().execute("SELECT step FROM job_checkpoints WHERE job_id = $1", [.int(id)]).rows.map { try $0.int("step") }
         XCTAssertEqual(kept, [1], "the step-1 checkpoint survives whole")
     }
+
+    func testJobKilledWhileRegisteringItsVersionRegistersNothingAndFails() throws {
+        let id = try submit("reg", hyper(steps: 2) + ["--max-attempts", "1"])
+        var worker: Process?
+        // The job process registers the version and finishes the job in one transaction: killed before COMMIT.
+        let (_, paused) = try startPaused([], at: "register.before-commit") { hook in
+            let w = try self.startWorker(["--once", "--poll-interval", "0.1"], environment: hook)
+            worker = w
+            return w
+        }
+        let w = try XCTUnwrap(worker)
+        XCTAssertNotEqual(paused, w.processIdentifier)
+        let before = try registryState()
+        XCTAssertEqual(kill(paused, SIGKILL), 0)
+        waitExit(w)
+        let j = try job(id)
+        XCTAssertEqual(j["status"] as? String, "failed", "\(j)")
+        XCTAssertNil(j["version"] as? Int, "\(j)")
+        XCTAssertEqual(try registryState(), before, "a job killed while registering left a version behind")
+        let versions = try lora(["versions", "reg"], expectFailure: true)
+        XCTAssertTrue(versions.stderr.contains("no task named 'reg'"), "nothing registered: \(versions.stderr)")
+        try assertConsistent()
+    }
 }
