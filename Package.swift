@@ -14,6 +14,8 @@ let package = Package(
         // Parser libraries for the libFuzzer harnesses in Fuzz/ (a separate package that depends on
         // this one by path; neither CI nor the root build builds it).
         .library(name: "LoraParsers", targets: ["Tokenizer", "ChatTemplate", "Model", "Training"]),
+        // The HTTP server's request-body decoders (RequestBodies), for the request fuzzer in Fuzz/.
+        .library(name: "LoraServer", targets: ["Server"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -43,25 +45,27 @@ let package = Package(
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off"])]),
         .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: fastMath),
         .target(name: "Quantization", dependencies: ["Kernels", "CKernels"], swiftSettings: fastMath),
+        // Foundation's and Codable's errors reworded for messages that wrap them (no dependencies).
+        .target(name: "Diagnostics"),
         .target(name: "Tokenizer"),
         .target(name: "ChatTemplate"),
         .target(name: "Model", dependencies: ["Kernels", "Quantization", "Tokenizer", "ChatTemplate"], swiftSettings: fastMath),
-        .target(name: "Training", dependencies: ["Kernels", "Model", "ChatTemplate"], swiftSettings: fastMath),
+        .target(name: "Training", dependencies: ["Kernels", "Model", "ChatTemplate", "Diagnostics"], swiftSettings: fastMath),
         .target(name: "Fetch", dependencies: ["CCurl", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Registry", dependencies: [
-            "CLibPQ",
+            "CLibPQ", "Diagnostics",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Service", dependencies: [
-            "Model", "Training", "Fetch", "Registry",
+            "Model", "Training", "Fetch", "Registry", "Diagnostics",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
         ]),
         // HTTP routes only (OpenAI-compatible serving, metrics, health): decode, call the backend, encode.
         .target(name: "Server", dependencies: [
-            "Service", "ChatTemplate", "Model", "Registry", "Training",
+            "Service", "ChatTemplate", "Model", "Registry", "Training", "Diagnostics",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -76,7 +80,7 @@ let package = Package(
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "lora", dependencies: [
-            "Service", "Fetch", "Server",
+            "Service", "Fetch", "Server", "Diagnostics",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

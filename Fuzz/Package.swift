@@ -7,6 +7,8 @@ import PackageDescription
 // SwiftPM links a Linux executable with `--defsym main=<module>_main`, so each harness defines that
 // symbol and hands control to libFuzzer's LLVMFuzzerRunDriver (FuzzSupport.FuzzInput.runDriver).
 let harnesses = ["fuzz-gguf", "fuzz-safetensors", "fuzz-tokenizer-json", "fuzz-chat-template", "fuzz-jsonl", "fuzz-peft-config"]
+// The server's request bodies need the Server target (Hummingbird, NIO): only that harness links it.
+let serverHarnesses = ["fuzz-server-requests"]
 
 let package = Package(
     name: "LoraFuzz",
@@ -17,6 +19,8 @@ let package = Package(
         .target(name: "FuzzSupport", dependencies: ["CFuzzDriver"]),
     ] + harnesses.map {
         .executableTarget(name: $0, dependencies: ["FuzzSupport", .product(name: "LoraParsers", package: "lora")])
+    } + serverHarnesses.map {
+        .executableTarget(name: $0, dependencies: ["FuzzSupport", .product(name: "LoraServer", package: "lora")])
     },
     swiftLanguageModes: [.v5]
 )

@@ -9,14 +9,14 @@ set -euo pipefail
 cd "$(dirname "$0")/../Fuzz"
 seconds=${1:-60}
 shift || true
-all=(gguf safetensors tokenizer-json chat-template jsonl peft-config)
+all=(gguf safetensors tokenizer-json chat-template jsonl peft-config server-requests)
 names=("${@:-${all[@]}}")
 
 # Longest input per harness: a little above the largest seed (tiny GGUF 35 KB, tokenizer.json 15 KB).
 max_len() {
     case $1 in
         gguf|safetensors|tokenizer-json) echo 65536 ;;
-        chat-template) echo 16384 ;;
+        chat-template|server-requests) echo 16384 ;;
         *) echo 4096 ;;
     esac
 }

@@ -96,23 +96,10 @@ struct FineTuningRoutes: Sendable {
 
     private func upload(_ request: Request, _ context: ServerContext) async throws -> Response {
         let boundary = try MultipartForm.boundary(contentType: request.headers[.contentType])
-        let body = try await readUpload(request)
-        let form = try MultipartForm(body, boundary: boundary)
-        guard let purpose = form.part("purpose").map({ String(decoding: $0.bytes, as: UTF8.self) }) else {
-            throw APIError.missing("purpose", expected: "\"fine-tune\"")
-        }
-        guard FileService.purposes.contains(purpose) else {
-            throw APIError.invalid("purpose", .string(purpose), expected: "\"fine-tune\" (the only purpose this server stores)")
-        }
-        guard let file = form.part("file") else { throw APIError.missing("file", expected: "the JSONL file as a form part") }
-        let filename = (file.filename?.isEmpty == false ? file.filename! : "upload.jsonl")
-        if let extra = form.parts.map(\.name).first(where: { $0 != "file" && $0 != "purpose" }) {
-            throw APIError.badRequest("Unrecognized form field supplied: \(extra)", param: extra, code: "unknown_parameter")
-        }
-        guard filename.utf8.count <= 255 else { throw APIError.invalid("file", .string(String(filename.prefix(40))), expected: "a file name of at most 255 bytes") }
+        let upload = try UploadForm(try await readUpload(request), boundary: boundary)
         let actor = RequestIdentity.actor
         let record = try await service(param: "file") { [api] in
-            try api.files.upload(filename: filename, purpose: purpose, bytes: file.bytes, actor: actor)
+            try api.files.upload(filename: upload.filename, purpose: upload.purpose, bytes: upload.bytes, actor: actor)
         }
         return json(FineTuningShapes.file(record))
     }

@@ -1,3 +1,4 @@
+import Diagnostics
 import Foundation
 
 /// A JSON value that keeps integers apart from fractions (for request checks) and object keys in
@@ -85,14 +86,11 @@ extension JSON: Decodable {
 
     /// Parses a request body; the error names what is wrong in words a client can act on.
     public static func parse(_ bytes: some Collection<UInt8>) throws -> JSON {
+        let data = Data(bytes)
         do {
-            return try JSONDecoder().decode(JSON.self, from: Data(bytes))
+            return try JSONDecoder().decode(JSON.self, from: data)
         } catch let error as DecodingError {
-            let detail: String
-            switch error {
-            case let .dataCorrupted(context): detail = (context.underlyingError.map { "\($0)" }) ?? context.debugDescription
-            default: detail = "\(error)"
-            }
+            let detail = ErrorText.describe(error, decoding: data)
             throw APIError.badRequest("We could not parse the JSON body of your request: \(detail)", param: nil)
         }
     }

@@ -80,16 +80,10 @@ struct RegistryRoutes: Sendable {
         router.post("/v1/tasks/:task/promote") { request, context in
             let task = try context.parameters.require("task")
             var request = request
-            var r = try FieldReader(try await readJSON(&request))
-            guard let version = try r.int("version", in: 1...Int64(Int32.max), expected: "a version number") else {
-                throw APIError.missing("version", expected: "the version number to point the alias at")
-            }
-            let alias = try r.string("alias") ?? Names.production
-            let reason = try r.string("reason") ?? ""
-            try r.rejectUnread()
+            let (version, alias, reason) = try AliasRequest.promote(try await readJSON(&request))
             let actor = RequestIdentity.actor, key = RequestIdentity.key?.name
             let move = try await service(param: "alias") { [api] in
-                try api.registry.promote(task: task, version: Int(version), alias: alias, actor: actor, reason: reason, apiKey: key)
+                try api.registry.promote(task: task, version: version, alias: alias, actor: actor, reason: reason, apiKey: key)
             }
             let t = try await service { [api] in try api.registry.task(named: task) }
             return try encoded(AliasAnswer(task: t, move: move))
@@ -97,10 +91,7 @@ struct RegistryRoutes: Sendable {
         router.post("/v1/tasks/:task/rollback") { request, context in
             let task = try context.parameters.require("task")
             var request = request
-            var r = try FieldReader(try await readJSON(&request, allowEmpty: true))
-            let alias = try r.string("alias") ?? Names.production
-            let reason = try r.string("reason") ?? ""
-            try r.rejectUnread()
+            let (alias, reason) = try AliasRequest.rollback(try await readJSON(&request, allowEmpty: true))
             let actor = RequestIdentity.actor, key = RequestIdentity.key?.name
             let move = try await service(param: "alias") { [api] in
                 try api.registry.rollback(task: task, alias: alias, actor: actor, reason: reason, apiKey: key)

@@ -1,3 +1,4 @@
+import Diagnostics
 import Foundation
 import Model
 import Registry
@@ -32,7 +33,7 @@ public enum AdapterValidation {
         let lora = try PEFTConfigFile.parse(data, path: url.path)
         let json: JSONValue
         do { json = try JSONValue.parse(data) } catch {
-            throw ModelError.malformedFile(path: url.path, offset: nil, reason: "not JSON: \(error)")
+            throw ModelError.malformedFile(path: url.path, offset: nil, reason: ErrorText.describe(error, decoding: data))
         }
         return LoraConfig(lora: lora, json: json)
     }

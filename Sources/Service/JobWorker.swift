@@ -1,3 +1,4 @@
+import Diagnostics
 import Foundation
 import Kernels
 import Logging
@@ -182,7 +183,7 @@ public final class JobWorker: @unchecked Sendable {
             let backoff = options.retryBackoff * pow(2, Double(max(0, job.attempt - 1)))
             logger.error("job \(job.id) attempt \(job.attempt) refused: \(error)")
             _ = try? registry.pool.withConnection {
-                try store.markFailed(job: job.id, attempt: job.attempt, error: "\(error)", backoff: backoff, on: $0)
+                try store.markFailed(job: job.id, attempt: job.attempt, error: ErrorText.describe(error), backoff: backoff, on: $0)
             }
             return
         }
@@ -218,7 +219,7 @@ public final class JobWorker: @unchecked Sendable {
         } catch {
             let backoff = options.retryBackoff * pow(2, Double(max(0, job.attempt - 1)))
             logger.error("job \(job.id) attempt \(job.attempt) failed: \(error)")
-            _ = try? store.markFailed(job: job.id, attempt: job.attempt, error: "\(error)", backoff: backoff, on: conn)
+            _ = try? store.markFailed(job: job.id, attempt: job.attempt, error: ErrorText.describe(error), backoff: backoff, on: conn)
         }
     }
 

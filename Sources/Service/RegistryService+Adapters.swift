@@ -60,6 +60,7 @@ extension RegistryService {
         try AdapterValidation.checkTensors(header, config: config, base: llama, path: tensorsURL.path)
         let tmpDir = configuration.cacheDirectory.appendingPathComponent("tmp")
         try FileManager.default.createDirectory(at: tmpDir, withIntermediateDirectories: true)
+        Self.removeStaleArchives(in: tmpDir)
         let archive = tmpDir.appendingPathComponent("import-\(getpid())-\(UUID().uuidString).tar")
         do {
             let (sha, size) = try AdapterArchive.write(directory: directory, names: names, to: archive)
@@ -81,6 +82,19 @@ extension RegistryService {
                                           lineage: lineage, source: prepared.source, actor: actor, on: conn)
         logger.info("registered \(v.reference) (\(v.sha256.prefix(12)), \(v.size) bytes)", metadata: ["task": "\(task)"])
         return v
+    }
+
+    /// Removes `import-PID-*.tar` archives whose process is gone (a SIGKILL between packing and
+    /// `discard()` leaves one behind); archives of live processes are theirs.
+    static func removeStaleArchives(in tmpDir: URL) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: tmpDir.path)) ?? []
+        for name in names where name.hasPrefix("import-") && name.hasSuffix(".tar") {
+            let fields = name.dropFirst("import-".count).split(separator: "-", maxSplits: 1)
+            guard let pid = fields.first.flatMap({ pid_t($0) }), pid > 0, pid != getpid() else { continue }
+            // kill(pid, 0) fails with ESRCH when no such process exists.
+            guard kill(pid, 0) != 0 && errno == ESRCH else { continue }
+            try? FileManager.default.removeItem(at: tmpDir.appendingPathComponent(name))
+        }
     }
 
     func chooseBase(_ base: String?, task: String?) throws -> String {

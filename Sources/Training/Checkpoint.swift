@@ -1,3 +1,4 @@
+import Diagnostics
 import Foundation
 import Model
 
@@ -115,7 +116,7 @@ public enum Checkpoint {
         }
         let state: State
         do { state = try JSONDecoder().decode(State.self, from: data) } catch {
-            throw TrainingError.invalidAdapter(path: statePath.path, reason: "unreadable: \(error)")
+            throw TrainingError.invalidAdapter(path: statePath.path, reason: "unreadable: \(ErrorText.describe(error, decoding: data))")
         }
         guard state.settings == t.settings else {
             throw TrainingError.invalidConfig(field: "resume", reason: "\(dir.path) was written with other settings; resume with the same flags")

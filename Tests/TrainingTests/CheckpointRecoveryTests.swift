@@ -52,6 +52,37 @@ final class CheckpointRecoveryTests: XCTestCase {
         }
     }
 
+    func testAnUnreadableCheckpointStateIsReportedByFileAndFieldNotAsARawDecodingError() throws {
+        let model = GradientTests.tinyModel(seed: 9)
+        let base = PEFTAdapter.BaseIdentity(name: "tiny", sha256: nil)
+        try trainer(model).run(onStep: { t in _ = try Checkpoint.save(t, base: base, output: self.dir, keep: nil) })
+        let checkpoints = try Checkpoint.list(dir)
+        XCTAssertEqual(checkpoints.count, 3)
+        // A torn state file (the newest) and one whose `optimizerStep` is text (the one before).
+        let torn = checkpoints[2].appendingPathComponent(Checkpoint.stateFile)
+        let text = try Data(contentsOf: torn)
+        try text.prefix(text.count / 2).write(to: torn)
+        let typed = checkpoints[1].appendingPathComponent(Checkpoint.stateFile)
+        var object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: typed)) as? [String: Any])
+        XCTAssertNotNil(object["optimizerStep"])
+        object["optimizerStep"] = "two"
+        try JSONSerialization.data(withJSONObject: object).write(to: typed)
+
+        let (used, skipped) = try Checkpoint.restoreNewest(try trainer(model), output: dir)
+        XCTAssertEqual(used.lastPathComponent, "checkpoint-1")
+        XCTAssertEqual(skipped.count, 2)
+        let messages = skipped.map { "\($0.1)" }
+        for (m, file) in zip(messages, [torn, typed]) {
+            XCTAssertTrue(m.contains(file.path) && m.contains("unreadable: "), m)
+            for raw in ["dataCorrupted", "typeMismatch", "Context(", "codingPath", "Swift.", "NSCocoaErrorDomain"] {
+                XCTAssertFalse(m.contains(raw), "raw Swift error text '\(raw)' in: \(m)")
+            }
+        }
+        // Where the bytes stop being JSON, and which field has the wrong type.
+        XCTAssertTrue(messages[0].contains("not valid JSON: Unexpected end of file"), messages[0])
+        XCTAssertTrue(messages[1].contains("invalid JSON at field 'optimizerStep'"), messages[1])
+    }
+
     func testTemporaryDirectoriesOfDeadProcessesAreRemovedAndLiveOnesKept() throws {
         let fm = FileManager.default
         let dead = dir.appendingPathComponent(".checkpoint-5.tmp-2147483646")   // above any pid_max

@@ -1,3 +1,4 @@
+import Diagnostics
 import Crypto
 import Foundation
 import Logging
@@ -225,7 +226,7 @@ public final class EmbeddedCluster: @unchecked Sendable {
                                                     attributes: [.posixPermissions: mode])
             try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: url.path)
         } catch {
-            throw ClusterError.io(path: url.path, reason: "cannot create directory: \(error)")
+            throw ClusterError.io(path: url.path, reason: "cannot create directory: \(ErrorText.describe(error))")
         }
     }
 

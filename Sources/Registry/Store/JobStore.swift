@@ -269,6 +269,7 @@ public struct JobStore: Sendable {
                               [.int(id), .int(seq), .data(chunk)])
                 seq += 1
             }
+            TestPausePoint.reach("checkpoint.after-chunks")
             try c.execute("UPDATE job_checkpoints SET sha256 = $2, size = $3 WHERE id = $1",
                           [.int(id), .text(hasher.finalize().hexString), .int(size)])
             try c.execute("""

@@ -24,6 +24,7 @@ extension RegistryStore {
         } else {
             try conn.execute("DELETE FROM aliases WHERE task_id = $1 AND name = $2", [.int(taskID), .text(alias)])
         }
+        TestPausePoint.reach("alias.moved")
         let r = try conn.execute("""
             INSERT INTO alias_history (task_id, alias, from_version, to_version, action, actor, reason)
             VALUES ($1, $2, $3, $4, $5, $6, $7)

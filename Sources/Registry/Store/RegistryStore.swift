@@ -167,6 +167,7 @@ public struct RegistryStore: Sendable {
             let next = try c.execute("SELECT COALESCE(max(version), 0) + 1 AS n FROM adapter_versions WHERE task_id = $1",
                                      [.int(taskID)])[0].int("n")
             try artifacts.put(archive, sha256: sha256, size: size, mediaType: Self.adapterMediaType, on: c)
+            TestPausePoint.reach("register.after-chunks")
             try c.execute("""
                 INSERT INTO adapter_versions (task_id, version, base_model_id, lora_config, metrics, artifact_sha256,
                                               job_id, data_sha256, hyperparameters, source, created_by, tags)
@@ -176,7 +177,9 @@ public struct RegistryStore: Sendable {
                       .string(source), .text(actor), try .json(tags)])
             try setAlias(taskID: taskID, task: task, alias: Names.latest, to: next, action: .auto, actor: actor,
                          reason: "new version", on: c)
-            return try version(task: task, number: next, on: c)
+            let registered = try version(task: task, number: next, on: c)
+            TestPausePoint.reach("register.before-commit")
+            return registered
         }
     }
 
