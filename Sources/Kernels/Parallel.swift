@@ -22,6 +22,28 @@ public enum Parallel {
     /// figures). Set once at start-up, never while a region runs.
     nonisolated(unsafe) public static var usePool = ProcessInfo.processInfo.environment["LORA_PARALLEL"] != "dispatch"
 
+    /// Whether the calling thread is running a chunk of a parallel region (a product inside one is
+    /// not split again: the region already has the threads).
+    public static var insideRegion: Bool {
+        guard let key = regionKey else { return false }
+        return pthread_getspecific(key) != nil
+    }
+
+    private static let regionKey: pthread_key_t? = {
+        var k = pthread_key_t()
+        return pthread_key_create(&k, nil) == 0 ? k : nil
+    }()
+
+    /// Runs one chunk under the caller's context, marked as inside a region.
+    @inline(__always)
+    static func runChunk(_ context: ComputeContext, _ body: () -> Void) {
+        guard let key = regionKey else { ComputeContext.run(context, body); return }
+        let previous = pthread_getspecific(key)
+        pthread_setspecific(key, UnsafeRawPointer(bitPattern: 1))
+        defer { pthread_setspecific(key, previous) }
+        ComputeContext.run(context, body)
+    }
+
     /// Threads `forEachChunk` uses on this thread now (the current context's).
     public static var threads: Int { ComputeContext.current.threads }
 
@@ -63,13 +85,13 @@ public enum Parallel {
                 ck_pool_run(pool, chunks, { raw, c in
                     let r = raw!.assumingMemoryBound(to: Region.self)
                     let lo = c * r.pointee.per, hi = min(r.pointee.count, lo + r.pointee.per)
-                    if lo < hi { ComputeContext.run(r.pointee.context) { r.pointee.body(lo..<hi) } }
+                    if lo < hi { Parallel.runChunk(r.pointee.context) { r.pointee.body(lo..<hi) } }
                 }, rp)
             }
             if ran != 0 { return }
             DispatchQueue.concurrentPerform(iterations: chunks) { c in
                 let lo = c * per, hi = min(count, lo + per)
-                if lo < hi { ComputeContext.run(context) { body(lo..<hi) } }
+                if lo < hi { runChunk(context) { body(lo..<hi) } }
             }
         }
     }
