@@ -34,7 +34,7 @@ ours = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 peers = {p["name"]: p for p in (json.loads(l) for l in open(sys.argv[2]) if l.strip())}
 bounds = {f["name"]: f["median"] for f in next(o for o in ours if o["kind"] == "bounds")["figures"]}
 gflops, gbs = bounds["sgemm_gflops"], bounds["memory_read_gb_per_s"]
-print(f"machine bounds: sgemm {gflops:.1f} GFLOP/s, memory read {gbs:.2f} GB/s")
+print(f"machine bounds: sgemm {gflops:.1f} GFLOP/s, memory read {gbs:.2f} GB/s\n")
 print("| figure | ours | peer | ratio | bound | fraction of bound |")
 print("|---|---|---|---|---|---|")
 def row(label, value, peer_name, fig, unit="tokens/s", peer_value=None, better_low=False):
