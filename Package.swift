@@ -43,7 +43,7 @@ let package = Package(
         // target itself compiles for baseline x86-64). No FMA contraction: the kernels spell out
         // every fused operation, so a row's bits never depend on the compiler's choices.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off"])]),
-        .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: fastMath),
+        .target(name: "Kernels", dependencies: ["CBLAS", "CKernels"], swiftSettings: fastMath),
         .target(name: "Quantization", dependencies: ["Kernels", "CKernels"], swiftSettings: fastMath),
         // Foundation's and Codable's errors reworded for messages that wrap them (no dependencies).
         .target(name: "Diagnostics"),
@@ -84,9 +84,8 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        // Benchmarks (scripts/bench/*.sh; not run in CI): timings stay out of the test suite.
-        .executableTarget(name: "gemv-bench", dependencies: ["Kernels", "Quantization"], path: "Benchmarks/GEMVBench",
-                          swiftSettings: fastMath),
+        // Benchmarks (scripts/bench/*.sh; not run in CI): timings stay out of the test suite. Issue 15's figures
+        // (training, prefill, decode, the decode GEMVs) are `lora bench`.
         .executableTarget(name: "DecodeBench", dependencies: ["Model", "Kernels", "Quantization"], path: "Benchmarks/DecodeBench",
                           swiftSettings: fastMath),
         // A load generator for `lora serve` on loopback (scripts/bench/serve.sh): plain sockets, no dependencies.

@@ -93,7 +93,7 @@ public final class Q4_1Weight: RowDequantizedWeight, @unchecked Sendable {
             // (see `ck_q4_1_rows`), so neither the thread split nor T changes its bits.
             blocks.withUnsafeBytes { raw in
                 let base = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                Parallel.forEachChunk(n, minChunk: 64) { rows in
+                Parallel.forEachChunk(n, minChunk: 64, chunksPerThread: 4) { rows in
                     ck_q4_1_rows(base, bpr, rows.lowerBound, rows.upperBound, x, T, y, n, accumulate ? 1 : 0)
                 }
             }

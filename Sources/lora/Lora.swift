@@ -24,6 +24,8 @@ struct Lora: AsyncParsableCommand {
             ServeCommand.self,
             // The fine-tuning API (issue 14).
             KeysCommand.self, TuneCommand.self, ChatCommand.self,
+            // Speed figures (issue 15).
+            BenchCommand.self,
         ]
     )
 

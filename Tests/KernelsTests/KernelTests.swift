@@ -60,6 +60,40 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// Products large enough to be split over the pool (`BLAS.splitMinimumMACs`), taller than wide
+    /// (split by rows of C) and wider than tall (by columns), every transpose combination: within the
+    /// sum bound of the naive product, as the unsplit product (one thread) is. (Not always the same
+    /// bits: OpenBLAS picks its small-matrix kernels by the size of each part.)
+    func testSplitSgemmMatchesNaiveAndUnsplitProducts() {
+        var seed: UInt64 = 9
+        for (m, n, k) in [(211, 97, 61), (67, 233, 71)] {
+            XCTAssertGreaterThanOrEqual(m * n * k, 1 << 20, "large enough to split")
+            for transA in [false, true] {
+                for transB in [false, true] {
+                    let a = random(m * k, seed: &seed), b = random(k * n, seed: &seed)
+                    func product(threads: Int) -> [Float] {
+                        var c = [Float](repeating: 0, count: m * n)
+                        ComputeContext.run(ComputeContext(threads: threads)) {
+                            a.withUnsafeBufferPointer { ap in
+                                b.withUnsafeBufferPointer { bp in
+                                    c.withUnsafeMutableBufferPointer { cp in
+                                        BLAS.sgemm(transA: transA, transB: transB, m: m, n: n, k: k,
+                                                   a: ap.baseAddress!, b: bp.baseAddress!, c: cp.baseAddress!)
+                                    }
+                                }
+                            }
+                        }
+                        return c
+                    }
+                    let split = product(threads: 2), whole = product(threads: 1)
+                    let ref = naiveGemm(a, b, m: m, n: n, k: k, transA: transA, transB: transB)
+                    assertWithinSumBound(split, ref, terms: k, "split \(m)x\(n)x\(k) transA \(transA) transB \(transB)")
+                    assertWithinSumBound(whole, ref, terms: k, "whole \(m)x\(n)x\(k) transA \(transA) transB \(transB)")
+                }
+            }
+        }
+    }
+
     func testDenseWeightForwardAndBackwardInputMatchNaiveProducts() {
         var seed: UInt64 = 2
         let n = 11, k = 9, t = 5

@@ -21,4 +21,20 @@ void ck_q4_1_rows(const uint8_t *blocks, long blocksPerRow, long r0, long r1,
 void ck_q8_0_rows(const uint8_t *blocks, long blocksPerRow, long r0, long r1,
                   const float *x, long T, float *y, long ldy, int accumulate);
 
+/// A persistent pool of worker threads running one parallel region at a time (`Parallel.forEachChunk`).
+/// Idle workers spin for `spinNanos` waiting for the next region, then park.
+struct ck_pool;
+typedef void (*ck_task_fn)(void *ctx, long index);
+
+/// A pool of `workers` threads (0: the caller runs everything); NULL if memory ran out.
+struct ck_pool *ck_pool_create(int workers, long spinNanos);
+
+/// Threads the pool started.
+int ck_pool_workers(const struct ck_pool *pool);
+
+/// Runs fn(ctx, i) for every 0 <= i < tasks on the caller and the pool's workers, each index once, and
+/// returns 1 when all have finished; returns 0 at once (running nothing) when another region holds the
+/// pool (a nested or concurrent call: the caller then runs its tasks another way).
+int ck_pool_run(struct ck_pool *pool, long tasks, ck_task_fn fn, void *ctx);
+
 #endif

@@ -1,0 +1,100 @@
+import ArgumentParser
+import Fetch
+import Foundation
+import Kernels
+import Model
+import Service
+
+extension ModelBenchmark.Kind: ExpressibleByArgument {}
+
+/// `lora bench train|prefill|decode|gemv`: issue 15's speed figures on a model (`ModelBenchmark`).
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Speed figures: training, prefill or decode tokens/s, decode GEMV microseconds, or the machine's bounds (median of repetitions).",
+        discussion: "train: one optimizer step per repetition, LoRA rank 16 on every linear layer, dropout 0, batch 4 x 256. "
+            + "prefill: a 250-token prompt in generate's chunks. decode: 128 greedy tokens, batch 1, after a 16-token prompt. "
+            + "bounds: OpenBLAS sgemm GFLOP/s at training's shape and memory read GB/s over 256 MiB. "
+            + "Figures vary with machine load; compare with a peer measured in the same run (scripts/bench/compare.sh).")
+
+    @Argument(help: "What to measure: train, prefill, decode, gemv or bounds.")
+    var kind: ModelBenchmark.Kind
+
+    @Option(name: .long, help: "The base model (default: the default model in $LORA_HOME/models, else ~/.cache/lora/models).")
+    var model: String?
+
+    @Option(name: .long, help: "How linear weights are held: auto, keep, nf4, int8, none.")
+    var quant: QuantizationMode = .auto
+
+    @Option(name: .long, help: "Threads (default: all cores).")
+    var threads: Int?
+
+    @Option(name: .long, help: "Timed repetitions; the figure is their median.")
+    var repetitions = 3
+
+    @Option(name: .long, help: "Untimed warm-up repetitions before them.")
+    var warmups = 1
+
+    @Option(name: .customLong("batch-size"), help: "train: rows per step.")
+    var batchSize = 4
+
+    @Option(name: .customLong("seq-len"), help: "train: tokens per row.")
+    var seqLen = 256
+
+    @Option(name: .long, help: "train: LoRA rank (every linear layer).")
+    var rank = 16
+
+    @Option(name: .customLong("prompt-tokens"), help: "prefill: prompt length.")
+    var promptTokens = 250
+
+    @Option(name: .customLong("new-tokens"), help: "decode: tokens generated.")
+    var newTokens = 128
+
+    @Flag(name: .long, help: "Print one JSON document: {\"kind\",\"model\",\"quant\",\"threads\",\"shape\",\"figures\":[{\"name\",\"unit\",\"median\",\"samples\"}],\"peak_rss_bytes\"}.")
+    var json = false
+
+    static let defaultModelFile = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+    func validate() throws {
+        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
+        if repetitions < 1 { throw ValidationError("--repetitions must be at least 1, got \(repetitions)") }
+        if warmups < 0 { throw ValidationError("--warmups must be at least 0, got \(warmups)") }
+        for (flag, v) in [("--batch-size", batchSize), ("--seq-len", seqLen), ("--rank", rank),
+                          ("--prompt-tokens", promptTokens), ("--new-tokens", newTokens)] where v < 1 {
+            throw ValidationError("\(flag) must be at least 1, got \(v)")
+        }
+    }
+
+    func run() throws {
+        let path = model ?? ModelFetcher.defaultCacheDirectory().appendingPathComponent("models/\(Self.defaultModelFile)").path
+        Parallel.configure(threads: threads)
+        let lm = try LanguageModel.load(path: path, quantization: quant)
+        var shape = ModelBenchmark.Shape()
+        shape.batch = batchSize; shape.sequenceLength = seqLen; shape.rank = rank
+        shape.promptTokens = promptTokens; shape.newTokens = newTokens
+        let c = lm.model.config
+        if kind == .prefill && promptTokens > c.maxPositionEmbeddings && c.maxPositionEmbeddings > 0 {
+            throw ValidationError("--prompt-tokens \(promptTokens) exceeds the model's context of \(c.maxPositionEmbeddings)")
+        }
+        if kind == .decode && shape.decodePromptTokens + newTokens > c.maxPositionEmbeddings && c.maxPositionEmbeddings > 0 {
+            throw ValidationError("--new-tokens \(newTokens) exceeds the model's context of \(c.maxPositionEmbeddings)")
+        }
+        let bench = ModelBenchmark(model: lm.model, shape: shape, warmups: warmups, repetitions: repetitions)
+        let figures = try bench.run(kind)
+        if json {
+            struct Out: Encodable {
+                let kind: String; let model: String; let quant: String; let threads: Int
+                let shape: ModelBenchmark.Shape; let figures: [ModelBenchmark.Figure]; let peak_rss_bytes: Int
+            }
+            try printJSON(Out(kind: kind.rawValue, model: lm.source.path, quant: quant.rawValue, threads: Parallel.threads,
+                              shape: shape, figures: figures, peak_rss_bytes: ResourceUsage.peakRSSBytes()))
+            return
+        }
+        print("\(kind.rawValue): \(lm.source.lastPathComponent), quant \(quant.rawValue), \(Parallel.threads) threads, median of \(repetitions)")
+        for f in figures {
+            let samples = f.samples.map { String(format: "%.1f", $0) }.joined(separator: " ")
+            print(String(format: "  %@ %.1f %@  (%@)", f.name, f.median, f.unit, samples))
+        }
+        print(String(format: "  peak RSS %.1f MB", Double(ResourceUsage.peakRSSBytes()) / 1e6))
+    }
+}
