@@ -157,6 +157,15 @@ final class CLIClientTests: JobsCLITestCase {
         XCTAssertTrue(badSuffix.stderr.contains("HTTP 400"), badSuffix.stderr)
         let refused = try remote(["jobs", "submit", "--task", "t", "--model", model.path, "--data", trainData.path], expectFailure: true)
         XCTAssertTrue(refused.stderr.contains("--model is not available with --server"), refused.stderr)
+        for (args, flag) in [(["import", "alpha", TestPaths.fixture("peft/final-adapter").path, "--metric", "x=1"], "--metric"),
+                             (["import", "alpha", TestPaths.fixture("peft/final-adapter").path, "--tag", "a=b"], "--tag"),
+                             (["export", "alpha@1", scratch.appendingPathComponent("o").path, "--format", "ollama"], "--format ollama"),
+                             (["jobs", "submit", "--task", "t", "--base", "tiny", "--data", trainData.path, "--max-job-memory", "1G"], "--max-job-memory")] {
+            let r = try remote(args, expectFailure: true)
+            XCTAssertTrue(r.stderr.contains("\(flag) is not available with --server"), "\(args): \(r.stderr)")
+        }
+        XCTAssertEqual(try direct(["versions", "alpha", "--json"]).stdout.components(separatedBy: "\"version\" :").count - 1, 2,
+                       "the refused import registered nothing")
         let both = try runProcess(TestPaths.loraBinary, ["tasks", "--server", serverURL] + registryArguments, environment: environment)
         XCTAssertNotEqual(both.status, 0)
         XCTAssertTrue(both.stderr.contains("give one"), both.stderr)
