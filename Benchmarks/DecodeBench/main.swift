@@ -1,6 +1,6 @@
 // Decode and GEMV throughput of the default model (not a test: timings vary with machine load).
 //
-// Usage: DecodeBench [MODEL.gguf] [--steps N] [--reps N]
+// Usage: DecodeBench [MODEL.gguf] [--steps N] [--reps N]   (ONLY=prefill: the prefill figures alone)
 // Prints, for each figure, the median of `reps` repetitions after one warm-up.
 import Foundation
 import Kernels
@@ -108,4 +108,38 @@ for (name, avx2) in configs where only == nil || only == name {
     print(String(format: "decode %-18@ 1 stream:  %7.1f tokens/s", name, one))
     let eight = try decodeBench(streams: 8)
     print(String(format: "decode %-18@ 8 streams: %7.1f tokens/s  (%.2fx of 1 stream)", name, eight, eight / one))
+}
+
+// Prefill: `prompts` prompts of `length` tokens in one forwardBatch (their chunks share each
+// dequantized weight tile, `forwardChunks`) vs one forwardBatch per prompt (each dequantizes the
+// whole base itself, as every prompt of a step did before prompts prefilled together). Tokens/s.
+func prefillBench(prompts: Int, length: Int, together: Bool) throws -> Double {
+    var results: [Double] = []
+    let ws = Workspace()
+    var hidden = [Float](repeating: 0, count: prompts * length * c.hiddenSize)
+    for rep in 0...reps {
+        let caches = (0..<prompts).map { _ in KVCache(config: c, capacity: length) }
+        let segs = (0..<prompts).map { s in
+            BatchSegment(tokens: (0..<length).map { 100 + (($0 * 31 + s * 17) % 5000) }, cache: caches[s])
+        }
+        let t0 = now()
+        try hidden.withUnsafeMutableBufferPointer { h in
+            if together {
+                try model.forwardBatch(segs, workspace: ws, hidden: h.baseAddress!)
+            } else {
+                for s in segs { try model.forwardBatch([s], workspace: ws, hidden: h.baseAddress!) }
+            }
+        }
+        let dt = now() - t0
+        if rep > 0 { results.append(Double(prompts * length) / dt) }
+    }
+    return median(results)
+}
+if only == nil || only == "prefill" {
+    for prompts in [1, 8] {
+        let apart = try prefillBench(prompts: prompts, length: 24, together: false)
+        let together = try prefillBench(prompts: prompts, length: 24, together: true)
+        print(String(format: "prefill %d x 24 tokens: one call per prompt %7.1f tokens/s, one call for all %7.1f tokens/s (%.2fx)",
+                     prompts, apart, together, together / apart))
+    }
 }
