@@ -1,3 +1,4 @@
+import Diagnostics
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -90,7 +91,8 @@ extension APIError {
         case let e as HTTPError:
             return APIError(status: e.status, message: e.body ?? e.status.reasonPhrase, type: "invalid_request_error")
         default:
-            return APIError(status: .internalServerError, message: "internal error: \(error)", type: "server_error",
+            // An error no route expected: its words, never Swift's or Foundation's dump of it.
+            return APIError(status: .internalServerError, message: "internal error: \(ErrorText.describe(error))", type: "server_error",
                             code: "internal_error")
         }
     }
