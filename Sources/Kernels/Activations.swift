@@ -11,10 +11,12 @@ public enum Activations {
         }
     }
 
-    /// In-place softmax over x[0..<n]. Subtracting the max keeps exp from overflowing.
-    @inline(__always)
-    public static func softmax(_ x: UnsafeMutablePointer<Float>, count n: Int) {
-        if n == 0 { return }
+    /// In-place softmax over x[0..<n]; returns log Σ exp(x) (what training's backward keeps).
+    /// Subtracting the max keeps exp from overflowing; the sum runs left to right, so a row's bits
+    /// depend on that row alone.
+    @inline(__always) @discardableResult
+    public static func softmax(_ x: UnsafeMutablePointer<Float>, count n: Int) -> Float {
+        if n == 0 { return -Float.infinity }
         var m = -Float.infinity
         for i in 0..<n where x[i] > m { m = x[i] }
         var sum: Float = 0
@@ -25,6 +27,7 @@ public enum Activations {
         }
         let inv = 1 / sum
         for i in 0..<n { x[i] *= inv }
+        return m + logf(sum)
     }
 
     /// log Σ exp(x[i]) over x[0..<n], computed in Double after max-subtraction: the NLL of a token

@@ -185,7 +185,7 @@ extension LlamaModel {
                     let visible = p0 + t + 1
                     let first = rows.firstKey.map { Int($0[r0 + t]) } ?? 0
                     let lo = max(first, c.firstVisiblePosition(p0 + t))
-                    let logSum = Self.softmax(row + lo, count: visible - lo)
+                    let logSum = Activations.softmax(row + lo, count: visible - lo)
                     if let lse { lse[r0 * H + h * n + t] = logSum }
                     if lo > 0 { row.update(repeating: 0, count: lo) }
                     if visible < S { (row + visible).update(repeating: 0, count: S - visible) }
@@ -195,23 +195,6 @@ extension LlamaModel {
                            c: os + h * E, ldc: qDim)
             }
         }
-    }
-
-    /// In-place softmax over x[0..<n] (n >= 1); returns log Σ exp(x). Subtracting the max keeps exp
-    /// from overflowing; the sum runs left to right, so a row's bits depend on that row alone.
-    @inline(__always)
-    static func softmax(_ x: UnsafeMutablePointer<Float>, count n: Int) -> Float {
-        var m = -Float.infinity
-        for i in 0..<n where x[i] > m { m = x[i] }
-        var sum: Float = 0
-        for i in 0..<n {
-            let e = expf(x[i] - m)
-            x[i] = e
-            sum += e
-        }
-        let inv = 1 / sum
-        for i in 0..<n { x[i] *= inv }
-        return m + logf(sum)
     }
 
     /// Y[T, N] = X[T, K] · Wᵀ (+ Y) plus each group's adapters' low-rank update for this module.
