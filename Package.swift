@@ -111,7 +111,7 @@ let package = Package(
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "ServingTests", dependencies: ["Service", "Model", "Training", "Registry", "Kernels", "Quantization", "TestSupport", "ServiceTestSupport"]),
+        .testTarget(name: "ServingTests", dependencies: ["ChatTemplate", "Service", "Model", "Training", "Registry", "Kernels", "Quantization", "TestSupport", "ServiceTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

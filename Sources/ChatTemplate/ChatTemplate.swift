@@ -5,12 +5,16 @@
 /// `messages`, `add_generation_prompt`, `tools` and `documents` (None when not given), the special
 /// tokens (`bos_token`, `eos_token`; left undefined when the model has none) and any `extra` variables,
 /// which override the others. Globals: `raise_exception`, `strftime_now`, `namespace`, `dict`, `range`.
-public struct ChatTemplate: @unchecked Sendable {
+///
+/// A class, immutable once parsed: a loaded model parses its template once and every render (every chat
+/// request of `lora serve`) shares that one syntax tree; each render has its own interpreter and scopes.
+public final class ChatTemplate: @unchecked Sendable {
     public let source: String
     private let nodes: [Node]
 
     /// Parses `source`; throws `ChatTemplateError` (with line and column) for invalid or unsupported Jinja.
     public init(_ source: String) throws {
+        ChatTemplateStatistics.parseCount.wrappingAdd(1, ordering: .relaxed)
         self.source = source
         self.nodes = try JinjaParser.parse(source)
     }

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// An expression node with the location of its first token.
 final class Expr {
     indirect enum Kind {
@@ -29,7 +31,10 @@ final class Expr {
     init(_ kind: Kind, _ location: SourceLocation) {
         self.kind = kind
         self.location = location
+        ChatTemplateStatistics.liveExpressionCount.wrappingAdd(1, ordering: .relaxed)
     }
+
+    deinit { ChatTemplateStatistics.liveExpressionCount.wrappingSubtract(1, ordering: .relaxed) }
 }
 
 /// Where `{% set %}` and `{% for %}` put values.

@@ -20,6 +20,17 @@ final class JinjaScope {
     }
 
     func set(_ name: String, _ value: JinjaValue) { variables[name] = value }
+
+    /// Drops every variable of this scope and of its ancestors not in `cleared` (see
+    /// `JinjaInterpreter.capturedScopes`); adds them to `cleared`, so many scopes sharing ancestors cost
+    /// one walk of each.
+    func clearChain(_ cleared: inout Set<ObjectIdentifier>) {
+        var s: JinjaScope? = self
+        while let scope = s, cleared.insert(ObjectIdentifier(scope)).inserted {
+            scope.variables.removeAll()
+            s = scope.parent
+        }
+    }
 }
 
 /// Thrown by builtins that have no source location; the interpreter adds the location of the call.
@@ -36,11 +47,22 @@ final class JinjaInterpreter {
     private var budget = JinjaBudget()
     /// The location of the expression or statement being evaluated, for budget errors.
     private var here = SourceLocation(line: 1, column: 1)
+    /// Scopes a macro or `caller` closure captured. Such a closure is stored in a scope (or in a namespace a
+    /// scope holds) that its own captured scope reaches, a reference cycle that would keep the scopes, the
+    /// closure and the macro body's AST alive forever; `render` empties these scopes (and their parents)
+    /// when it ends, which breaks every such cycle.
+    private var capturedScopes: [JinjaScope] = []
 
     func render(_ nodes: [Node], globals: [String: JinjaValue]) throws -> String {
         var builtins = JinjaBuiltins.globals
         for (k, v) in globals { builtins[k] = v }
         let root = JinjaScope(parent: JinjaScope(parent: nil, builtins))
+        defer {
+            var cleared = Set<ObjectIdentifier>()
+            root.clearChain(&cleared)
+            for scope in capturedScopes { scope.clearChain(&cleared) }
+            capturedScopes.removeAll()
+        }
         var out = ""
         _ = try execute(nodes, root, &out)
         return out
@@ -142,7 +164,8 @@ final class JinjaInterpreter {
             case let .macro(name, parameters, body):
                 scope.set(name, makeMacro(name, parameters, body, scope))
             case let .callBlock(callExpr, body):
-                let caller = JinjaValue.function(JinjaFunction(name: "caller") { [unowned self] _, _ in
+                capturedScopes.append(scope)
+                let caller = JinjaValue.function(JinjaFunction(name: "caller") { _, _ in
                     var captured = ""
                     _ = try self.execute(body, JinjaScope(parent: scope), &captured)
                     return .string(captured)
@@ -225,7 +248,11 @@ final class JinjaInterpreter {
     }
 
     private func makeMacro(_ name: String, _ parameters: [(String, Expr?)], _ body: [Node], _ scope: JinjaScope) -> JinjaValue {
-        .function(JinjaFunction(name: name) { [unowned self] args, kwargs in
+        capturedScopes.append(scope)
+        // The closure holds the interpreter strongly: the interpreter holds no closure (only scopes, emptied
+        // at the end of `render`), so that makes no cycle, and a macro that outlives the render (stored in a
+        // namespace the caller passed in) still has an interpreter to run on.
+        return .function(JinjaFunction(name: name) { args, kwargs in
             if args.count > parameters.count {
                 throw JinjaCallError(message: "macro '\(name)' takes \(parameters.count) arguments, got \(args.count)")
             }

@@ -26,13 +26,13 @@ public struct InferenceService {
                      adapters: adapters, onText: onText)
     }
 
-    /// The model's chat template, parsed.
+    /// The model's chat template, parsed once when the model was loaded (`LanguageModel.parsedChatTemplate`).
     public func chatTemplate() throws -> ChatTemplate {
-        guard let source = model.chatTemplate else {
+        guard let template = try model.parsedChatTemplate() else {
             throw ModelError.invalidArgument("\(model.source.path): the model has no chat template (chat_template.jinja, "
                 + "tokenizer_config.json `chat_template` or GGUF `tokenizer.chat_template`)")
         }
-        return try ChatTemplate(source)
+        return template
     }
 
     /// The conversation `lora generate --chat` sends: an optional system message, then PROMPT as one user message.

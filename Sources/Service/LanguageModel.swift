@@ -11,13 +11,22 @@ public final class LanguageModel: @unchecked Sendable {
     public let tokenizer: Tokenizer
     public let source: URL
     public let chatTemplate: String?
+    /// `chatTemplate` parsed once, with the model: every chat render (each `lora chat` turn, each
+    /// `/v1/chat/completions` request) shares this one syntax tree. nil without a template; a template
+    /// that does not parse keeps its error, thrown by `parsedChatTemplate()` to whoever needs chat, so the
+    /// model still loads for plain prompts, scoring and training on text.
+    public let chatTemplateParse: Result<ChatTemplate, any Error>?
 
     public init(model: LlamaModel, tokenizer: Tokenizer, source: URL, chatTemplate: String?) {
         self.model = model
         self.tokenizer = tokenizer
         self.source = source
         self.chatTemplate = chatTemplate
+        chatTemplateParse = chatTemplate.map { source in Result { try ChatTemplate(source) } }
     }
+
+    /// The parsed chat template (nil without one); throws the template's parse error (line and column).
+    public func parsedChatTemplate() throws -> ChatTemplate? { try chatTemplateParse?.get() }
 
     /// Loads a model from a local path (an HF directory or a .gguf file) or a URL, which is
     /// fetched into the content-addressed cache first (resumable, verified).
@@ -58,8 +67,8 @@ public final class LanguageModel: @unchecked Sendable {
 
     /// The chat template and BOS/EOS strings chat records are rendered with; nil without a template.
     public func chatFormat() throws -> ChatFormat? {
-        guard let source = chatTemplate else { return nil }
-        return ChatFormat(template: try ChatTemplate(source), tokenizer: tokenizer)
+        guard let template = try parsedChatTemplate() else { return nil }
+        return ChatFormat(template: template, tokenizer: tokenizer)
     }
 
     /// Tokenizes records as `lora score` and `lora train` define them (chat records through the chat template).

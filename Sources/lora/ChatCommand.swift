@@ -69,6 +69,8 @@ struct ChatCommand: ParsableCommand {
             guard let model else { throw ValidationError("give --server URL (or set LORA_SERVER), or --model SRC for an in-process chat") }
             Parallel.configure(threads: threads)
             let lm = try LanguageModel.load(path: model, quantization: quant)
+            // Parsed once with the model (every turn renders it); one that does not parse fails here.
+            _ = try InferenceService(model: lm).chatTemplate()
             var adapterOptions = AdapterOptions()
             adapterOptions.adapter = task
             adapterOptions.databaseURL = databaseURL

@@ -49,6 +49,8 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         let lm = try modelOptions.load()
+        // A chat template that does not parse fails here, before any adapter is loaded.
+        if chat { _ = try InferenceService(model: lm).chatTemplate() }
         let adapters = try adapterOptions.adapters(for: lm)
         var options = InferenceService.GenerateOptions()
         options.maxTokens = maxTokens

@@ -40,6 +40,19 @@ final class HostileChatTemplateCLITests: TemporaryDirectoryTestCase {
         try Data(recursive.utf8).write(to: model.appendingPathComponent("chat_template.jinja"))
         try assertLimitError(model)
     }
+
+    /// The template is parsed once, when the model loads: one that does not parse fails `--chat` before
+    /// anything is generated, naming line and column, and leaves plain prompts working.
+    func testAnUnparseableChatTemplateFailsChatAtLoadAndPlainPromptsStillRun() throws {
+        let model = dir.appendingPathComponent("hf")
+        try FileManager.default.copyItem(at: TestPaths.fixture("models/tiny-llama-tied"), to: model)
+        try Data("{% for m in messages %}\n{{ m.content }".utf8).write(to: model.appendingPathComponent("chat_template.jinja"))
+        let chat = try runProcess(TestPaths.loraBinary, ["generate", "--model", model.path, "--chat", "--max-tokens", "1", "hi"])
+        XCTAssertEqual(chat.status, 1, chat.stderr)
+        XCTAssertTrue(chat.stderr.contains("chat template syntax error at line 2, column"), chat.stderr)
+        let plain = try runProcess(TestPaths.loraBinary, ["generate", "--model", model.path, "--max-tokens", "1", "hi"])
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+    }
 }
 
 /// A tokenizer whose ids go past the model's vocab_size (embedding rows) is refused when the model

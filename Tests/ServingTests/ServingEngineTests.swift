@@ -1,3 +1,4 @@
+import ChatTemplate
 import Foundation
 import Model
 import Registry
@@ -163,6 +164,44 @@ final class ServingEngineTests: EngineTestCase {
         XCTAssertThrowsError(try e.submit(ServingRequest(model: Self.baseName, input: .text("hi"), maxTokens: -1, requestId: "m"))) {
             guard case .invalidField("max_tokens", _)? = $0 as? ServingError else { return XCTFail("got \($0)") }
         }
+    }
+
+    /// The model's template is parsed once, when the model loads: chat requests render that one tree
+    /// (no parse per request) and leave no expression node behind (each request leaked one AST before).
+    func testChatRequestsRenderTheModelsOneParsedTemplate() throws {
+        let e = try makeEngine(start: false)
+        let template = try XCTUnwrap(try model.parsedChatTemplate())
+        XCTAssertTrue(try InferenceService(model: model).chatTemplate() === template, "the service hands out the model's parsed template")
+        let messages = [ChatMessage(role: "system", content: "Be brief."), ChatMessage(role: "user", content: "Hi there")]
+        let expectedIds = model.tokenizer.encode(try InferenceService(model: model).chatPrompt(messages), addSpecialTokens: false)
+        let parses = ChatTemplateStatistics.parses, live = ChatTemplateStatistics.liveExpressions
+        for i in 0..<3 {
+            let seq = try e.submit(ServingRequest(model: Self.baseName, input: .chat(messages), maxTokens: 1, requestId: "chat\(i)"))
+            XCTAssertEqual((seq as! EngineSequence).promptTokenIds, expectedIds)
+        }
+        XCTAssertEqual(ChatTemplateStatistics.parses, parses, "a chat request parsed the template again")
+        XCTAssertEqual(ChatTemplateStatistics.liveExpressions, live, "a chat request left expression nodes alive")
+    }
+
+    /// A template that does not parse is found when the model is built; every chat request gets that
+    /// error as a 400 on `messages` (line and column), without parsing again; plain prompts still work.
+    func testAnUnparseableTemplateFailsChatRequestsWithItsParseError() throws {
+        let broken = LanguageModel(model: model.model, tokenizer: model.tokenizer, source: model.source,
+                                   chatTemplate: "{% for m in messages %}{{ m.content }")
+        guard case .failure? = broken.chatTemplateParse else { return XCTFail("the template should not parse") }
+        let e = try ServingEngine(model: broken, baseModelId: Self.baseName, registry: nil, options: .init(),
+                                  logger: ServingFixtures.quietLogger)
+        let parses = ChatTemplateStatistics.parses
+        for i in 0..<2 {
+            XCTAssertThrowsError(try e.submit(ServingRequest(model: Self.baseName, input: .chat([ChatMessage(role: "user", content: "hi")]),
+                                                             maxTokens: 1, requestId: "b\(i)"))) {
+                guard case let .invalidField("messages", message)? = $0 as? ServingError else { return XCTFail("got \($0)") }
+                XCTAssertTrue(message.contains("chat template syntax error at line 1, column"), message)
+            }
+        }
+        XCTAssertEqual(ChatTemplateStatistics.parses, parses)
+        XCTAssertNoThrow(try e.submit(ServingRequest(model: Self.baseName, input: .text("hi"), maxTokens: 1, requestId: "plain")))
+        e.shutdown()
     }
 
     func testUnknownArchivedAndOtherBaseModelsAreNotFound() throws {

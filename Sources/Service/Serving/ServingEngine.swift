@@ -74,6 +74,10 @@ public final class ServingEngine: ServingBackend, @unchecked Sendable {
         self.logger = logger
         let ctx = model.model.config.maxPositionEmbeddings
         contextLength = ctx > 0 ? ctx : Int(Int32.max)
+        if case let .failure(error)? = model.chatTemplateParse {
+            logger.error("the model's chat template does not parse; /v1/chat/completions will answer 400 (param messages)",
+                         metadata: ["error": "\(error)"])
+        }
         resolver = ModelResolver(baseModelId: baseModelId, registry: registry, recheckSeconds: options.aliasRecheckSeconds)
         if let registry {
             adapterCache = AdapterCache(budgetBytes: options.adapterCacheBytes, logger: logger,
