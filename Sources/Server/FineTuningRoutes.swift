@@ -46,7 +46,13 @@ struct FineTuningRoutes: Sendable {
                 }
                 return parsed
             }
-            let jobs = try await service { [api] in try api.jobs.jobs(before: page.after, limit: page.limit + 1, status: status) }
+            let task = try request.uri.queryParameters.get("task").map { t -> String in
+                guard (try? Names.validateTask(t)) != nil else { throw APIError.invalid("task", .string(t), expected: "a task name: " + Names.taskRule) }
+                return t
+            }
+            let jobs = try await service { [api] in
+                try api.jobs.jobs(before: page.after, limit: page.limit + 1, status: status, task: task)
+            }
             if RecordView.requested(request) { return try RecordView.page(jobs, limit: page.limit) }
             let tokens = try await service { [api] in try api.jobs.trainedTokens(jobs.map(\.id)) }
             return json(page.list(jobs.map { FineTuningShapes.job($0, trainedTokens: tokens[$0.id]) }))

@@ -228,6 +228,10 @@ paths:
         - name: status
           in: query
           schema: {$ref: "#/components/schemas/JobStatus"}
+        - name: task
+          in: query
+          description: Only jobs of this task (the `suffix` they were created with); a name that breaks the task rule is a 400.
+          schema: {type: string, pattern: "^[a-z0-9][a-z0-9_-]{0,99}$"}
       responses:
         "200":
           description: Jobs, newest first.

@@ -63,8 +63,10 @@ extension JobService {
         return result
     }
 
-    public func jobs(before: Int?, limit: Int, status: JobRecord.Status?) throws -> [JobRecord] {
-        try registry.pool.withConnection { try store.jobs(before: before, limit: limit, status: status, on: $0) }
+    /// Jobs newest first below the cursor `before`, optionally in one state and of one task (a valid task name).
+    public func jobs(before: Int?, limit: Int, status: JobRecord.Status?, task: String? = nil) throws -> [JobRecord] {
+        if let task { try Names.validateTask(task) }
+        return try registry.pool.withConnection { try store.jobs(before: before, limit: limit, status: status, task: task, on: $0) }
     }
 
     /// Events newest first, below the cursor `before`.

@@ -144,8 +144,10 @@ public final class JobService: @unchecked Sendable {
         }
     }
 
+    /// Jobs newest first, optionally in one state and of one task (a valid task name, as over HTTP).
     public func jobs(status: JobRecord.Status? = nil, task: String? = nil) throws -> [JobRecord] {
-        try registry.pool.withConnection { try store.jobs(status: status, task: task, on: $0) }
+        if let task { try Names.validateTask(task) }
+        return try registry.pool.withConnection { try store.jobs(status: status, task: task, on: $0) }
     }
 
     public func job(_ id: Int) throws -> JobRecord {

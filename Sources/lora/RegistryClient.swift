@@ -157,8 +157,10 @@ enum RegistryClient {
         switch self {
         case let .database(r): return try r.openJobs().jobs(status: status, task: task)
         case let .server(api):
-            let all = try api.all(JobRecord.self, "/v1/fine_tuning/jobs", query: status.map { ["status=\($0.rawValue)"] } ?? [], id: \.id)
-            return task.map { t in all.filter { $0.task == t } } ?? all
+            // The server filters (and refuses a bad task name as the database transport does).
+            var query = status.map { ["status=\($0.rawValue)"] } ?? []
+            if let task { query.append("task=" + RemoteAPI.segment(task)) }
+            return try api.all(JobRecord.self, "/v1/fine_tuning/jobs", query: query, id: \.id)
         }
     }
 

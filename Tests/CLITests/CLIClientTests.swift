@@ -93,11 +93,15 @@ final class CLIClientTests: JobsCLITestCase {
         let back = try object(try remote(["rollback", "alpha", "--json"]))
         XCTAssertEqual(back["to_version"] as? Int, 1)
         try remote(["jobs", "cancel", String(idB)])
+        // A job of another task, so that `--task` has something to leave out.
+        let other = try object(try remote(["jobs", "submit", "--task", "t2", "--base", "tiny", "--data", data, "--json"]))
+        try direct(["jobs", "cancel", String(try XCTUnwrap(other["id"] as? Int))])
 
         // Reads, text and JSON: byte for byte the same.
         let reads: [[String]] = [
             ["tasks"], ["versions", "alpha"], ["versions", "alpha", "--all"], ["history", "alpha"], ["history", "alpha", "--alias", "champion"],
-            ["jobs", "list"], ["jobs", "list", "--status", "cancelled"], ["jobs", "list", "--task", "t1"],
+            ["jobs", "list"], ["jobs", "list", "--status", "cancelled"], ["jobs", "list", "--task", "t1"], ["jobs", "list", "--task", "t2"],
+            ["jobs", "list", "--task", "t2", "--status", "cancelled"],
             ["jobs", "show", String(idA)], ["jobs", "show", String(idB)], ["jobs", "events", String(idB)],
         ]
         for args in reads {
@@ -155,6 +159,11 @@ final class CLIClientTests: JobsCLITestCase {
         let badSuffix = try remote(["jobs", "submit", "--task", "Bad Name", "--base", "tiny", "--data", trainData.path], expectFailure: true)
         XCTAssertTrue(badSuffix.stderr.contains("(param: suffix)"), badSuffix.stderr)
         XCTAssertTrue(badSuffix.stderr.contains("HTTP 400"), badSuffix.stderr)
+        // A bad task name is refused by both transports (over HTTP by the server, naming the parameter).
+        let badTaskD = try direct(["jobs", "list", "--task", "Bad Name"], expectFailure: true)
+        let badTaskR = try remote(["jobs", "list", "--task", "Bad Name"], expectFailure: true)
+        for r in [badTaskD, badTaskR] { XCTAssertTrue(r.stderr.contains("Bad Name") && r.stderr.contains("lowercase letters"), r.stderr) }
+        XCTAssertTrue(badTaskR.stderr.contains("HTTP 400") && badTaskR.stderr.contains("(param: task)"), badTaskR.stderr)
         let refused = try remote(["jobs", "submit", "--task", "t", "--model", model.path, "--data", trainData.path], expectFailure: true)
         XCTAssertTrue(refused.stderr.contains("--model is not available with --server"), refused.stderr)
         for (args, flag) in [(["import", "alpha", TestPaths.fixture("peft/final-adapter").path, "--metric", "x=1"], "--metric"),

@@ -115,6 +115,32 @@ final class APIJobsTests: APITestCase {
         }
     }
 
+    /// `?task=` is filtered by the server, so pages and `has_more` count only that task's jobs.
+    func testJobsListFiltersByTaskInPagesAndRefusesABadTaskName() async throws {
+        try await withAPI { [self] client in
+            let file = try await uploadTrainData(client)
+            for task in ["a-task", "b-task", "a-task", "b-task"] {
+                _ = try await request(client, .post, "/v1/fine_tuning/jobs", json: jobBody(file: file, task: task))
+            }
+            let ids = { (r: TestResponse) in try self.list(r).map { $0["id"] as? String } }
+            expectEqual(try ids(try await request(client, .get, "/v1/fine_tuning/jobs?task=a-task")), ["ftjob-3", "ftjob-1"])
+            let first = try await request(client, .get, "/v1/fine_tuning/jobs?task=b-task&limit=1")
+            XCTAssertEqual(try ids(first), ["ftjob-4"])
+            XCTAssertEqual(try object(first)["has_more"] as? Bool, true)
+            let second = try await request(client, .get, "/v1/fine_tuning/jobs?task=b-task&limit=1&after=ftjob-4")
+            XCTAssertEqual(try ids(second), ["ftjob-2"])
+            XCTAssertEqual(try object(second)["has_more"] as? Bool, false, "no b-task job is left, whatever other tasks have")
+            _ = try await request(client, .post, "/v1/fine_tuning/jobs/ftjob-3/cancel")
+            expectEqual(try ids(try await request(client, .get, "/v1/fine_tuning/jobs?task=a-task&status=cancelled")), ["ftjob-3"])
+            expectEqual(try ids(try await request(client, .get, "/v1/fine_tuning/jobs?task=no-such-task")), [])
+            for bad in ["Bad%20Name", "-x", "a.b", String(repeating: "x", count: 101)] {
+                let r = try await request(client, .get, "/v1/fine_tuning/jobs?task=\(bad)")
+                try assertError(r, .badRequest, param: "task")
+                XCTAssertTrue(String(buffer: r.body).contains("lowercase letters"), String(buffer: r.body))
+            }
+        }
+    }
+
     func testJobsListInPagesRetrieveCancelAndShowTheirEvents() async throws {
         try await withAPI { [self] client in
             let file = try await uploadTrainData(client)

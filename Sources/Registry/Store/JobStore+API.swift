@@ -33,12 +33,13 @@ extension JobStore {
         }
     }
 
-    /// Jobs newest first with an id below `before`, optionally in one state.
-    public func jobs(before: Int?, limit: Int, status: JobRecord.Status?, on conn: Connection) throws -> [JobRecord] {
+    /// Jobs newest first with an id below `before`, optionally in one state and of one task.
+    public func jobs(before: Int?, limit: Int, status: JobRecord.Status?, task: String? = nil, on conn: Connection) throws -> [JobRecord] {
         try conn.execute("""
             SELECT \(Self.columns) FROM jobs WHERE ($1::bigint IS NULL OR id < $1) AND ($2::text IS NULL OR state = $2)
+            AND ($4::text IS NULL OR task = $4)
             ORDER BY id DESC LIMIT $3
-            """, [.int(before), .string(status?.rawValue), .int(limit)]).rows.map(Self.record)
+            """, [.int(before), .string(status?.rawValue), .int(limit), .string(task)]).rows.map(Self.record)
     }
 
     /// Events of a job newest first with an id below `before`.
