@@ -42,23 +42,22 @@ public struct ModelBenchmark {
         public var boundBytesPerToken: Double?
     }
 
+    /// `measure` of every linear layer of every decoder layer (the LM head apart), summed.
+    private func sumOverLinearLayers(_ measure: (LinearWeight) -> Int) -> Int {
+        model.weights.layers.reduce(0) { sum, layer in
+            LayerWeights.linearNames.reduce(sum) { sum, name in sum + (layer.linear(name).map(measure) ?? 0) }
+        }
+    }
+
     /// Multiply-adds of one token through every linear layer (the LM head apart), and of the LM head.
     var linearParameters: (layers: Double, head: Double) {
-        var n = 0
-        for layer in model.weights.layers {
-            for name in LayerWeights.linearNames { if let w = layer.linear(name) { n += w.outFeatures * w.inFeatures } }
-        }
         let head = model.weights.lmHead
-        return (Double(n), Double(head.outFeatures * head.inFeatures))
+        return (Double(sumOverLinearLayers { $0.outFeatures * $0.inFeatures }), Double(head.outFeatures * head.inFeatures))
     }
 
     /// Bytes of frozen weights one decoded token reads: every linear layer and the LM head as held.
     var weightBytesPerToken: Double {
-        var n = 0
-        for layer in model.weights.layers {
-            for name in LayerWeights.linearNames { if let w = layer.linear(name) { n += w.residentBytes } }
-        }
-        return Double(n + model.weights.lmHead.residentBytes)
+        Double(sumOverLinearLayers { $0.residentBytes } + model.weights.lmHead.residentBytes)
     }
 
     public let model: LlamaModel

@@ -36,25 +36,11 @@ struct ChatCommand: ParsableCommand {
     @Option(name: .long, help: "A system message at the start of the conversation.")
     var system: String?
 
-    @Option(name: .long, help: "Maximum new tokens per reply.")
-    var maxTokens: Int = 512
-
-    @Option(name: .long, help: "Sampling temperature; 0 is greedy.")
-    var temperature: Float = 0
-
-    @Option(name: .long, help: "Nucleus sampling: keep the smallest set of tokens whose probability reaches P.")
-    var topP: Float?
-
-    @Option(name: .long, help: "Keep only the K most likely tokens.")
-    var topK: Int?
-
-    @Option(name: .long, help: "Random seed for sampling.")
-    var seed: UInt64?
+    /// `--max-tokens` is per reply.
+    @OptionGroup var sampling: SamplingOptions<ChatSamplingDefaults>
 
     func validate() throws {
-        if maxTokens < 1 { throw ValidationError("--max-tokens must be >= 1, got \(maxTokens)") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
-        try SamplingParameters(temperature: temperature, topK: topK, topP: topP, seed: seed).validate()
     }
 
     func run() throws {
@@ -78,8 +64,8 @@ struct ChatCommand: ParsableCommand {
             let adapters = try adapterOptions.adapters(for: lm)
             let service = InferenceService(model: lm)
             var options = InferenceService.GenerateOptions()
-            options.maxTokens = maxTokens
-            options.sampling = SamplingParameters(temperature: temperature, topK: topK, topP: topP, seed: seed)
+            options.maxTokens = sampling.maxTokens
+            options.sampling = sampling.parameters
             reply = { messages, onText in try service.generate(chat: messages, options: options, adapters: adapters, onText: onText).text }
         }
         let interactive = isatty(STDIN_FILENO) != 0
@@ -112,10 +98,11 @@ struct ChatCommand: ParsableCommand {
     /// One streamed `/v1/chat/completions` call: content deltas to `onText`; the whole reply returned.
     private func streamFromServer(_ api: RemoteAPI, model: String, messages: [ChatMessage], onText: (String) -> Void) throws -> String {
         var body: [String: Any] = ["model": model, "messages": messages.map { ["role": $0.role, "content": $0.content] },
-                                   "max_tokens": maxTokens, "temperature": Double("\(temperature)") ?? Double(temperature), "stream": true]
-        if let topP { body["top_p"] = Double("\(topP)") ?? Double(topP) }
-        if let topK { body["top_k"] = topK }
-        if let seed { body["seed"] = seed }
+                                   "max_tokens": sampling.maxTokens, "stream": true,
+                                   "temperature": Double("\(sampling.temperature)") ?? Double(sampling.temperature)]
+        if let topP = sampling.topP { body["top_p"] = Double("\(topP)") ?? Double(topP) }
+        if let topK = sampling.topK { body["top_k"] = topK }
+        if let seed = sampling.seed { body["seed"] = seed }
         struct Chunk: Decodable {
             struct Choice: Decodable { struct Delta: Decodable { let content: String? }; let delta: Delta? }
             struct Failure: Decodable { let message: String; let param: String?; let code: String? }

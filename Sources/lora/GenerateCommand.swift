@@ -11,20 +11,7 @@ struct GenerateCommand: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var adapterOptions: AdapterOptions
 
-    @Option(name: .long, help: "Maximum new tokens.")
-    var maxTokens: Int = 256
-
-    @Option(name: .long, help: "Sampling temperature; 0 is greedy.")
-    var temperature: Float = 0
-
-    @Option(name: .long, help: "Nucleus sampling: keep the smallest set of tokens whose probability reaches P.")
-    var topP: Float?
-
-    @Option(name: .long, help: "Keep only the K most likely tokens.")
-    var topK: Int?
-
-    @Option(name: .long, help: "Random seed for sampling.")
-    var seed: UInt64?
+    @OptionGroup var sampling: SamplingOptions<GenerateSamplingDefaults>
 
     @Option(name: .long, help: "Stop when the completion contains this string (repeatable).")
     var stop: [String] = []
@@ -42,9 +29,7 @@ struct GenerateCommand: ParsableCommand {
     var prompt: String
 
     func validate() throws {
-        if maxTokens < 0 { throw ValidationError("--max-tokens must be >= 0, got \(maxTokens)") }
         if system != nil && !chat { throw ValidationError("--system needs --chat") }
-        try SamplingParameters(temperature: temperature, topK: topK, topP: topP, seed: seed).validate()
     }
 
     func run() throws {
@@ -53,8 +38,8 @@ struct GenerateCommand: ParsableCommand {
         if chat { _ = try InferenceService(model: lm).chatTemplate() }
         let adapters = try adapterOptions.adapters(for: lm)
         var options = InferenceService.GenerateOptions()
-        options.maxTokens = maxTokens
-        options.sampling = SamplingParameters(temperature: temperature, topK: topK, topP: topP, seed: seed)
+        options.maxTokens = sampling.maxTokens
+        options.sampling = sampling.parameters
         options.stop = stop
         let service = InferenceService(model: lm)
         let messages = chat ? InferenceService.chatMessages(prompt: prompt, system: system) : nil
