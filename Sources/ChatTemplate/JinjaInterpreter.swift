@@ -196,9 +196,11 @@ final class JinjaInterpreter {
             guard case let .namespace(ns)? = scope.lookup(object) else {
                 throw ChatTemplateError.runtime("cannot assign attribute on non-namespace object '\(object)'", location)
             }
+            let previous = ns.attributes[attribute]
             ns.attributes[attribute] = value
-            // After assigning, so that `{% set ns.me = ns %}` is seen as the cycle it makes.
-            do { _ = try nested(.namespace(ns), location) } catch { ns.attributes[attribute] = .none; throw error }
+            // After assigning, so that `{% set ns.me = ns %}` is seen as the cycle it makes; a refused
+            // value is taken back out (which also breaks the cycle, so the namespace can be freed).
+            do { _ = try nested(.namespace(ns), location) } catch { ns.attributes[attribute] = previous; throw error }
         }
     }
 
