@@ -90,15 +90,15 @@ final class ChatTemplateLimitTests: XCTestCase {
                        "[[[[[[[[[[]]]]]]]]]]")
     }
 
+    /// No clock: that the render ends at all (with the step-budget error, long before 10^12 or 10^9
+    /// iterations) is what shows it does not hang; how long it takes depends on the machine's load.
     func testNestedRangeLoopsRunOutOfStepsInsteadOfHanging() {
-        let start = Date()
         let e = limitError("{% for i in range(1000000) %}\n{% for j in range(1000000) %}{% endfor %}{% endfor %}")
         XCTAssertTrue(e?.0.contains("JinjaLimits.maxSteps") ?? false, "\(String(describing: e))")
         XCTAssertEqual(e?.1.line, 2)
         // Small ranges, so only the loop iterations themselves count: 10^9 of them.
         let small = limitError("{% for i in range(1000) %}{% for j in range(1000) %}{% for k in range(1000) %}{% endfor %}{% endfor %}{% endfor %}")
         XCTAssertTrue(small?.0.contains("JinjaLimits.maxSteps") ?? false, "\(String(describing: small))")
-        XCTAssertLessThan(Date().timeIntervalSince(start), 20)
     }
 
     func testHugeRepetitionsFailBeforeAllocating() {
