@@ -14,12 +14,25 @@ int ck_cpu_has_avx2_fma(void);
 /// w = fma(q, d, m) per element; per block s = (w0·x0 + w1·x1) + (w2·x2 + w3·x3) (SIMD8 lanes,
 /// mul then fma); acc += s block by block; y = horizontal sum of acc in a fixed tree. It does not
 /// depend on T, r0, r1 or the other rows, so each row is bit-identical alone or in any batch.
+/// Weight rows go two at a time, each block decoded once for up to 8 inputs whose accumulators stay in
+/// registers (register tiles of a constant size); T > 8 runs tiles of 8 over the same L1-resident rows.
 void ck_q4_1_rows(const uint8_t *blocks, long blocksPerRow, long r0, long r1,
                   const float *x, long T, float *y, long ldy, int accumulate);
 
 /// As `ck_q4_1_rows` for Q8_0 blocks (34 bytes per 32 weights: f16 d, 32 int8 q), w = q * d.
 void ck_q8_0_rows(const uint8_t *blocks, long blocksPerRow, long r0, long r1,
                   const float *x, long T, float *y, long ldy, int accumulate);
+
+/// 1 when the CPU also has AVX-512F and AVX-512VL (32 vector registers for the 256-bit kernels), else 0.
+int ck_cpu_has_avx512vl(void);
+
+/// `ck_q4_1_rows` / `ck_q8_0_rows` compiled for AVX-512VL: the same 256-bit operations in the same
+/// order per (t, r), so the same bits, with 32 registers for larger register tiles. Only call them
+/// when `ck_cpu_has_avx512vl()`.
+void ck_q4_1_rows_avx512vl(const uint8_t *blocks, long blocksPerRow, long r0, long r1,
+                           const float *x, long T, float *y, long ldy, int accumulate);
+void ck_q8_0_rows_avx512vl(const uint8_t *blocks, long blocksPerRow, long r0, long r1,
+                           const float *x, long T, float *y, long ldy, int accumulate);
 
 /// A persistent pool of worker threads running one parallel region at a time (`Parallel.forEachChunk`).
 /// Idle workers spin for `spinNanos` waiting for the next region, then park.
