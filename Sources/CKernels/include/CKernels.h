@@ -34,6 +34,19 @@ void ck_q4_1_rows_avx512vl(const uint8_t *blocks, long blocksPerRow, long r0, lo
 void ck_q8_0_rows_avx512vl(const uint8_t *blocks, long blocksPerRow, long r0, long r1,
                            const float *x, long T, float *y, long ldy, int accumulate);
 
+/// Y[t, r] (= or +=) alpha * Σ_k W[r, k] · X[t, k] for rows r0 ≤ r < r1 of a dense fp32 W [N, K]
+/// (row-major) and t < T; X [T, ldx], Y [T, ldy]. Per (t, r) the order is fixed (16 lanes, each
+/// adding its products k ≡ lane mod 16 in order; the K % 16 tail into lanes 0..; lanes l and l + 8
+/// added, then a fixed tree; times alpha; then stored or added): it depends on neither T nor the row
+/// range, so a row's result is the same bits alone or in any batch. AVX2 where the CPU has it, the
+/// same bits either way. For LoRA's low-rank terms on decode rows (A: N = R; B: K = R).
+void ck_dense_rows(const float *w, long K, long r0, long r1, const float *x, long ldx, long T,
+                   float *y, long ldy, float alpha, int accumulate);
+
+/// `ck_dense_rows` without AVX2 (the portable build), for tests.
+void ck_dense_rows_portable(const float *w, long K, long r0, long r1, const float *x, long ldx, long T,
+                            float *y, long ldy, float alpha, int accumulate);
+
 /// A persistent pool of worker threads running one parallel region at a time (`Parallel.forEachChunk`).
 /// Idle workers spin for `spinNanos` waiting for the next region, then park.
 struct ck_pool;
