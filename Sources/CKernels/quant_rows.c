@@ -1,5 +1,12 @@
 #include "CKernels.h"
 
+/// A pool task (`ck_task_fn`) for `struct ck_rows_job`: chunk c is weight rows c * per ..< min(N, (c + 1) * per).
+void ck_rows_task(void *ctx, long c) {
+    const struct ck_rows_job *j = ctx;
+    const long lo = c * j->per, hi = lo + j->per < j->n ? lo + j->per : j->n;
+    if (lo < hi) j->kernel(j->blocks, j->blocksPerRow, lo, hi, j->x, j->T, j->y, j->ldy, j->accumulate);
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 

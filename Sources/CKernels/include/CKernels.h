@@ -47,6 +47,26 @@ void ck_dense_rows(const float *w, long K, long r0, long r1, const float *x, lon
 void ck_dense_rows_portable(const float *w, long K, long r0, long r1, const float *x, long ldx, long T,
                             float *y, long ldy, float alpha, int accumulate);
 
+/// A row kernel's signature (`ck_q4_1_rows` and the others above).
+typedef void (*ck_rows_fn)(const uint8_t *blocks, long blocksPerRow, long r0, long r1,
+                           const float *x, long T, float *y, long ldy, int accumulate);
+
+/// One row kernel call split into chunks of `per` weight rows, for `ck_pool_run` with `ck_rows_task`:
+/// a decode GEMV handed to the pool without a Swift closure (so without an allocation per call).
+struct ck_rows_job {
+    ck_rows_fn kernel;
+    const uint8_t *blocks;
+    long blocksPerRow, n, per;
+    const float *x;
+    long T;
+    float *y;
+    long ldy;
+    int accumulate;
+};
+
+/// Runs chunk `index` of the `struct ck_rows_job` at ctx.
+void ck_rows_task(void *ctx, long index);
+
 /// A persistent pool of worker threads running one parallel region at a time (`Parallel.forEachChunk`).
 /// Idle workers spin for `spinNanos` waiting for the next region, then park.
 struct ck_pool;
