@@ -86,7 +86,8 @@ struct BenchCommand: ParsableCommand {
     }
 
     func parsedTargets() throws -> [LinearModule] {
-        try adapterTargets.split(separator: ",").map { name in
+        if adapterTargets.split(separator: ",").isEmpty { throw ValidationError("--adapter-targets: at least one module") }
+        return try adapterTargets.split(separator: ",").map { name in
             guard let m = LinearModule(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
                 throw ValidationError("--adapter-targets: unknown module '\(name)' (known: \(LinearModule.allCases.map(\.rawValue).joined(separator: ", ")))")
             }
