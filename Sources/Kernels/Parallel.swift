@@ -55,6 +55,24 @@ public enum Parallel {
         BLAS.setThreads(blasThreads ?? n)
     }
 
+    /// How many chunks `forEachChunk` cuts `count` items into under `context` (1: run inline).
+    @inline(__always)
+    public static func chunkCount(_ count: Int, minChunk: Int = 1, chunksPerThread: Int = 1,
+                                  context: ComputeContext = .current) -> Int {
+        if count <= 0 || context.threads <= 1 { return 1 }
+        return max(1, min(context.threads * max(1, chunksPerThread), max(1, count / max(1, minChunk))))
+    }
+
+    /// Runs the C task `fn(ctx, i)` for 0 <= i < tasks as one region of the pool; false (nothing run)
+    /// when the pool is off or busy (a nested or concurrent region: run the tasks another way). For
+    /// regions whose work is C (the decode GEMVs): unlike `forEachChunk`, no Swift closure is wrapped,
+    /// so nothing is allocated. The tasks run without the caller's `ComputeContext` (C code has none).
+    @inline(__always)
+    public static func runTasks(_ tasks: Int, _ fn: @convention(c) (UnsafeMutableRawPointer?, Int) -> Void,
+                                _ ctx: UnsafeMutableRawPointer) -> Bool {
+        usePool && ck_pool_run(pool, tasks, fn, ctx) != 0
+    }
+
     /// What a pool task needs: the split and the caller's body and context.
     private struct Region {
         let count: Int
@@ -75,8 +93,7 @@ public enum Parallel {
     public static func forEachChunk(_ count: Int, minChunk: Int = 1, chunksPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
         if count <= 0 { return }
         let context = ComputeContext.current
-        if context.threads <= 1 { body(0..<count); return }
-        let chunks = min(context.threads * max(1, chunksPerThread), max(1, count / max(1, minChunk)))
+        let chunks = chunkCount(count, minChunk: minChunk, chunksPerThread: chunksPerThread, context: context)
         if chunks <= 1 { body(0..<count); return }
         let per = (count + chunks - 1) / chunks
         withoutActuallyEscaping(body) { body in

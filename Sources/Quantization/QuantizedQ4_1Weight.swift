@@ -92,10 +92,9 @@ public final class Q4_1Weight: RowDequantizedWeight, @unchecked Sendable {
             // Each output element is computed whole by one call with arithmetic fixed per (row, weight row)
             // (see `ck_q4_1_rows`), so neither the thread split nor T changes its bits.
             blocks.withUnsafeBytes { raw in
-                let base = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                Parallel.forEachChunk(n, minChunk: 64, chunksPerThread: 4) { rows in
-                    ck_q4_1_rows(base, bpr, rows.lowerBound, rows.upperBound, x, T, y, n, accumulate ? 1 : 0)
-                }
+                QuantizedRowsJob.run(QuantizedKernelDispatch.useAVX512VL ? ck_q4_1_rows_avx512vl : ck_q4_1_rows,
+                                     blocks: raw.baseAddress!.assumingMemoryBound(to: UInt8.self), blocksPerRow: bpr, n: n,
+                                     x: x, rows: T, y: y, accumulate: accumulate)
             }
             return
         }

@@ -76,10 +76,9 @@ public final class Q8_0Weight: RowDequantizedWeight, @unchecked Sendable {
         if QuantizedKernelDispatch.useAVX2 {
             // As in Q4_1Weight: each output element whole in one call, its arithmetic fixed (`ck_q8_0_rows`).
             blocks.withUnsafeBytes { raw in
-                let base = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                Parallel.forEachChunk(n, minChunk: 64, chunksPerThread: 4) { rows in
-                    ck_q8_0_rows(base, bpr, rows.lowerBound, rows.upperBound, x, T, y, n, accumulate ? 1 : 0)
-                }
+                QuantizedRowsJob.run(QuantizedKernelDispatch.useAVX512VL ? ck_q8_0_rows_avx512vl : ck_q8_0_rows,
+                                     blocks: raw.baseAddress!.assumingMemoryBound(to: UInt8.self), blocksPerRow: bpr, n: n,
+                                     x: x, rows: T, y: y, accumulate: accumulate)
             }
             return
         }

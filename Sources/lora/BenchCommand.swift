@@ -50,6 +50,18 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("new-tokens"), help: "decode: tokens generated.")
     var newTokens = 128
 
+    @Option(name: .long, help: "decode: decode N sequences together, one forwardBatch per step as lora serve runs it (figures: tokens/s over all rows, ms per step).")
+    var rows: Int?
+
+    @Option(name: .customLong("adapter-rank"), help: "decode --rows: a LoRA adapter of this rank on every row (0: none).")
+    var adapterRank = 0
+
+    @Option(name: .customLong("adapter-targets"), help: "decode --rows: the adapter's modules, comma-separated (default: all linear).")
+    var adapterTargets = LinearModule.allCases.map(\.rawValue).joined(separator: ",")
+
+    @Option(name: .long, help: "decode --rows: distinct adapters dealt to the rows in turn.")
+    var adapters = 1
+
     @Flag(name: .long, help: "Print one JSON document: {\"kind\",\"model\",\"quant\",\"threads\",\"shape\",\"figures\":[{\"name\",\"unit\",\"median\",\"samples\"}],\"peak_rss_bytes\"}.")
     var json = false
 
@@ -62,6 +74,24 @@ struct BenchCommand: ParsableCommand {
         for (flag, v) in [("--batch-size", batchSize), ("--seq-len", seqLen), ("--rank", rank),
                           ("--prompt-tokens", promptTokens), ("--new-tokens", newTokens)] where v < 1 {
             throw ValidationError("\(flag) must be at least 1, got \(v)")
+        }
+        if let r = rows, r < 1 { throw ValidationError("--rows must be at least 1, got \(r)") }
+        if adapterRank < 0 { throw ValidationError("--adapter-rank must be at least 0, got \(adapterRank)") }
+        if adapters < 1 { throw ValidationError("--adapters must be at least 1, got \(adapters)") }
+        if rows == nil && (adapterRank > 0 || adapters != 1) {
+            throw ValidationError("--adapter-rank and --adapters need decode --rows N")
+        }
+        if rows != nil && kind != .decode { throw ValidationError("--rows applies to decode only, not \(kind.rawValue)") }
+        _ = try parsedTargets()
+    }
+
+    func parsedTargets() throws -> [LinearModule] {
+        if adapterTargets.split(separator: ",").isEmpty { throw ValidationError("--adapter-targets: at least one module") }
+        return try adapterTargets.split(separator: ",").map { name in
+            guard let m = LinearModule(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("--adapter-targets: unknown module '\(name)' (known: \(LinearModule.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            return m
         }
     }
 
@@ -80,7 +110,8 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("--new-tokens \(newTokens) exceeds the model's context of \(c.maxPositionEmbeddings)")
         }
         let bench = ModelBenchmark(model: lm.model, shape: shape, warmups: warmups, repetitions: repetitions)
-        let figures = try bench.run(kind)
+        let figures = try rows.map { try bench.decodeRows(rows: $0, adapterRank: adapterRank, adapterTargets: parsedTargets(),
+                                                          adapters: adapters) } ?? bench.run(kind)
         if json {
             struct Out: Encodable {
                 let kind: String; let model: String; let quant: String; let threads: Int

@@ -63,6 +63,29 @@ final class BenchCLITests: XCTestCase {
         XCTAssertEqual(df["boundBytesPerToken"] as? Double, 4 * (m.linear + m.head))
     }
 
+    /// `decode --rows N`: N sequences decoded together (a serving step), with adapters: tokens/s over all
+    /// rows and milliseconds per step, one per repetition; each repetition's two figures describe the
+    /// same steps (tokens/s x ms per step = N rows x 1000).
+    func testDecodeRowsReportsTokensAndStepTimeForAServingStep() throws {
+        let m = try dims()
+        let out = try bench(["decode", "--rows", "3", "--adapter-rank", "2", "--adapters", "2", "--adapter-targets", "q_proj,v_proj",
+                             "--new-tokens", "4", "--repetitions", "3", "--warmups", "1"])
+        XCTAssertEqual(out["kind"] as? String, "decode")
+        let figures = try XCTUnwrap(out["figures"] as? [[String: Any]])
+        XCTAssertEqual(figures.map { $0["name"] as? String }, ["decode_rows_tokens_per_s", "decode_rows_step_ms"])
+        let tokens = try XCTUnwrap(figures[0]["samples"] as? [Double]), ms = try XCTUnwrap(figures[1]["samples"] as? [Double])
+        XCTAssertEqual(tokens.count, 3); XCTAssertEqual(ms.count, 3)
+        for (t, s) in zip(tokens, ms) {
+            XCTAssertTrue(t.isFinite && t > 0 && s.isFinite && s > 0, "\(tokens) \(ms)")
+            // Both from one repetition's seconds: exact but for a few fp64 roundings.
+            XCTAssertEqual(t * s / 1000, 3, accuracy: 3 * 8 * 0x1p-52)
+        }
+        XCTAssertEqual(figures[0]["median"] as? Double, tokens.sorted()[1])
+        XCTAssertEqual(figures[1]["median"] as? Double, ms.sorted()[1])
+        // The frozen weights are read once a step for all rows.
+        XCTAssertEqual(figures[0]["boundBytesPerToken"] as? Double, 4 * (m.linear + m.head) / 3)
+    }
+
     func testGEMVAndBoundsReportEveryFigure() throws {
         let m = try dims()
         let gemv = try bench(["gemv", "--repetitions", "1", "--warmups", "0"])
@@ -77,7 +100,9 @@ final class BenchCLITests: XCTestCase {
 
     func testBadFlagsAreRefusedNamingTheFlag() throws {
         for (args, flag) in [(["decode", "--repetitions", "0"], "--repetitions"), (["train", "--seq-len", "0"], "--seq-len"),
-                             (["prefill", "--prompt-tokens", "1000"], "--prompt-tokens")] {
+                             (["prefill", "--prompt-tokens", "1000"], "--prompt-tokens"), (["decode", "--rows", "0"], "--rows"),
+                             (["decode", "--adapter-rank", "4"], "--adapter-rank"), (["train", "--rows", "2"], "--rows"),
+                             (["decode", "--rows", "2", "--adapter-targets", "q_proj,lm_head"], "lm_head")] {
             let r = try runProcess(lora, ["bench"] + args + ["--model", model.path])
             XCTAssertNotEqual(r.status, 0)
             XCTAssertTrue(r.stderr.contains(flag), r.stderr)

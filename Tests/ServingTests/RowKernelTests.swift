@@ -1,6 +1,7 @@
 import Kernels
 import Model
 import Quantization
+import TestSupport
 import XCTest
 
 /// `forwardRows` (batched decoding) of the quantized formats: every row bit-identical to the one-row
@@ -30,7 +31,7 @@ final class RowKernelTests: XCTestCase {
     func check(_ w: LinearWeight, reference: (UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>, Bool) -> Void,
                file: StaticString = #filePath, line: UInt = #line) {
         let n = w.outFeatures, k = w.inFeatures
-        for rows in [1, 2, 3, 8, 17] {
+        for rows in 1...17 {
             let x = Self.floats(rows * k, seed: UInt64(rows * 31 + n))
             let y0 = Self.floats(rows * n, seed: UInt64(rows * 17 + k))
             for accumulate in [false, true] {
@@ -48,24 +49,63 @@ final class RowKernelTests: XCTestCase {
                                "N=\(n) K=\(k) rows=\(rows) accumulate=\(accumulate): a row depends on its neighbours", file: file, line: line)
                 var worst: Float = 0
                 for i in 0..<batched.count { worst = max(worst, abs(batched[i] - plain[i]) / max(1, abs(plain[i]))) }
-                XCTAssertLessThanOrEqual(worst, Self.fastVsReferenceRelTolerance, "N=\(n) K=\(k) rows=\(rows)", file: file, line: line)
+                // Beyond 192 terms, the bound for two orders of a random product (Tolerances.swift).
+                let tolerance = k <= 192 ? Self.fastVsReferenceRelTolerance : Float(FP32.randomProduct(terms: k))
+                XCTAssertLessThanOrEqual(worst, tolerance, "N=\(n) K=\(k) rows=\(rows)", file: file, line: line)
             }
         }
     }
 
-    /// Runs `body` with the portable Swift kernels and, where the CPU has them, with the AVX2 kernels.
+    /// Runs `body` with the portable Swift kernels and, where the CPU has them, with the AVX2 kernels
+    /// and their AVX-512VL build.
     func forEachKernelPath(_ body: () throws -> Void) rethrows {
-        let saved = QuantizedKernelDispatch.useAVX2
-        defer { QuantizedKernelDispatch.useAVX2 = saved }
-        for avx2 in QuantizedKernelDispatch.cpuHasAVX2 ? [false, true] : [false] {
+        let saved = (QuantizedKernelDispatch.useAVX2, QuantizedKernelDispatch.useAVX512VL)
+        defer { QuantizedKernelDispatch.useAVX2 = saved.0; QuantizedKernelDispatch.useAVX512VL = saved.1 }
+        var paths = [(false, false)]
+        if QuantizedKernelDispatch.cpuHasAVX2 { paths.append((true, false)) }
+        if QuantizedKernelDispatch.cpuHasAVX512VL { paths.append((true, true)) }
+        for (avx2, avx512) in paths {
             QuantizedKernelDispatch.useAVX2 = avx2
+            QuantizedKernelDispatch.useAVX512VL = avx512
             try body()
+        }
+    }
+
+    /// The AVX-512VL build runs the AVX2 kernels' operations in the same order (more registers, larger
+    /// tiles): the same bits for every row count, K not a multiple of 256, odd N.
+    func testAVX512VLBuildIsTheAVX2KernelsBitForBit() throws {
+        try XCTSkipUnless(QuantizedKernelDispatch.cpuHasAVX512VL, "this CPU has no AVX-512VL")
+        let saved = (QuantizedKernelDispatch.useAVX2, QuantizedKernelDispatch.useAVX512VL)
+        defer { QuantizedKernelDispatch.useAVX2 = saved.0; QuantizedKernelDispatch.useAVX512VL = saved.1 }
+        QuantizedKernelDispatch.useAVX2 = true
+        for (n, k) in [(77, 1504), (33, 96), (1, 32)] {
+            let weights: [LinearWeight] = [
+                try Q4_1Weight(outFeatures: n, inFeatures: k,
+                               blocks: Self.randomBlocks(n: n, k: k, blockBytes: Q4_1Weight.blockBytes, scales: 2, seed: UInt64(n + k))),
+                try Q8_0Weight(outFeatures: n, inFeatures: k,
+                               blocks: Self.randomBlocks(n: n, k: k, blockBytes: 34, scales: 1, seed: UInt64(n * k))),
+            ]
+            for w in weights {
+                for rows in 1...17 {
+                    let x = Self.floats(rows * k, seed: UInt64(rows * 31 + n))
+                    for accumulate in [false, true] {
+                        var outs: [[UInt32]] = []
+                        for avx512 in [false, true] {
+                            QuantizedKernelDispatch.useAVX512VL = avx512
+                            var y = Self.floats(rows * n, seed: UInt64(rows * 17 + k))
+                            w.forwardRows(x, rows: rows, into: &y, accumulate: accumulate)
+                            outs.append(y.map(\.bitPattern))
+                        }
+                        XCTAssertEqual(outs[0], outs[1], "\(type(of: w)) N=\(n) K=\(k) rows=\(rows) accumulate=\(accumulate)")
+                    }
+                }
+            }
         }
     }
 
     func testQ4_1RowsAreTheOneRowGEMVBitForBit() throws {
         try forEachKernelPath {
-            for (n, k) in [(77, 192), (5, 96), (3, 32), (64, 64), (130, 96)] {
+            for (n, k) in [(77, 192), (5, 96), (3, 32), (64, 64), (130, 96), (9, 1504)] {
                 let w = try Q4_1Weight(outFeatures: n, inFeatures: k,
                                        blocks: Self.randomBlocks(n: n, k: k, blockBytes: Q4_1Weight.blockBytes, scales: 2, seed: UInt64(n + k)))
                 check(w) { w.forwardReference($0, tokens: $1, into: $2, accumulate: $3) }
@@ -75,7 +115,7 @@ final class RowKernelTests: XCTestCase {
 
     func testQ8_0RowsAreTheOneRowGEMVBitForBit() throws {
         try forEachKernelPath {
-            for (n, k) in [(77, 192), (5, 96), (3, 32), (64, 64), (130, 96)] {
+            for (n, k) in [(77, 192), (5, 96), (3, 32), (64, 64), (130, 96), (9, 1504)] {
                 let w = try Q8_0Weight(outFeatures: n, inFeatures: k,
                                        blocks: Self.randomBlocks(n: n, k: k, blockBytes: 34, scales: 1, seed: UInt64(n * k)))
                 check(w) { w.forwardReference($0, tokens: $1, into: $2, accumulate: $3) }

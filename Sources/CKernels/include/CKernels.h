@@ -14,12 +14,58 @@ int ck_cpu_has_avx2_fma(void);
 /// w = fma(q, d, m) per element; per block s = (w0·x0 + w1·x1) + (w2·x2 + w3·x3) (SIMD8 lanes,
 /// mul then fma); acc += s block by block; y = horizontal sum of acc in a fixed tree. It does not
 /// depend on T, r0, r1 or the other rows, so each row is bit-identical alone or in any batch.
+/// Weight rows go two at a time, each block decoded once for up to 8 inputs whose accumulators stay in
+/// registers (register tiles of a constant size); T > 8 runs tiles of 8 over the same L1-resident rows.
 void ck_q4_1_rows(const uint8_t *blocks, long blocksPerRow, long r0, long r1,
                   const float *x, long T, float *y, long ldy, int accumulate);
 
 /// As `ck_q4_1_rows` for Q8_0 blocks (34 bytes per 32 weights: f16 d, 32 int8 q), w = q * d.
 void ck_q8_0_rows(const uint8_t *blocks, long blocksPerRow, long r0, long r1,
                   const float *x, long T, float *y, long ldy, int accumulate);
+
+/// 1 when the CPU also has AVX-512F and AVX-512VL (32 vector registers for the 256-bit kernels), else 0.
+int ck_cpu_has_avx512vl(void);
+
+/// `ck_q4_1_rows` / `ck_q8_0_rows` compiled for AVX-512VL: the same 256-bit operations in the same
+/// order per (t, r), so the same bits, with 32 registers for larger register tiles. Only call them
+/// when `ck_cpu_has_avx512vl()`.
+void ck_q4_1_rows_avx512vl(const uint8_t *blocks, long blocksPerRow, long r0, long r1,
+                           const float *x, long T, float *y, long ldy, int accumulate);
+void ck_q8_0_rows_avx512vl(const uint8_t *blocks, long blocksPerRow, long r0, long r1,
+                           const float *x, long T, float *y, long ldy, int accumulate);
+
+/// Y[t, r] (= or +=) alpha * Σ_k W[r, k] · X[t, k] for rows r0 ≤ r < r1 of a dense fp32 W [N, K]
+/// (row-major) and t < T; X [T, ldx], Y [T, ldy]. Per (t, r) the order is fixed (16 lanes, each
+/// adding its products k ≡ lane mod 16 in order; the K % 16 tail into lanes 0..; lanes l and l + 8
+/// added, then a fixed tree; times alpha; then stored or added): it depends on neither T nor the row
+/// range, so a row's result is the same bits alone or in any batch. AVX2 where the CPU has it, the
+/// same bits either way. For LoRA's low-rank terms on decode rows (A: N = R; B: K = R).
+void ck_dense_rows(const float *w, long K, long r0, long r1, const float *x, long ldx, long T,
+                   float *y, long ldy, float alpha, int accumulate);
+
+/// `ck_dense_rows` without AVX2 (the portable build), for tests.
+void ck_dense_rows_portable(const float *w, long K, long r0, long r1, const float *x, long ldx, long T,
+                            float *y, long ldy, float alpha, int accumulate);
+
+/// A row kernel's signature (`ck_q4_1_rows` and the others above).
+typedef void (*ck_rows_fn)(const uint8_t *blocks, long blocksPerRow, long r0, long r1,
+                           const float *x, long T, float *y, long ldy, int accumulate);
+
+/// One row kernel call split into chunks of `per` weight rows, for `ck_pool_run` with `ck_rows_task`:
+/// a decode GEMV handed to the pool without a Swift closure (so without an allocation per call).
+struct ck_rows_job {
+    ck_rows_fn kernel;
+    const uint8_t *blocks;
+    long blocksPerRow, n, per;
+    const float *x;
+    long T;
+    float *y;
+    long ldy;
+    int accumulate;
+};
+
+/// Runs chunk `index` of the `struct ck_rows_job` at ctx.
+void ck_rows_task(void *ctx, long index);
 
 /// A persistent pool of worker threads running one parallel region at a time (`Parallel.forEachChunk`).
 /// Idle workers spin for `spinNanos` waiting for the next region, then park.

@@ -197,6 +197,22 @@ extension LlamaModel {
         }
     }
 
+    /// Maximal runs of consecutive rows whose adapter sets hold the same adapters: run number `run`'s
+    /// rows (indices into `sets`), or with `run` -1 the number of runs as 0..<count. Scans `sets`
+    /// (a step's few rows) without allocating.
+    @inline(__always)
+    static func adapterRuns(_ sets: [AdapterSet], run: Int) -> Range<Int> {
+        var i = 0, n = 0
+        while i < sets.count {
+            var j = i + 1
+            while j < sets.count && sets[j].isSame(as: sets[i]) { j += 1 }
+            if n == run { return i..<j }
+            n += 1
+            i = j
+        }
+        return 0..<n
+    }
+
     /// Y[T, N] = X[T, K] · Wᵀ (+ Y) plus each group's adapters' low-rank update for this module.
     @inline(__always)
     func linear(_ w: LinearWeight, _ module: LinearModule, _ layer: Int, _ rows: BlockRows,
@@ -206,12 +222,16 @@ extension LlamaModel {
             switch g {
             case let .rows(r, sets):
                 w.forwardRows(x + r.lowerBound * K, rows: r.count, into: y + r.lowerBound * N, accumulate: accumulate)
-                // Each row's low-rank term is its own one-row product (the same bits on any thread),
-                // so rows are spread over the pool: with many adapters this is the step's memory traffic.
-                Parallel.forEachChunk(sets.count) { chunk in
-                    for i in chunk where !sets[i].isEmpty {
-                        let row = r.lowerBound + i
-                        sets[i].apply(layer: layer, module: module, x: x + row * K, tokens: 1, y: y + row * N)
+                // Runs of consecutive rows under the same adapters take their low-rank terms in one
+                // `applyRows` (each adapter matrix read once for the run; each row's bits as if alone),
+                // and runs are spread over the pool: with many adapters this is the step's memory traffic.
+                Parallel.forEachChunk(Self.adapterRuns(sets, run: -1).count) { chunk in
+                    for run in chunk {
+                        let rr = Self.adapterRuns(sets, run: run)
+                        if sets[rr.lowerBound].isEmpty { continue }
+                        let row = r.lowerBound + rr.lowerBound
+                        sets[rr.lowerBound].applyRows(layer: layer, module: module, x: x + row * K, ldx: K, rows: rr.count,
+                                                      y: y + row * N, ldy: N)
                     }
                 }
             case let .chunks(chunks, sets):
