@@ -87,6 +87,8 @@ extension LlamaModel {
         var drafts: [Int] = []
         var context = request.speculation == nil ? [] : request.prompt
         var drafted = 0, accepted = 0, steps = 0
+        var length = request.speculation.map(DraftLength.init)
+        var stood = 0   // drafts accepted in this step
         func result(_ tokens: [Int], _ text: String, _ reason: FinishReason) -> GenerationResult {
             var r = GenerationResult(tokens: tokens, text: text, finishReason: reason)
             r.draftedTokens = drafted; r.acceptedTokens = accepted; r.decodeSteps = max(0, steps - 1)
@@ -111,6 +113,7 @@ extension LlamaModel {
                 drafted += drafts.count
             }
             steps += 1
+            stood = 0
             // Row i's logits choose the token after row i's; row i + 1 holds draft i, which stands
             // only if it is that token (the sampler draws once per emitted token, as without drafts).
             for i in 0..<rows {
@@ -139,14 +142,15 @@ extension LlamaModel {
                     }
                 }
                 if out.count >= request.maxTokens { break decoding }
-                if i < drafts.count && next == drafts[i] { accepted += 1; continue }
+                if i < drafts.count && next == drafts[i] { accepted += 1; stood += 1; continue }
                 // Rows after i were fed a rejected draft: their keys and values are forgotten.
                 if !drafts.isEmpty { cache.truncate(to: p0 + i + 1) }
                 input = [next]
                 break
             }
+            length?.record(drafted: drafts.count, accepted: stood)
             // A draft needs a place in the cache and a token left to emit after it.
-            drafts = request.speculation?.draft(context, limit: request.maxTokens - out.count - 1) ?? []
+            drafts = request.speculation?.draft(context, limit: min(length?.next ?? 0, request.maxTokens - out.count - 1)) ?? []
         }
         let text = decode(out)
         if let onText, text.count > emitted.count, text.hasPrefix(emitted) { onText(String(text.dropFirst(emitted.count))) }

@@ -59,6 +59,22 @@ public struct PromptLookup: Sendable, Equatable {
     }
 }
 
+/// How many drafts a sequence's next step proposes (at most K): a rejected draft costs a verification
+/// row (with the LM head, most of a decode row's weight reads are shared, but not its arithmetic),
+/// so after a rejection the next step drafts one more than stood this time, and after a step whose
+/// drafts all stood, twice as many (up to K). Only speed depends on it: output never does.
+public struct DraftLength: Sendable, Equatable {
+    public private(set) var next: Int
+    public let max: Int
+
+    public init(_ lookup: PromptLookup) { next = lookup.draftTokens; max = lookup.draftTokens }
+
+    public mutating func record(drafted: Int, accepted: Int) {
+        guard drafted > 0 else { return }
+        next = accepted == drafted ? Swift.min(max, 2 * Swift.max(next, drafted)) : Swift.min(max, accepted + 1)
+    }
+}
+
 /// Speculation settings out of range; each case names the value (the CLI and server name the flag or field).
 public enum SpeculationError: Error, Sendable, Equatable, CustomStringConvertible {
     case draftTokensOutOfRange(Int)

@@ -31,6 +31,7 @@ public final class EngineSequence: ServingSequence, @unchecked Sendable {
     /// Prompt-lookup drafter (nil: no speculation) and what it looks in: prompt + generated tokens.
     let lookup: PromptLookup?
     var context: [Int] = []
+    var draftLength: DraftLength?
     /// Draft tokens proposed and accepted so far.
     public internal(set) var draftedTokens = 0
     public internal(set) var acceptedTokens = 0
@@ -50,7 +51,7 @@ public final class EngineSequence: ServingSequence, @unchecked Sendable {
          stop: [String], adapters: AdapterSet, tokenizer: Tokenizer, logger: Logger, metricsModel: String,
          engine: ServingEngine, lookup: PromptLookup? = nil) {
         self.lookup = lookup
-        if lookup != nil { context = promptTokenIds }
+        if let lookup { context = promptTokenIds; draftLength = DraftLength(lookup) }
         self.served = served; self.requestId = requestId; self.promptTokenIds = promptTokenIds
         self.maxTokens = maxTokens; self.adapters = adapters; self.logger = logger; self.metricsModel = metricsModel
         self.engine = engine

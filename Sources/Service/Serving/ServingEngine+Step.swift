@@ -66,7 +66,7 @@ extension ServingEngine {
                 tokens = [s.lastToken]
                 // Drafts need a place in the cache and a token left to emit after them; they are
                 // verified row by row with the decode-row kernels (`rowwise`), a lone decode row's bits.
-                let drafts = s.lookup?.draft(s.context, limit: s.maxTokens - s.generatedCount - 1) ?? []
+                let drafts = s.lookup?.draft(s.context, limit: min(s.draftLength?.next ?? 0, s.maxTokens - s.generatedCount - 1)) ?? []
                 tokens += drafts
                 rowwise = !drafts.isEmpty
                 sampled.append((s, rows, tokens.count, drafts, past))
@@ -110,6 +110,8 @@ extension ServingEngine {
                     draftedCounter.increment(by: e.drafts.count)
                 }
                 // Row i chooses the token after row i; row i + 1 (draft i) stands only if it is that token.
+                var stood = 0
+                defer { s.draftLength?.record(drafted: e.drafts.count, accepted: stood) }
                 for i in 0..<e.count {
                     if let reason = advance(s, logits: logits.pointer + (b + i) * V, vocab: V, eos: eos, now: now) {
                         finished.append((s, reason))
@@ -117,6 +119,7 @@ extension ServingEngine {
                     }
                     if i < e.drafts.count && s.lastToken == e.drafts[i] {
                         s.acceptedTokens += 1
+                        stood += 1
                         acceptedCounter.increment()
                         continue
                     }
