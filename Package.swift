@@ -88,6 +88,8 @@ let package = Package(
         // (training, prefill, decode, the decode GEMVs) are `lora bench`.
         .executableTarget(name: "DecodeBench", dependencies: ["Model", "Kernels", "Quantization"], path: "Benchmarks/DecodeBench",
                           swiftSettings: fastMath),
+        // Prompt-lookup speculation's acceptance rate and tokens/s gain on a task's prompts (scripts/bench/speculate.sh).
+        .executableTarget(name: "SpeculateBench", dependencies: ["Model", "Service", "Training"], path: "Benchmarks/SpeculateBench"),
         // A load generator for `lora serve` on loopback (scripts/bench/serve.sh): plain sockets, no dependencies.
         .executableTarget(name: "ServeBench", path: "Benchmarks/ServeBench"),
 

@@ -141,6 +141,9 @@ struct Common {
     var stop: [String]
     var stream: Bool
     var includeUsage: Bool
+    /// Prompt-lookup speculation (our extension fields); nil: the server's default.
+    var speculate: Int?
+    var lookupNgram: Int?
 
     init(_ r: inout FieldReader, defaultMaxTokens: Int?) throws {
         maxTokens = try r.int("max_tokens", in: 1...Int64(Int32.max), expected: "an integer >= 1").map(Int.init) ?? defaultMaxTokens
@@ -154,6 +157,10 @@ struct Common {
                                       topP: topP.map(Float.init),
                                       seed: seed.map { UInt64(bitPattern: $0) })
         stop = try Self.readStop(&r)
+        speculate = try r.int("speculate", in: 0...Int64(PromptLookup.maxDraftTokens),
+                              expected: "an integer in 0...\(PromptLookup.maxDraftTokens) (draft tokens per step; 0 off)").map(Int.init)
+        lookupNgram = try r.int("lookup_ngram", in: 1...Int64(PromptLookup.maxNgram),
+                                expected: "an integer in 1...\(PromptLookup.maxNgram)").map(Int.init)
         stream = try r.bool("stream") ?? false
         includeUsage = false
         if let options = r.value("stream_options") {
@@ -196,6 +203,6 @@ struct Common {
 
     func request(model: String, input: ServingRequest.Input, requestId: String) -> ServingRequest {
         ServingRequest(model: model, input: input, maxTokens: maxTokens, maxTokensField: maxTokensField, sampling: sampling,
-                       stop: stop, requestId: requestId)
+                       stop: stop, requestId: requestId, speculate: speculate, lookupNgram: lookupNgram)
     }
 }

@@ -691,6 +691,8 @@ components:
         top_p: {type: number}
         top_k: {type: integer}
         seed: {type: integer}
+        speculate: {type: integer, minimum: 0, maximum: 16, description: "Prompt-lookup draft tokens per step (0 off; default the server's --speculate). The output is the same tokens either way."}
+        lookup_ngram: {type: integer, minimum: 1, maximum: 16, description: "Longest suffix n-gram looked up for drafts (default the server's --lookup-ngram)."}
         stop:
           oneOf:
             - {type: string}
@@ -720,6 +722,8 @@ components:
         top_p: {type: number}
         top_k: {type: integer}
         seed: {type: integer}
+        speculate: {type: integer, minimum: 0, maximum: 16, description: "Prompt-lookup draft tokens per step (0 off; default the server's --speculate). The output is the same tokens either way."}
+        lookup_ngram: {type: integer, minimum: 1, maximum: 16, description: "Longest suffix n-gram looked up for drafts (default the server's --lookup-ngram)."}
         stop:
           oneOf:
             - {type: string}

@@ -16,6 +16,8 @@ public struct InferenceService {
         public var stop: [String] = []
         /// Prompt tokens per prefill forward call (the serving engine's `prefillChunk`; equal values compute equal bits).
         public var prefillChunk = LlamaModel.defaultPrefillChunk
+        /// Prompt-lookup speculation (nil: off); the output is the same tokens either way.
+        public var speculation: PromptLookup?
         public init() {}
     }
 
@@ -62,7 +64,7 @@ public struct InferenceService {
                          onText: ((String) -> Void)? = nil) throws -> GenerationResult {
         let request = GenerationRequest(prompt: ids, maxTokens: options.maxTokens, sampling: options.sampling,
                                         stopStrings: options.stop, eosTokenIds: model.eosTokenIds,
-                                        prefillChunk: options.prefillChunk)
+                                        prefillChunk: options.prefillChunk, speculation: options.speculation)
         let tok = model.tokenizer
         return try model.model.generate(request, adapters: adapters, decode: { tok.decode($0, skipSpecialTokens: false) },
                                         onText: onText)

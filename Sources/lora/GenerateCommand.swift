@@ -16,7 +16,13 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .long, help: "Stop when the completion contains this string (repeatable).")
     var stop: [String] = []
 
-    @Flag(name: .long, help: "Print {\"text\", \"tokens\", \"finish_reason\"} as JSON.")
+    @Option(name: .long, help: "Prompt-lookup speculation: draft up to K tokens per step from an n-gram match in the prompt and output, verified in one forward (0: off). Same output tokens.")
+    var speculate: Int = 0
+
+    @Option(name: .customLong("lookup-ngram"), help: "With --speculate: the longest suffix n-gram looked up (shorter ones down to 1 are tried).")
+    var lookupNgram: Int = PromptLookup.defaultNgram
+
+    @Flag(name: .long, help: "Print {\"text\", \"tokens\", \"finish_reason\"} as JSON (with --speculate also \"drafted\", \"accepted\", \"steps\").")
     var json = false
 
     @Flag(name: .long, help: "Send PROMPT as one user message through the model's chat template, with the generation prompt.")
@@ -30,6 +36,12 @@ struct GenerateCommand: ParsableCommand {
 
     func validate() throws {
         if system != nil && !chat { throw ValidationError("--system needs --chat") }
+        do { _ = try PromptLookup.make(draftTokens: speculate, ngram: lookupNgram) } catch let e as SpeculationError {
+            switch e {
+            case .draftTokensOutOfRange(let k): throw ValidationError("--speculate must be in 0...\(PromptLookup.maxDraftTokens), got \(k)")
+            case .ngramOutOfRange(let n): throw ValidationError("--lookup-ngram must be in 1...\(PromptLookup.maxNgram), got \(n)")
+            }
+        }
     }
 
     func run() throws {
@@ -41,6 +53,7 @@ struct GenerateCommand: ParsableCommand {
         options.maxTokens = sampling.maxTokens
         options.sampling = sampling.parameters
         options.stop = stop
+        options.speculation = try PromptLookup.make(draftTokens: speculate, ngram: lookupNgram)
         let service = InferenceService(model: lm)
         let messages = chat ? InferenceService.chatMessages(prompt: prompt, system: system) : nil
         let generate = { (onText: ((String) -> Void)?) throws -> GenerationResult in
@@ -49,8 +62,11 @@ struct GenerateCommand: ParsableCommand {
         }
         if json {
             let result = try generate(nil)
-            struct Out: Encodable { let text: String; let tokens: [Int]; let finish_reason: String }
-            try printJSON(Out(text: result.text, tokens: result.tokens, finish_reason: result.finishReason.rawValue))
+            struct Speculation: Encodable { let drafted: Int; let accepted: Int; let steps: Int }
+            struct Out: Encodable { let text: String; let tokens: [Int]; let finish_reason: String; let speculation: Speculation? }
+            let spec = options.speculation == nil ? nil
+                : Speculation(drafted: result.draftedTokens, accepted: result.acceptedTokens, steps: result.decodeSteps)
+            try printJSON(Out(text: result.text, tokens: result.tokens, finish_reason: result.finishReason.rawValue, speculation: spec))
         } else {
             _ = try generate { piece in FileHandle.standardOutput.write(Data(piece.utf8)) }
             FileHandle.standardOutput.write(Data("\n".utf8))

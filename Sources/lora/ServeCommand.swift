@@ -35,6 +35,8 @@ struct ServeCommand: AsyncParsableCommand {
     var workerThreads: Int?
     @Option(name: .customLong("max-job-memory"), help: ArgumentHelp("Memory limit of each --workers job's process (bytes; K/M/G/T suffixes), as in `lora worker`.", valueName: "bytes"))
     var maxJobMemory = ByteSize(bytes: JobWorker.defaultMaxJobMemory)
+    @Option(name: .long, help: "Prompt-lookup draft tokens per step for requests that do not send `speculate` (0: off). Same output tokens.") var speculate = 0
+    @Option(name: .customLong("lookup-ngram"), help: "Longest n-gram looked up for drafts, for requests that do not send `lookup_ngram`.") var lookupNgram = PromptLookup.defaultNgram
     @Option(name: .customLong("drain-timeout"), help: "Seconds SIGTERM waits for running sequences before cutting them.") var drainTimeout = 30.0
     @Option(name: .customLong("max-body-bytes"), help: "Request bodies beyond this are answered 413.") var maxBodyBytes = 4 << 20
     @Option(name: .customLong("max-header-bytes"), help: "Request headers beyond this are answered 431.") var maxHeaderBytes = 16 << 10
@@ -53,6 +55,12 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("\(flag) must be at least \(least), got \(value)")
         }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
+        if !(0...PromptLookup.maxDraftTokens).contains(speculate) {
+            throw ValidationError("--speculate must be in 0...\(PromptLookup.maxDraftTokens), got \(speculate)")
+        }
+        if !(1...PromptLookup.maxNgram).contains(lookupNgram) {
+            throw ValidationError("--lookup-ngram must be in 1...\(PromptLookup.maxNgram), got \(lookupNgram)")
+        }
         if let t = workerThreads {
             if workers == 0 { throw ValidationError("--worker-threads needs --workers N (job-worker slots in this process)") }
             if t < 1 { throw ValidationError("--worker-threads must be at least 1, got \(t)") }
@@ -88,6 +96,8 @@ struct ServeCommand: AsyncParsableCommand {
         options.maxQueue = maxQueue
         options.adapterCacheBytes = adapterCacheMB << 20
         options.compute = budget.serving
+        options.speculate = speculate
+        options.lookupNgram = lookupNgram
         let engine = try ServingEngine(model: lm, baseModelId: served.id, registry: registry, options: options, logger: logger)
         engine.start()
         let worker = workers > 0 ? try WorkerSlots(registry: self.registry, slots: workers, threads: budget.worker.threads, maxJobMemory: maxJobMemory.bytes) : nil

@@ -37,6 +37,31 @@ final class GenerateScoreCLITests: XCTestCase {
         XCTAssertEqual(a.stdout, b.stdout)
     }
 
+    /// `--speculate K` prints the tokens plain decoding prints (and says how many drafts stood);
+    /// out-of-range values are refused naming the flag and the value.
+    func testSpeculationPrintsThePlainTokensAndRefusesBadValues() throws {
+        let model = try TestPaths.requireDefaultModel()
+        let prompt = "Repeat exactly: the blue lamp ships to Oslo on Friday.\nRepeat: the blue lamp"
+        let base = ["generate", "--model", model.path, "--max-tokens", "12", "--json", prompt]
+        let plain = try runProcess(lora, base)
+        let spec = try runProcess(lora, base + ["--speculate", "4", "--lookup-ngram", "2"])
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+        XCTAssertEqual(spec.status, 0, spec.stderr)
+        let p = try JSONSerialization.jsonObject(with: Data(plain.stdout.utf8)) as! [String: Any]
+        let s = try JSONSerialization.jsonObject(with: Data(spec.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(s["tokens"] as? [Int], p["tokens"] as? [Int])
+        XCTAssertEqual(s["text"] as? String, p["text"] as? String)
+        XCTAssertNil(p["speculation"], "plain output has no speculation figures")
+        let figures = try XCTUnwrap(s["speculation"] as? [String: Int])
+        XCTAssertGreaterThan(figures["drafted"] ?? 0, 0)
+        XCTAssertGreaterThan(figures["accepted"] ?? 0, 0, "the prompt's copy was never drafted: \(spec.stdout)")
+        for (flag, value, range) in [("--speculate", "17", "0...16"), ("--speculate", "-1", "0...16"), ("--lookup-ngram", "0", "1...16")] {
+            let r = try runProcess(lora, ["generate", "--model", model.path, "--speculate", "2", "\(flag)=\(value)", "hi"])
+            XCTAssertNotEqual(r.status, 0)
+            XCTAssertTrue(r.stderr.contains(flag) && r.stderr.contains(range) && r.stderr.contains(value), r.stderr)
+        }
+    }
+
     /// The tiny model's score.jsonl through the tokenizer and the CLI equals transformers' NLLs.
     func testScoreJSONMatchesTransformersOnTheTinyModel() throws {
         struct Ref: Decodable {

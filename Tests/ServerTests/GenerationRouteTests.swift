@@ -76,6 +76,23 @@ final class GenerationRouteTests: ServerTestCase {
         }
     }
 
+    /// Our extension fields `speculate` and `lookup_ngram` reach the engine as sent (absent: nil, the
+    /// server's `--speculate` default applies there), on both routes.
+    func testSpeculationFieldsReachTheBackend() async throws {
+        try await withServer { client in
+            var r = try await self.post(client, "/v1/completions", #"{"model":"greet","prompt":"a b c","speculate":5,"lookup_ngram":2}"#)
+            XCTAssertEqual(r.status, .ok, String(buffer: r.body))
+            r = try await self.post(client, "/v1/chat/completions", #"{"model":"greet","messages":[{"role":"user","content":"a"}],"speculate":0}"#)
+            XCTAssertEqual(r.status, .ok, String(buffer: r.body))
+            r = try await self.post(client, "/v1/completions", #"{"model":"greet","prompt":"a"}"#)
+            XCTAssertEqual(r.status, .ok, String(buffer: r.body))
+            let sent = self.backend.submitted
+            XCTAssertEqual(sent.count, 3)
+            XCTAssertEqual(sent.map(\.speculate), [5, 0, nil])
+            XCTAssertEqual(sent.map(\.lookupNgram), [2, nil, nil])
+        }
+    }
+
     func testDefaultsFollowOpenAI() async throws {
         try await withServer { client in
             _ = try await self.post(client, "/v1/completions", #"{"model":"greet","prompt":"a","stop":"x"}"#)

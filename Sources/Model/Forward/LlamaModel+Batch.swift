@@ -8,10 +8,18 @@ public struct BatchSegment {
     public var tokens: [Int]
     public var cache: KVCache
     public var adapters: AdapterSet
+    /// Each row computed exactly as a lone one-token decode step at its position (decode-row
+    /// kernels, its own attention against the keys before it, its adapters one row at a time), so
+    /// row t's bits are those of a one-row segment fed after rows 0..<t: speculative verification.
+    /// False: several tokens are a prefill chunk (sgemm tiles, one attention over the chunk).
+    public var rowwise: Bool
 
-    public init(tokens: [Int], cache: KVCache, adapters: AdapterSet = .none) {
-        self.tokens = tokens; self.cache = cache; self.adapters = adapters
+    public init(tokens: [Int], cache: KVCache, adapters: AdapterSet = .none, rowwise: Bool = false) {
+        self.tokens = tokens; self.cache = cache; self.adapters = adapters; self.rowwise = rowwise
     }
+
+    /// Multiplied with the decode-row kernels (one token, or `rowwise`).
+    var decodeRows: Bool { rowwise || tokens.count == 1 }
 }
 
 extension LlamaModel {
@@ -78,8 +86,10 @@ extension LlamaModel {
 }
 
 extension BlockRows {
-    /// A serving step's rows: each segment attends to its own cache; runs of one-row segments
-    /// (decoding) are multiplied together with `forwardRows`, runs of prefill chunks as chunks.
+    /// A serving step's rows: each segment attends to its own cache; runs of one-row and rowwise
+    /// segments (decoding, verification) are multiplied together with `forwardRows`, runs of prefill
+    /// chunks as chunks. A rowwise segment's attention is one one-row segment per row (row t after
+    /// past + t keys), exactly a lone decode row's.
     static func serving(_ segments: [BatchSegment], offsets: [Int]) -> BlockRows {
         var positions = [Int32](repeating: 0, count: offsets.last!)
         var attention: [AttentionSegment] = []
@@ -87,17 +97,24 @@ extension BlockRows {
         for (i, s) in segments.enumerated() {
             let p0 = s.cache.count
             for t in 0..<s.tokens.count { positions[offsets[i] + t] = Int32(p0 + t) }
-            attention.append(AttentionSegment(rows: offsets[i]..<offsets[i + 1], past: p0, cache: s.cache))
+            if s.rowwise {
+                for t in 0..<s.tokens.count {
+                    attention.append(AttentionSegment(rows: (offsets[i] + t)..<(offsets[i] + t + 1), past: p0 + t, cache: s.cache))
+                }
+            } else {
+                attention.append(AttentionSegment(rows: offsets[i]..<offsets[i + 1], past: p0, cache: s.cache))
+            }
         }
         var groups: [LinearGroup] = []
         var i = 0
         while i < segments.count {
-            let decoding = segments[i].tokens.count == 1
+            let decoding = segments[i].decodeRows
             var j = i
             var sets: [AdapterSet] = []
             var chunks: [Range<Int>] = []
-            while j < segments.count && (segments[j].tokens.count == 1) == decoding {
-                sets.append(segments[j].adapters)
+            while j < segments.count && segments[j].decodeRows == decoding {
+                // `.rows` takes one adapter set per row, `.chunks` one per chunk.
+                sets += repeatElement(segments[j].adapters, count: decoding ? segments[j].tokens.count : 1)
                 chunks.append(offsets[j]..<offsets[j + 1])
                 j += 1
             }

@@ -18,11 +18,16 @@ public struct GenerationRequest: Sendable {
     /// The prompt is prefilled in forward calls of this many tokens (the last one shorter): the
     /// boundaries depend only on the prompt, as in the serving engine, so both compute the same bits.
     public var prefillChunk: Int
+    /// Prompt-lookup speculation (nil: off): drafts verified in one forward per step; the output is
+    /// token for token what it is without (greedy, and seeded sampling).
+    public var speculation: PromptLookup?
 
     public init(prompt: [Int], maxTokens: Int, sampling: SamplingParameters = .greedy,
-                stopStrings: [String] = [], eosTokenIds: Set<Int>, prefillChunk: Int = LlamaModel.defaultPrefillChunk) {
+                stopStrings: [String] = [], eosTokenIds: Set<Int>, prefillChunk: Int = LlamaModel.defaultPrefillChunk,
+                speculation: PromptLookup? = nil) {
         self.prompt = prompt; self.maxTokens = maxTokens; self.sampling = sampling
         self.stopStrings = stopStrings; self.eosTokenIds = eosTokenIds; self.prefillChunk = prefillChunk
+        self.speculation = speculation
     }
 }
 
@@ -31,6 +36,11 @@ public struct GenerationResult: Sendable {
     public var tokens: [Int]
     public var text: String
     public var finishReason: FinishReason
+    /// Speculation: draft tokens proposed, and how many of them the model accepted.
+    public var draftedTokens = 0
+    public var acceptedTokens = 0
+    /// Forward calls after the prompt's (decode or verification steps).
+    public var decodeSteps = 0
 }
 
 extension LlamaModel {
@@ -72,39 +82,79 @@ extension LlamaModel {
             start += chunk.count
         }
         var input = Array(request.prompt[start...])
-        while out.count < request.maxTokens {
-            hidden.reserve(input.count * D)
-            try forward(input, cache: cache, adapters: adapters, workspace: ws, hidden: hidden.pointer)
-            // Only the last position's logits are needed to choose the next token.
-            logits(hidden: hidden.pointer + (input.count - 1) * D, tokens: 1, into: logitsBuf.pointer)
-            let next = sampler.sample(logitsBuf.pointer, count: V)
-            if request.eosTokenIds.contains(next) { finish = .stop; break }
-            out.append(next)
-            if !request.stopStrings.isEmpty || onText != nil {
-                let text = decode(out)
-                if let cut = Self.firstStop(in: text, stops: request.stopStrings) {
-                    let final = String(text[..<cut])
-                    if let onText, final.count > emitted.count { onText(String(final.dropFirst(emitted.count))) }
-                    return GenerationResult(tokens: out, text: final, finishReason: .stop)
-                }
-                if let onText {
-                    // Hold back a trailing replacement character (an incomplete UTF-8 sequence) and any
-                    // suffix that could still grow into a stop string.
-                    var stable = text
-                    while stable.hasSuffix("\u{FFFD}") { stable.removeLast() }
-                    let hold = Self.longestStopPrefixSuffix(stable, stops: request.stopStrings)
-                    stable.removeLast(hold)
-                    if stable.count > emitted.count, stable.hasPrefix(emitted) {
-                        onText(String(stable.dropFirst(emitted.count)))
-                        emitted = stable
+        // Speculation: `drafts` follow `input`'s one token in the next forward (decode-row kernels,
+        // row by row, so each row's logits are a lone decode step's bits); `context` is prompt + output.
+        var drafts: [Int] = []
+        var context = request.speculation == nil ? [] : request.prompt
+        var drafted = 0, accepted = 0, steps = 0
+        var length = request.speculation.map(DraftLength.init)
+        var stood = 0   // drafts accepted in this step
+        func result(_ tokens: [Int], _ text: String, _ reason: FinishReason) -> GenerationResult {
+            var r = GenerationResult(tokens: tokens, text: text, finishReason: reason)
+            r.draftedTokens = drafted; r.acceptedTokens = accepted; r.decodeSteps = max(0, steps - 1)
+            return r
+        }
+        decoding: while out.count < request.maxTokens {
+            let p0 = cache.count
+            let rows: Int
+            if drafts.isEmpty {
+                hidden.reserve(input.count * D)
+                try forward(input, cache: cache, adapters: adapters, workspace: ws, hidden: hidden.pointer)
+                // Only the last position's logits are needed to choose the next token.
+                logits(hidden: hidden.pointer + (input.count - 1) * D, tokens: 1, into: logitsBuf.pointer)
+                rows = 1
+            } else {
+                rows = 1 + drafts.count
+                hidden.reserve(rows * D)
+                logitsBuf.reserve(rows * V)
+                try forwardBatch([BatchSegment(tokens: input + drafts, cache: cache, adapters: adapters, rowwise: true)],
+                                 workspace: ws, hidden: hidden.pointer)
+                logitsRows(hidden: hidden.pointer, rows: rows, into: logitsBuf.pointer)
+                drafted += drafts.count
+            }
+            steps += 1
+            stood = 0
+            // Row i's logits choose the token after row i's; row i + 1 holds draft i, which stands
+            // only if it is that token (the sampler draws once per emitted token, as without drafts).
+            for i in 0..<rows {
+                let next = sampler.sample(logitsBuf.pointer + i * V, count: V)
+                if request.eosTokenIds.contains(next) { finish = .stop; break decoding }
+                out.append(next)
+                if request.speculation != nil { context.append(next) }
+                if !request.stopStrings.isEmpty || onText != nil {
+                    let text = decode(out)
+                    if let cut = Self.firstStop(in: text, stops: request.stopStrings) {
+                        let final = String(text[..<cut])
+                        if let onText, final.count > emitted.count { onText(String(final.dropFirst(emitted.count))) }
+                        return result(out, final, .stop)
+                    }
+                    if let onText {
+                        // Hold back a trailing replacement character (an incomplete UTF-8 sequence) and any
+                        // suffix that could still grow into a stop string.
+                        var stable = text
+                        while stable.hasSuffix("\u{FFFD}") { stable.removeLast() }
+                        let hold = Self.longestStopPrefixSuffix(stable, stops: request.stopStrings)
+                        stable.removeLast(hold)
+                        if stable.count > emitted.count, stable.hasPrefix(emitted) {
+                            onText(String(stable.dropFirst(emitted.count)))
+                            emitted = stable
+                        }
                     }
                 }
+                if out.count >= request.maxTokens { break decoding }
+                if i < drafts.count && next == drafts[i] { accepted += 1; stood += 1; continue }
+                // Rows after i were fed a rejected draft: their keys and values are forgotten.
+                if !drafts.isEmpty { cache.truncate(to: p0 + i + 1) }
+                input = [next]
+                break
             }
-            input = [next]
+            length?.record(drafted: drafts.count, accepted: stood)
+            // A draft needs a place in the cache and a token left to emit after it.
+            drafts = request.speculation?.draft(context, limit: min(length?.next ?? 0, request.maxTokens - out.count - 1)) ?? []
         }
         let text = decode(out)
         if let onText, text.count > emitted.count, text.hasPrefix(emitted) { onText(String(text.dropFirst(emitted.count))) }
-        return GenerationResult(tokens: out, text: text, finishReason: finish)
+        return result(out, text, finish)
     }
 
     /// The earliest position (across all stop strings) where one of them occurs in `text`.

@@ -28,6 +28,13 @@ public final class EngineSequence: ServingSequence, @unchecked Sendable {
     var prefilled = 0
     /// The token to feed at the next decode step.
     var lastToken = 0
+    /// Prompt-lookup drafter (nil: no speculation) and what it looks in: prompt + generated tokens.
+    let lookup: PromptLookup?
+    var context: [Int] = []
+    var draftLength: DraftLength?
+    /// Draft tokens proposed and accepted so far.
+    public internal(set) var draftedTokens = 0
+    public internal(set) var acceptedTokens = 0
     let submittedAt: UInt64
     var lastTokenAt: UInt64 = 0
     /// Called once when the sequence leaves the engine (unpins its adapter).
@@ -42,7 +49,9 @@ public final class EngineSequence: ServingSequence, @unchecked Sendable {
 
     init(served: ServedModel, requestId: String, promptTokenIds: [Int], maxTokens: Int, sampling: SamplingParameters,
          stop: [String], adapters: AdapterSet, tokenizer: Tokenizer, logger: Logger, metricsModel: String,
-         engine: ServingEngine) {
+         engine: ServingEngine, lookup: PromptLookup? = nil) {
+        self.lookup = lookup
+        if let lookup { context = promptTokenIds; draftLength = DraftLength(lookup) }
         self.served = served; self.requestId = requestId; self.promptTokenIds = promptTokenIds
         self.maxTokens = maxTokens; self.adapters = adapters; self.logger = logger; self.metricsModel = metricsModel
         self.engine = engine

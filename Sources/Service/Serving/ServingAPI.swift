@@ -29,11 +29,17 @@ public struct ServingRequest: Sendable {
     public var stop: [String]
     /// Carried into logs as `request_id`.
     public var requestId: String
+    /// Prompt-lookup draft tokens per step (request field `speculate`; 0 off); nil: the engine's default.
+    public var speculate: Int?
+    /// The longest n-gram looked up for drafts (request field `lookup_ngram`); nil: the engine's default.
+    public var lookupNgram: Int?
 
     public init(model: String, input: Input, maxTokens: Int?, maxTokensField: String = "max_tokens",
-                sampling: SamplingParameters = .greedy, stop: [String] = [], requestId: String) {
+                sampling: SamplingParameters = .greedy, stop: [String] = [], requestId: String,
+                speculate: Int? = nil, lookupNgram: Int? = nil) {
         self.model = model; self.input = input; self.maxTokens = maxTokens; self.maxTokensField = maxTokensField
         self.sampling = sampling; self.stop = stop; self.requestId = requestId
+        self.speculate = speculate; self.lookupNgram = lookupNgram
     }
 }
 

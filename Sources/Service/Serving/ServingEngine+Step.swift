@@ -43,8 +43,9 @@ extension ServingEngine {
 
         let config = model.model.config
         var segments: [BatchSegment] = []
-        var sampled: [EngineSequence] = []     // sequences whose last row gives logits, in row order
-        var lastRowOf: [Int] = []              // their last row's index in the batch
+        // Sequences whose rows give logits, in row order: the first such row, how many (a decode row
+        // plus its drafts; 1 for a last prompt chunk), the drafts, and the cache count before the step.
+        var sampled: [(seq: EngineSequence, row: Int, count: Int, drafts: [Int], past: Int)] = []
         var rows = 0
         // Decode rows first, then every prefill chunk: the chunks are consecutive, so one
         // `forwardChunks` per weight serves them all (the weights' tiles dequantized once per step,
@@ -53,17 +54,24 @@ extension ServingEngine {
         let prefilling = batch.filter { !($0.cache != nil && $0.prefilled >= $0.promptTokenIds.count) }
         for s in decoding + prefilling {
             if s.cache == nil { s.cache = KVCache(config: config, capacity: s.promptTokenIds.count + s.maxTokens) }
-            let tokens: [Int]
+            let past = s.cache!.count
+            var tokens: [Int]
+            var rowwise = false
             if s.prefilled < s.promptTokenIds.count {
                 let n = min(options.prefillChunk, s.promptTokenIds.count - s.prefilled)
                 tokens = Array(s.promptTokenIds[s.prefilled..<(s.prefilled + n)])
                 s.prefilled += n
-                if s.prefilled == s.promptTokenIds.count { sampled.append(s); lastRowOf.append(rows + n - 1) }
+                if s.prefilled == s.promptTokenIds.count { sampled.append((s, rows + n - 1, 1, [], past)) }
             } else {
                 tokens = [s.lastToken]
-                sampled.append(s); lastRowOf.append(rows)
+                // Drafts need a place in the cache and a token left to emit after them; they are
+                // verified row by row with the decode-row kernels (`rowwise`), a lone decode row's bits.
+                let drafts = s.lookup?.draft(s.context, limit: min(s.draftLength?.next ?? 0, s.maxTokens - s.generatedCount - 1)) ?? []
+                tokens += drafts
+                rowwise = !drafts.isEmpty
+                sampled.append((s, rows, tokens.count, drafts, past))
             }
-            segments.append(BatchSegment(tokens: tokens, cache: s.cache!, adapters: s.adapters))
+            segments.append(BatchSegment(tokens: tokens, cache: s.cache!, adapters: s.adapters, rowwise: rowwise))
             rows += tokens.count
         }
         var finished: [(EngineSequence, FinishReason)] = []
@@ -81,17 +89,43 @@ extension ServingEngine {
                 finishStep(retire: [])
                 return rows
             }
-            // Logits of each sampled sequence's last row, computed row by row (batch-invariant).
-            let B = sampled.count
+            // Logits of every row that chooses a token, computed row by row (batch-invariant).
+            let B = sampled.reduce(0) { $0 + $1.count }
             lastRows.reserve(B * D)
             logits.reserve(B * V)
-            for (i, r) in lastRowOf.enumerated() { (lastRows.pointer + i * D).update(from: hidden.pointer + r * D, count: D) }
+            var b = 0
+            for e in sampled {
+                (lastRows.pointer + b * D).update(from: hidden.pointer + e.row * D, count: e.count * D)
+                b += e.count
+            }
             model.model.logitsRows(hidden: lastRows.pointer, rows: B, into: logits.pointer)
             let eos = model.eosTokenIds
             let now = DispatchTime.now().uptimeNanoseconds
-            for (i, s) in sampled.enumerated() {
-                if let reason = advance(s, logits: logits.pointer + i * V, vocab: V, eos: eos, now: now) {
-                    finished.append((s, reason))
+            b = 0
+            for e in sampled {
+                let s = e.seq
+                defer { b += e.count }
+                if !e.drafts.isEmpty {
+                    s.draftedTokens += e.drafts.count
+                    draftedCounter.increment(by: e.drafts.count)
+                }
+                // Row i chooses the token after row i; row i + 1 (draft i) stands only if it is that token.
+                var stood = 0
+                defer { s.draftLength?.record(drafted: e.drafts.count, accepted: stood) }
+                for i in 0..<e.count {
+                    if let reason = advance(s, logits: logits.pointer + (b + i) * V, vocab: V, eos: eos, now: now) {
+                        finished.append((s, reason))
+                        break
+                    }
+                    if i < e.drafts.count && s.lastToken == e.drafts[i] {
+                        s.acceptedTokens += 1
+                        stood += 1
+                        acceptedCounter.increment()
+                        continue
+                    }
+                    // Rows after i were fed a rejected draft: their keys and values are forgotten.
+                    if !e.drafts.isEmpty { s.cache!.truncate(to: e.past + i + 1) }
+                    break
                 }
             }
         }
@@ -121,6 +155,7 @@ extension ServingEngine {
         if stopped { return .stop }
         if s.generatedCount >= s.maxTokens { return .length }
         s.lastToken = next
+        if s.lookup != nil { s.context.append(next) }
         return nil
     }
 

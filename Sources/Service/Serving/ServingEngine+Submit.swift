@@ -13,6 +13,8 @@ extension ServingEngine {
         try checkAdmitting()
         let served = try resolver.resolve(request.model)
         try Self.validate(request.sampling)
+        let lookup = try Self.speculation(request.speculate ?? options.speculate, request.lookupNgram ?? options.lookupNgram,
+                                          fields: ("speculate", "lookup_ngram"))
         let (ids, promptField) = try encodePrompt(request.input)
         let maxTokens: Int
         if let m = request.maxTokens {
@@ -49,7 +51,7 @@ extension ServingEngine {
         let seq = EngineSequence(served: served, requestId: request.requestId, promptTokenIds: ids, maxTokens: maxTokens,
                                  sampling: request.sampling, stop: request.stop, adapters: adapters,
                                  tokenizer: model.tokenizer, logger: log, metricsModel: served.task ?? baseModelId,
-                                 engine: self)
+                                 engine: self, lookup: lookup)
         seq.onRetire = release
         seq.continuation.yield(.admitted(served, promptTokens: ids.count))
         cond.lock()
@@ -96,6 +98,18 @@ extension ServingEngine {
         }
         if let k = p.topK, k < 1 { throw ServingError.invalidField(field: "top_k", message: "must be >= 1, got \(k)") }
         if let t = p.topP, !(t > 0 && t <= 1) { throw ServingError.invalidField(field: "top_p", message: "must be in (0, 1], got \(t)") }
+    }
+
+    /// The drafter for these settings (nil: off), or `invalidField` naming the field out of range.
+    static func speculation(_ k: Int, _ n: Int, fields: (draft: String, ngram: String)) throws -> PromptLookup? {
+        do { return try PromptLookup.make(draftTokens: k, ngram: n) } catch let e as SpeculationError {
+            switch e {
+            case .draftTokensOutOfRange(let k):
+                throw ServingError.invalidField(field: fields.draft, message: "must be an integer in 0...\(PromptLookup.maxDraftTokens), got \(k)")
+            case .ngramOutOfRange(let n):
+                throw ServingError.invalidField(field: fields.ngram, message: "must be an integer in 1...\(PromptLookup.maxNgram), got \(n)")
+            }
+        }
     }
 
     /// Prompt token ids as `lora generate` encodes them, and the request field they came from.

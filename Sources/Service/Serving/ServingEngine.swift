@@ -24,6 +24,10 @@ public final class ServingEngine: ServingBackend, @unchecked Sendable {
         public var aliasRecheckSeconds = 0.5
         /// The scheduler's thread budget (every forward runs under it); nil: the process default.
         public var compute: ComputeContext?
+        /// Prompt-lookup draft tokens per step for requests that do not say (`speculate`); 0: off.
+        public var speculate = 0
+        /// The longest n-gram looked up for drafts, for requests that do not say (`lookup_ngram`).
+        public var lookupNgram = PromptLookup.defaultNgram
         public init() {}
     }
 
@@ -58,6 +62,8 @@ public final class ServingEngine: ServingBackend, @unchecked Sendable {
     let runningGauge = Gauge(label: "lora_running_sequences")
     let queuedGauge = Gauge(label: "lora_queued_sequences")
     let batchRows = Recorder(label: "lora_batch_rows")
+    let draftedCounter = Counter(label: "lora_speculative_drafted_tokens_total")
+    let acceptedCounter = Counter(label: "lora_speculative_accepted_tokens_total")
     let ttftTimer = Metrics.Timer(label: "lora_time_to_first_token_seconds")
     let interTokenTimer = Metrics.Timer(label: "lora_inter_token_latency_seconds")
 
@@ -67,6 +73,7 @@ public final class ServingEngine: ServingBackend, @unchecked Sendable {
         guard options.prefillChunk >= 1 else { throw ServingError.invalidField(field: "prefillChunk", message: "must be >= 1, got \(options.prefillChunk)") }
         guard options.adapterCacheBytes >= 0 else { throw ServingError.invalidField(field: "adapterCacheBytes", message: "must be >= 0") }
         guard options.aliasRecheckSeconds > 0 else { throw ServingError.invalidField(field: "aliasRecheckSeconds", message: "must be > 0") }
+        _ = try Self.speculation(options.speculate, options.lookupNgram, fields: ("speculate", "lookupNgram"))
         self.model = model
         self.baseModelId = baseModelId
         self.registry = registry
