@@ -46,11 +46,22 @@ extension Activations {
     /// Backward of `swiglu`: given pre-activation gate G and up U and dA for A = silu(G) ⊙ U,
     /// writes dG into `dGate` and dU into `dUp` (overwriting).
     /// silu'(g) = σ(g) · (1 + g · (1 - σ(g))).
-    @inline(__always)
+    /// Large counts are split over `Parallel`'s pool: each element's arithmetic is the same whatever
+    /// the split, so the bits are those of `swigluBackwardRange` over the whole range.
     public static func swigluBackward(gate g: UnsafePointer<Float>, up u: UnsafePointer<Float>,
                                       dA: UnsafePointer<Float>, dGate: UnsafeMutablePointer<Float>,
                                       dUp: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count {
+        forEachElementChunk(count) { r in
+            swigluBackwardRange(gate: g, up: u, dA: dA, dGate: dGate, dUp: dUp, r)
+        }
+    }
+
+    /// `swigluBackward` of elements in `range`, on the calling thread (the plain twin).
+    @inline(__always)
+    public static func swigluBackwardRange(gate g: UnsafePointer<Float>, up u: UnsafePointer<Float>,
+                                           dA: UnsafePointer<Float>, dGate: UnsafeMutablePointer<Float>,
+                                           dUp: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
+        for i in range {
             let x = g[i]
             let s = 1 / (1 + expf(-x))
             let silu = x * s
@@ -61,12 +72,51 @@ extension Activations {
     }
 
     /// A[i] = silu(G[i]) * U[i] into a separate output (the forward, recomputed in backward).
-    @inline(__always)
+    /// Large counts are split over `Parallel`'s pool (elementwise: the same bits whatever the split,
+    /// so one decode row gets the same bits alone or beside others).
     public static func swiglu(gate g: UnsafePointer<Float>, up u: UnsafePointer<Float>,
                               into a: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count {
+        forEachElementChunk(count) { r in swigluRange(gate: g, up: u, into: a, r) }
+    }
+
+    /// `swiglu(gate:up:into:count:)` of elements in `range`, on the calling thread (the plain twin).
+    @inline(__always)
+    public static func swigluRange(gate g: UnsafePointer<Float>, up u: UnsafePointer<Float>,
+                                   into a: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
+        for i in range {
             let x = g[i]
             a[i] = x / (1 + expf(-x)) * u[i]
         }
+    }
+
+    /// Elementwise work of fewer elements runs whole on the calling thread: a parallel region costs
+    /// a few microseconds, about 1,000 expf calls.
+    public static let parallelMinimumElements = 1 << 14
+
+    /// Runs `body` over 0..<count, split over `Parallel`'s pool when the work is large and the caller
+    /// is not already inside a region. For work whose every element (or row) is computed the same
+    /// whatever range it falls in.
+    @inline(__always)
+    static func forEachElementChunk(_ count: Int, minimum: Int = parallelMinimumElements, _ body: (Range<Int>) -> Void) {
+        if count < minimum || Parallel.threads <= 1 || Parallel.insideRegion {
+            body(0..<count)
+            return
+        }
+        Parallel.forEachChunk(count, minChunk: minimum / 2, body)
+    }
+}
+
+extension Activations {
+    /// Runs `body` over rows 0..<rows of `width` elements each, split over `Parallel`'s pool (several
+    /// chunks a thread: causal rows differ in length) when there are at least
+    /// `parallelMinimumElements` elements and the caller is not inside a region. For rows computed
+    /// independently of each other, so the split never changes a bit.
+    @inline(__always)
+    public static func forEachRowChunk(_ rows: Int, width: Int, _ body: (Range<Int>) -> Void) {
+        if rows < 2 || rows * width < parallelMinimumElements || Parallel.threads <= 1 || Parallel.insideRegion {
+            body(0..<rows)
+            return
+        }
+        Parallel.forEachChunk(rows, minChunk: max(1, parallelMinimumElements / 4 / max(1, width)), chunksPerThread: 4, body)
     }
 }

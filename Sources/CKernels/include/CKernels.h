@@ -37,4 +37,17 @@ int ck_pool_workers(const struct ck_pool *pool);
 /// pool (a nested or concurrent call: the caller then runs its tasks another way).
 int ck_pool_run(struct ck_pool *pool, long tasks, ck_task_fn fn, void *ctx);
 
+// Dequantize-into-tile kernels (tile_kernels.c), AVX2 + F16C; call only when `ck_cpu_has_avx2_fma`.
+// Each writes exactly what its portable Swift twin writes (fp32, the same roundings).
+
+/// blockCount consecutive Q4_1 blocks at src into dst[blockCount * 32]: w = q * d + m (multiply, then add).
+void ck_dequant_q4_1(const uint8_t *src, long blockCount, float *dst);
+
+/// blockCount consecutive Q8_0 blocks at src into dst[blockCount * 32]: w = q * d.
+void ck_dequant_q8_0(const uint8_t *src, long blockCount, float *dst);
+
+/// blockCount NF4 blocks of 64 elements (32 packed bytes each, the first element in the HIGH nibble)
+/// into dst[blockCount * 64]: w = code[index] * absmax[b], code the 16 NF4 values.
+void ck_dequant_nf4(const uint8_t *packed, const float *absmax, long blockCount, const float *code, float *dst);
+
 #endif
