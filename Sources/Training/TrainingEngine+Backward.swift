@@ -153,11 +153,7 @@ extension TrainingEngine {
                             for e in 0..<E { dsum += dO[i * qDim + h * E + e] * o[i * qDim + h * E + e] }
                             let l = lse[i]
                             if lo > 0 { pr.update(repeating: 0, count: lo); dr.update(repeating: 0, count: lo) }
-                            for j in lo...i {
-                                let pij = expf(pr[j] - l)
-                                pr[j] = pij
-                                dr[j] = pij * (dr[j] - dsum)
-                            }
+                            Activations.attentionBackwardRow(p: pr + lo, d: dr + lo, count: i + 1 - lo, lse: l, dsum: dsum)
                             if i + 1 < T {
                                 (pr + i + 1).update(repeating: 0, count: T - i - 1)
                                 (dr + i + 1).update(repeating: 0, count: T - i - 1)

@@ -115,7 +115,7 @@ extension TrainingEngine {
                         if wantGradient {
                             // d(-log softmax[target])/dlogit = softmax - onehot, scaled.
                             let l = Float(lse)
-                            for j in 0..<V { row[j] = expf(row[j] - l) * lossScale }
+                            Activations.expScaled(row, count: V, subtract: l, scale: lossScale)
                             row[target] -= lossScale
                         }
                     }
