@@ -1,10 +1,17 @@
 /// RMSNorm as LlamaRMSNorm computes it in fp32: y = w * x / sqrt(mean(x²) + eps).
 public enum RMSNorm {
-    /// X[T, D] -> Y[T, D]. `y` may alias `x`.
-    @inline(__always)
+    /// X[T, D] -> Y[T, D]. `y` may alias `x`. Many rows are split over `Parallel`'s pool; a row's
+    /// arithmetic depends on that row alone, so the bits are those of `forwardRows` over all rows.
     public static func forward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, eps: Float,
                                tokens: Int, dim: Int, into y: UnsafeMutablePointer<Float>) {
-        for t in 0..<tokens {
+        forEachRowChunk(tokens, dim: dim) { r in forwardRows(x, weight: weight, eps: eps, r, dim: dim, into: y) }
+    }
+
+    /// `forward` of rows in `rows`, on the calling thread (the plain twin of the split).
+    @inline(__always)
+    public static func forwardRows(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, eps: Float,
+                                   _ rows: Range<Int>, dim: Int, into y: UnsafeMutablePointer<Float>) {
+        for t in rows {
             let xr = x + t * dim, yr = y + t * dim
             var ss: Float = 0
             for i in 0..<dim { ss += xr[i] * xr[i] }
@@ -29,10 +36,17 @@ public enum RMSNorm {
 extension RMSNorm {
     /// Backward of `forward` for a frozen weight: dX[T, D] += ∂y/∂x · dY[T, D].
     /// With r = 1/sqrt(mean(x²) + eps) and g = w ⊙ dy: dx = r·g - x · r³ · Σ(g ⊙ x) / D.
-    @inline(__always)
+    /// Rows split over the pool as in `forward`.
     public static func backward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, eps: Float,
                                 dy: UnsafePointer<Float>, tokens: Int, dim: Int, dx: UnsafeMutablePointer<Float>) {
-        for t in 0..<tokens {
+        forEachRowChunk(tokens, dim: dim) { r in backwardRows(x, weight: weight, eps: eps, dy: dy, r, dim: dim, dx: dx) }
+    }
+
+    /// `backward` of rows in `rows`, on the calling thread (the plain twin of the split).
+    @inline(__always)
+    public static func backwardRows(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, eps: Float,
+                                    dy: UnsafePointer<Float>, _ rows: Range<Int>, dim: Int, dx: UnsafeMutablePointer<Float>) {
+        for t in rows {
             let xr = x + t * dim, dyr = dy + t * dim, dxr = dx + t * dim
             var ss: Float = 0
             var gx: Float = 0
@@ -44,5 +58,18 @@ extension RMSNorm {
             let c = r * r * r * gx / Float(dim)
             for i in 0..<dim { dxr[i] += r * weight[i] * dyr[i] - xr[i] * c }
         }
+    }
+}
+
+extension RMSNorm {
+    /// Rows of at least `Activations.parallelMinimumElements` elements in all are split over the pool.
+    @inline(__always)
+    static func forEachRowChunk(_ tokens: Int, dim: Int, _ body: (Range<Int>) -> Void) {
+        let minRows = max(1, Activations.parallelMinimumElements / max(1, dim))
+        if tokens < 2 * minRows || Parallel.threads <= 1 || Parallel.insideRegion {
+            body(0..<tokens)
+            return
+        }
+        Parallel.forEachChunk(tokens, minChunk: minRows, body)
     }
 }

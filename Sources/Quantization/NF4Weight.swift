@@ -1,3 +1,4 @@
+import CKernels
 import Kernels
 
 /// A frozen linear weight W[N, K] held in NF4 with double quantization (`NF4Tensor`, shape [N, K]).
@@ -32,8 +33,37 @@ public final class NF4Weight: RowDequantizedWeight, @unchecked Sendable {
     /// The fused GEMV covers every shape of this format whose K is a multiple of the block size.
     public var hasGEMV: Bool { inFeatures % NF4Tensor.blockSize == 0 }
 
-    /// Rows r0..<r1 of W into dst[(r1 - r0) * K], fp32 (the same values as `NF4Tensor.dequantize`).
+    /// Rows r0..<r1 of W into dst[(r1 - r0) * K], fp32 (the same values as `NF4Tensor.dequantize`): the
+    /// AVX2 kernel `ck_dequant_nf4` when the CPU has it and rows are whole blocks (K a multiple of 64),
+    /// else `dequantizeRowsPortable`; the same bits either way.
     public func dequantizeRows(_ r0: Int, _ r1: Int, into dst: UnsafeMutablePointer<Float>) {
+        let k = inFeatures, bs = NF4Tensor.blockSize
+        guard QuantizedKernelDispatch.useAVX2 && k % bs == 0 else {
+            dequantizeRowsPortable(r0, r1, into: dst)
+            return
+        }
+        let t = tensor
+        let firstBlock = r0 * (k / bs), blocks = (r1 - r0) * (k / bs)
+        // Block scales decoded (double quantization) a batch at a time into a stack buffer.
+        let batch = 64
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: batch) { scales in
+            t.packed.withUnsafeBufferPointer { packed in
+                NF4Tensor.code.withUnsafeBufferPointer { code in
+                    var b = 0
+                    while b < blocks {
+                        let n = min(batch, blocks - b)
+                        for j in 0..<n { scales[j] = t.absmax(block: firstBlock + b + j) }
+                        ck_dequant_nf4(packed.baseAddress! + (firstBlock + b) * (bs / 2), scales.baseAddress!, n,
+                                       code.baseAddress!, dst + b * bs)
+                        b += n
+                    }
+                }
+            }
+        }
+    }
+
+    /// Portable twin of `dequantizeRows` (any K, blocks straddling rows included).
+    public func dequantizeRowsPortable(_ r0: Int, _ r1: Int, into dst: UnsafeMutablePointer<Float>) {
         let k = inFeatures, bs = NF4Tensor.blockSize
         let start = r0 * k, end = r1 * k
         let t = tensor

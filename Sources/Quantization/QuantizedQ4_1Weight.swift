@@ -46,11 +46,21 @@ public final class Q4_1Weight: RowDequantizedWeight, @unchecked Sendable {
         }
     }
 
-    /// Dequantizes `blockCount` consecutive Q4_1 blocks at `src` into dst[blockCount * 32].
-    /// Plain per-lane loops: the compiler vectorizes them, where the stdlib's generic SIMD integer-to-float
-    /// conversions compiled to out-of-line calls.
+    /// Dequantizes `blockCount` consecutive Q4_1 blocks at `src` into dst[blockCount * 32]: the AVX2
+    /// kernel `ck_dequant_q4_1` when the CPU has it, else `dequantizePortable`; the same bits either way.
     @inline(__always)
     public static func dequantize(_ src: UnsafeRawPointer, blockCount: Int, into dst: UnsafeMutablePointer<Float>) {
+        if QuantizedKernelDispatch.useAVX2 {
+            ck_dequant_q4_1(src.assumingMemoryBound(to: UInt8.self), blockCount, dst)
+        } else {
+            dequantizePortable(src, blockCount: blockCount, into: dst)
+        }
+    }
+
+    /// Portable twin of `dequantize`. Plain per-lane loops: the compiler vectorizes them, where the
+    /// stdlib's generic SIMD integer-to-float conversions compiled to out-of-line calls.
+    @inline(__always)
+    public static func dequantizePortable(_ src: UnsafeRawPointer, blockCount: Int, into dst: UnsafeMutablePointer<Float>) {
         for b in 0..<blockCount {
             let p = src + b * blockBytes
             let d = QuantizedGGUFRows.halfToFloat(p.loadUnaligned(as: UInt16.self))

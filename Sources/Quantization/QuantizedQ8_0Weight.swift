@@ -44,9 +44,20 @@ public final class Q8_0Weight: RowDequantizedWeight, @unchecked Sendable {
     }
 
     /// Dequantizes `blockCount` consecutive Q8_0 blocks at `src` into dst[blockCount * 32] (also usable for
-    /// an embedding row lookup: one row is K / 32 blocks). A plain loop the compiler vectorizes.
+    /// an embedding row lookup: one row is K / 32 blocks): the AVX2 kernel `ck_dequant_q8_0` when the CPU
+    /// has it, else `dequantizePortable`; the same bits either way.
     @inline(__always)
     public static func dequantize(_ src: UnsafeRawPointer, blockCount: Int, into dst: UnsafeMutablePointer<Float>) {
+        if QuantizedKernelDispatch.useAVX2 {
+            ck_dequant_q8_0(src.assumingMemoryBound(to: UInt8.self), blockCount, dst)
+        } else {
+            dequantizePortable(src, blockCount: blockCount, into: dst)
+        }
+    }
+
+    /// Portable twin of `dequantize`: a plain loop the compiler vectorizes.
+    @inline(__always)
+    public static func dequantizePortable(_ src: UnsafeRawPointer, blockCount: Int, into dst: UnsafeMutablePointer<Float>) {
         for b in 0..<blockCount {
             let p = src + b * blockBytes
             let d = QuantizedGGUFRows.halfToFloat(p.loadUnaligned(as: UInt16.self))

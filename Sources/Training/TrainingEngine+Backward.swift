@@ -36,8 +36,9 @@ extension TrainingEngine {
                                                dGate: dgate.pointer, dUp: dup.pointer, count: N * F)
                     let dxn = dtmp.pointer
                     dxn.update(repeating: 0, count: N * D)
-                    linearBackward(w.gate, .gate, l, input: s.xn2.pointer, dy: dgate.pointer, N, dx: dxn, grad: grad)
-                    linearBackward(w.up, .up, l, input: s.xn2.pointer, dy: dup.pointer, N, dx: dxn, grad: grad)
+                    let xn2 = normedInput(s, mlp: true, w, N)
+                    linearBackward(w.gate, .gate, l, input: xn2, dy: dgate.pointer, N, dx: dxn, grad: grad)
+                    linearBackward(w.up, .up, l, input: xn2, dy: dup.pointer, N, dx: dxn, grad: grad)
                     w.mlpNorm.withUnsafeBufferPointer {
                         RMSNorm.backward(s.xMid.pointer, weight: $0.baseAddress!, eps: c.rmsNormEps, dy: dxn,
                                          tokens: N, dim: D, dx: dx)
@@ -51,9 +52,10 @@ extension TrainingEngine {
                     model.rope.applyInverse(dk.pointer, tokens: N, heads: c.numKVHeads, positions: pos)
                     let dxn1 = dtmp.pointer
                     dxn1.update(repeating: 0, count: N * D)
-                    linearBackward(w.q, .q, l, input: s.xn1.pointer, dy: dq.pointer, N, dx: dxn1, grad: grad)
-                    linearBackward(w.k, .k, l, input: s.xn1.pointer, dy: dk.pointer, N, dx: dxn1, grad: grad)
-                    linearBackward(w.v, .v, l, input: s.xn1.pointer, dy: dv.pointer, N, dx: dxn1, grad: grad)
+                    let xn1 = normedInput(s, mlp: false, w, N)
+                    linearBackward(w.q, .q, l, input: xn1, dy: dq.pointer, N, dx: dxn1, grad: grad)
+                    linearBackward(w.k, .k, l, input: xn1, dy: dk.pointer, N, dx: dxn1, grad: grad)
+                    linearBackward(w.v, .v, l, input: xn1, dy: dv.pointer, N, dx: dxn1, grad: grad)
                     w.attnNorm.withUnsafeBufferPointer {
                         RMSNorm.backward(s.xIn.pointer, weight: $0.baseAddress!, eps: c.rmsNormEps, dy: dxn1,
                                          tokens: N, dim: D, dx: dx)
@@ -61,6 +63,20 @@ extension TrainingEngine {
                 }
             }
         }
+    }
+
+    /// A block's normed sublayer input (xn1 for attention, xn2 for the MLP): the saved one, or, when the
+    /// block did not keep it, recomputed from the saved residual into `normed` by the forward's own
+    /// `RMSNorm.forward` (the same bits the forward multiplied).
+    func normedInput(_ s: BlockActivations, mlp: Bool, _ w: LayerWeights, _ N: Int) -> UnsafePointer<Float> {
+        if s.keepsNorms { return UnsafePointer(mlp ? s.xn2.pointer : s.xn1.pointer) }
+        let c = model.config
+        let weight = mlp ? w.mlpNorm : w.attnNorm
+        weight.withUnsafeBufferPointer {
+            RMSNorm.forward(mlp ? s.xMid.pointer : s.xIn.pointer, weight: $0.baseAddress!, eps: c.rmsNormEps,
+                            tokens: N, dim: c.hiddenSize, into: normed.pointer)
+        }
+        return UnsafePointer(normed.pointer)
     }
 
     /// dX[N, K] += dY · W (+ the adapter's path), and the adapter's dA, dB for this module.
@@ -128,21 +144,20 @@ extension TrainingEngine {
                                b: k + kvh * E, ldb: kvDim, c: P, ldc: T)
                     BLAS.sgemm(transB: true, m: T, n: T, k: E, a: dO + h * E, lda: qDim,
                                b: v + kvh * E, ldb: kvDim, c: dS, ldc: T)
-                    for i in 0..<T {
-                        let pr = P + i * T, dr = dS + i * T
-                        let lo = max(Int(vs[b * T + i]), c.firstVisiblePosition(i))
-                        var dsum: Float = 0
-                        for e in 0..<E { dsum += dO[i * qDim + h * E + e] * o[i * qDim + h * E + e] }
-                        let l = lse[i]
-                        if lo > 0 { pr.update(repeating: 0, count: lo); dr.update(repeating: 0, count: lo) }
-                        for j in lo...i {
-                            let pij = expf(pr[j] - l)
-                            pr[j] = pij
-                            dr[j] = pij * (dr[j] - dsum)
-                        }
-                        if i + 1 < T {
-                            (pr + i + 1).update(repeating: 0, count: T - i - 1)
-                            (dr + i + 1).update(repeating: 0, count: T - i - 1)
+                    // Rows are independent: many are split over the pool (the same bits whatever the split).
+                    Activations.forEachRowChunk(T, width: T) { part in
+                        for i in part {
+                            let pr = P + i * T, dr = dS + i * T
+                            let lo = max(Int(vs[b * T + i]), c.firstVisiblePosition(i))
+                            var dsum: Float = 0
+                            for e in 0..<E { dsum += dO[i * qDim + h * E + e] * o[i * qDim + h * E + e] }
+                            let l = lse[i]
+                            if lo > 0 { pr.update(repeating: 0, count: lo); dr.update(repeating: 0, count: lo) }
+                            Activations.attentionBackwardRow(p: pr + lo, d: dr + lo, count: i + 1 - lo, lse: l, dsum: dsum)
+                            if i + 1 < T {
+                                (pr + i + 1).update(repeating: 0, count: T - i - 1)
+                                (dr + i + 1).update(repeating: 0, count: T - i - 1)
+                            }
                         }
                     }
                     BLAS.sgemm(m: T, n: E, k: T, alpha: scale, a: dS, lda: T, b: k + kvh * E, ldb: kvDim,

@@ -98,22 +98,32 @@ extension TrainingEngine {
             for r in 0..<rows where batch.targets[start + r] >= 0 { any = true; break }
             if !any { start += rows; continue }
             model.logits(hidden: hiddenFinal.pointer + start * D, tokens: rows, into: logits)
-            for r in 0..<rows {
-                let row = logits + r * V
-                let target = Int(batch.targets[start + r])
-                if target < 0 {
-                    row.update(repeating: 0, count: V)
-                    continue
+            // Rows split over the pool; each row's NLL lands in `rowLoss` and is summed below in row
+            // order, so the sum's bits do not depend on the split.
+            let nll = rowLoss
+            batch.targets.withUnsafeBufferPointer { targets in
+                Activations.forEachRowChunk(rows, width: V) { part in
+                    for r in part {
+                        let row = logits + r * V
+                        let target = Int(targets[start + r])
+                        if target < 0 {
+                            row.update(repeating: 0, count: V)
+                            continue
+                        }
+                        let lse = Activations.logSumExp(row, count: V)
+                        nll[r] = lse - Double(row[target])
+                        if wantGradient {
+                            // d(-log softmax[target])/dlogit = softmax - onehot, scaled.
+                            let l = Float(lse)
+                            Activations.expScaled(row, count: V, subtract: l, scale: lossScale)
+                            row[target] -= lossScale
+                        }
+                    }
                 }
-                let lse = Activations.logSumExp(row, count: V)
-                sum += lse - Double(row[target])
+            }
+            for r in 0..<rows where batch.targets[start + r] >= 0 {
+                sum += nll[r]
                 scored += 1
-                if wantGradient {
-                    // d(-log softmax[target])/dlogit = softmax - onehot, scaled.
-                    let l = Float(lse)
-                    for j in 0..<V { row[j] = expf(row[j] - l) * lossScale }
-                    row[target] -= lossScale
-                }
             }
             if wantGradient { model.weights.lmHead.backwardInput(logits, tokens: rows, into: dh + start * D) }
             start += rows

@@ -39,8 +39,11 @@ public final class TrainingEngine {
     var dropScratch = FloatBuffer(count: 0)  // [N, max K]
     var dh = FloatBuffer(count: 0)       // [N, max R]
     var logitChunk = FloatBuffer(count: 0)   // [chunk, V]
+    /// [chunk] each logit row's NLL, summed in row order after the rows ran in parallel.
+    let rowLoss = UnsafeMutablePointer<Double>.allocate(capacity: TrainingEngine.logitRows)
     var hiddenFinal = FloatBuffer(count: 0)  // [N, D]
     var recompute = FloatBuffer(count: 0)    // [N, D] residual scratch for recomputed blocks
+    var normed = FloatBuffer(count: 0)       // [N, D] a block's normed input, recomputed in the backward
 
     /// Gradient checkpointing: keep only each block's input and recompute the block in the
     /// backward, trading one more forward for activation memory (L blocks' activations -> one).
@@ -53,7 +56,8 @@ public final class TrainingEngine {
         self.adapter = adapter
         self.gradientCheckpointing = gradientCheckpointing
         gradients = [Float](repeating: 0, count: adapter.parameters.count)
-        saved = (0..<(gradientCheckpointing ? 1 : model.config.numLayers)).map { _ in BlockActivations() }
+        // Normed inputs are recomputed in the backward (two cheap norms) rather than kept per layer.
+        saved = (0..<(gradientCheckpointing ? 1 : model.config.numLayers)).map { _ in BlockActivations(keepingNorms: false) }
         if gradientCheckpointing { blockInputs = (0..<model.config.numLayers).map { _ in FloatBuffer(count: 0) } }
         loraH = adapter.pairs.map { _ in FloatBuffer(count: 0) }
         loraMask = adapter.pairs.map { _ in [] }
@@ -62,8 +66,9 @@ public final class TrainingEngine {
 
     deinit {
         for b in loraH { b.free() }
+        rowLoss.deallocate()
         for b in blockInputs { b.free() }
-        for b in [x, dx, dtmp, dq, dk, dv, dgate, dup, dscores, dropScratch, dh, logitChunk, hiddenFinal, recompute] { b.free() }
+        for b in [x, dx, dtmp, dq, dk, dv, dgate, dup, dscores, dropScratch, dh, logitChunk, hiddenFinal, recompute, normed] { b.free() }
     }
 
     public func zeroGradients() {
@@ -91,6 +96,7 @@ public final class TrainingEngine {
         dropScratch.reserve(n * maxK); dh.reserve(n * maxR)
         logitChunk.reserve(Self.logitRows * c.vocabSize)
         hiddenFinal.reserve(n * c.hiddenSize)
+        normed.reserve(n * c.hiddenSize)
         if gradientCheckpointing { recompute.reserve(n * c.hiddenSize) }
         plannedN = n
     }

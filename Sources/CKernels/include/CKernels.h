@@ -83,4 +83,42 @@ int ck_pool_workers(const struct ck_pool *pool);
 /// pool (a nested or concurrent call: the caller then runs its tasks another way).
 int ck_pool_run(struct ck_pool *pool, long tasks, ck_task_fn fn, void *ctx);
 
+// Dequantize-into-tile kernels (tile_kernels.c), AVX2 + F16C; call only when `ck_cpu_has_avx2_fma`.
+// Each writes exactly what its portable Swift twin writes (fp32, the same roundings).
+
+/// blockCount consecutive Q4_1 blocks at src into dst[blockCount * 32]: w = q * d + m (multiply, then add).
+void ck_dequant_q4_1(const uint8_t *src, long blockCount, float *dst);
+
+/// blockCount consecutive Q8_0 blocks at src into dst[blockCount * 32]: w = q * d.
+void ck_dequant_q8_0(const uint8_t *src, long blockCount, float *dst);
+
+/// blockCount NF4 blocks of 64 elements (32 packed bytes each, the first element in the HIGH nibble)
+/// into dst[blockCount * 64]: w = code[index] * absmax[b], code the 16 NF4 values.
+void ck_dequant_nf4(const uint8_t *packed, const float *absmax, long blockCount, const float *code, float *dst);
+
+// Elementwise kernels with exp (elementwise_kernels.c): AVX2 + FMA bodies (call only when
+// `ck_cpu_has_avx2_fma`) and portable twins `*_ref` giving the same bits. exp is Cephes' expf polynomial.
+
+/// exp(x) as the kernels compute it, one value (the portable twin; for tests).
+float ck_exp_ref(float x);
+/// A[i] = G[i] / (1 + exp(-G[i])) * U[i], i < n (A may alias G).
+void ck_swiglu(const float *g, const float *u, float *a, long n);
+void ck_swiglu_ref(const float *g, const float *u, float *a, long n);
+/// s = 1 / (1 + exp(-G)); dU = dA * G * s; dG = dA * U * s * (1 + G * (1 - s)), elementwise, i < n.
+void ck_swiglu_backward(const float *g, const float *u, const float *dA, float *dG, float *dU, long n);
+void ck_swiglu_backward_ref(const float *g, const float *u, const float *dA, float *dG, float *dU, long n);
+/// In-place softmax of x[0..<n] (max-subtracted; the sum in 8 lanes, i in lane i mod 8, then a fixed
+/// tree); returns max + log(sum); -inf for n = 0.
+float ck_softmax(float *x, long n);
+float ck_softmax_ref(float *x, long n);
+/// log Σ exp(x[i]) over i < n: max-subtracted, exps widened to double and summed as in ck_softmax.
+double ck_logsumexp(const float *x, long n);
+double ck_logsumexp_ref(const float *x, long n);
+/// x[i] = exp(x[i] - sub) * scale, i < n.
+void ck_exp_scaled(float *x, long n, float sub, float scale);
+void ck_exp_scaled_ref(float *x, long n, float sub, float scale);
+/// p[i] = exp(p[i] - lse); d[i] = p[i] * (d[i] - dsum), i < n.
+void ck_attention_backward_row(float *p, float *d, long n, float lse, float dsum);
+void ck_attention_backward_row_ref(float *p, float *d, long n, float lse, float dsum);
+
 #endif

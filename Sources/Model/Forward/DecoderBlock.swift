@@ -80,14 +80,19 @@ public final class BlockActivations {
     public internal(set) var xn2 = FloatBuffer(count: 0)     // [N, D] MLP input (normed)
     public internal(set) var gate = FloatBuffer(count: 0)    // [N, F] pre-activation
     public internal(set) var up = FloatBuffer(count: 0)      // [N, F]
+    /// Whether xn1 and xn2 are kept. Without, the block writes them to workspace scratch and the
+    /// backward recomputes them from xIn and xMid (`RMSNorm.forward`, the same bits): 2·N·D floats
+    /// less per layer for two norms more.
+    public let keepsNorms: Bool
 
-    public init() {}
+    public init(keepingNorms: Bool = true) { keepsNorms = keepingNorms }
 
     public func plan(_ c: LlamaConfig, rows n: Int) {
-        xIn.reserve(n * c.hiddenSize); xn1.reserve(n * c.hiddenSize)
+        xIn.reserve(n * c.hiddenSize)
+        if keepsNorms { xn1.reserve(n * c.hiddenSize); xn2.reserve(n * c.hiddenSize) }
         q.reserve(n * c.qDim); k.reserve(n * c.kvDim); v.reserve(n * c.kvDim)
         lse.reserve(n * c.numHeads); att.reserve(n * c.qDim)
-        xMid.reserve(n * c.hiddenSize); xn2.reserve(n * c.hiddenSize)
+        xMid.reserve(n * c.hiddenSize)
         gate.reserve(n * c.intermediateSize); up.reserve(n * c.intermediateSize)
     }
 
@@ -111,10 +116,10 @@ extension LlamaModel {
         let c = config
         let T = rows.count, D = c.hiddenSize, F = c.intermediateSize
         let layer = weights.layers[l]
-        let xn1 = s?.xn1.pointer ?? ws.xn.pointer
+        let xn1 = s.map { $0.keepsNorms ? $0.xn1.pointer : ws.xn.pointer } ?? ws.xn.pointer
         let q = s?.q.pointer ?? ws.q.pointer, k = s?.k.pointer ?? ws.k.pointer, v = s?.v.pointer ?? ws.v.pointer
         let att = s?.att.pointer ?? ws.att.pointer
-        let xn2 = s?.xn2.pointer ?? ws.xn.pointer
+        let xn2 = s.map { $0.keepsNorms ? $0.xn2.pointer : ws.xn.pointer } ?? ws.xn.pointer
         let gate = s?.gate.pointer ?? ws.gate.pointer, up = s?.up.pointer ?? ws.up.pointer
         // Training keeps the pre-activation gate for its backward; inference overwrites it.
         let act = s == nil ? ws.gate.pointer : ws.act.pointer
@@ -180,15 +185,18 @@ extension LlamaModel {
                            a: qs + h * E, lda: qDim, b: K + kvh * E, ldb: kvDim, c: scores, ldc: S)
                 // Causal: row t (key index p0+t) sees keys lo...p0+t; lo from the record start
                 // (packing) and the sliding window, when the model has one.
-                for t in 0..<n {
-                    let row = scores + t * S
-                    let visible = p0 + t + 1
-                    let first = rows.firstKey.map { Int($0[r0 + t]) } ?? 0
-                    let lo = max(first, c.firstVisiblePosition(p0 + t))
-                    let logSum = Activations.softmax(row + lo, count: visible - lo)
-                    if let lse { lse[r0 * H + h * n + t] = logSum }
-                    if lo > 0 { row.update(repeating: 0, count: lo) }
-                    if visible < S { (row + visible).update(repeating: 0, count: S - visible) }
+                // Rows are independent (each its own softmax): many are split over the pool.
+                Activations.forEachRowChunk(n, width: S) { part in
+                    for t in part {
+                        let row = scores + t * S
+                        let visible = p0 + t + 1
+                        let first = rows.firstKey.map { Int($0[r0 + t]) } ?? 0
+                        let lo = max(first, c.firstVisiblePosition(p0 + t))
+                        let logSum = Activations.softmax(row + lo, count: visible - lo)
+                        if let lse { lse[r0 * H + h * n + t] = logSum }
+                        if lo > 0 { row.update(repeating: 0, count: lo) }
+                        if visible < S { (row + visible).update(repeating: 0, count: S - visible) }
+                    }
                 }
                 // out_h[n, E] = scores[n, S] · V_h[S, E]
                 BLAS.sgemm(m: n, n: E, k: S, a: scores, lda: S, b: V + kvh * E, ldb: kvDim,

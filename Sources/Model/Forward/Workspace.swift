@@ -2,7 +2,7 @@
 /// reused across calls so the hot loop allocates nothing. One workspace per thread of execution.
 public final class Workspace {
     var x = FloatBuffer(count: 0)        // [T, D] residual stream
-    var xn = FloatBuffer(count: 0)       // [T, D] normed input of a sublayer
+    public private(set) var xn = FloatBuffer(count: 0)  // [T, D] normed input of a sublayer
     var q = FloatBuffer(count: 0)        // [T, H*E]
     var k = FloatBuffer(count: 0)        // [T, Hk*E]
     var v = FloatBuffer(count: 0)        // [T, Hk*E]
@@ -17,12 +17,13 @@ public final class Workspace {
     public init() {}
 
     /// Reserves what `blockForward` over `rows` uses: with `saving`, only the scratch that is not
-    /// saved (scores, act); without, every intermediate, plus the residual stream of `forwardBatch`.
+    /// saved (scores, act, xn); without, every intermediate, plus the residual stream of `forwardBatch`.
     public func plan(config c: LlamaConfig, rows: BlockRows, saving: Bool) {
         let t = rows.count
         scores.reserve(rows.maxScores)
         if saving {
             act.reserve(t * c.intermediateSize)
+            xn.reserve(t * c.hiddenSize)  // the normed inputs of blocks that do not keep them
             return
         }
         x.reserve(t * c.hiddenSize)
