@@ -129,6 +129,19 @@ final class ServeProcessTests: XCTestCase {
         XCTAssertEqual(missing, .notFound)
         XCTAssertTrue(error.contains(#""param":"model","code":"model_not_found""#), error)
 
+        // Speculation (a request's `speculate`) answers as plain decoding does, and the engine counts
+        // what it drafted and what stood. The prompt ends in "b", which it holds earlier followed by
+        // " c": the first step drafts.
+        let copy = "a b c a b c a b c a b c a b"
+        var texts: [String] = []
+        for k in [0, 4] {
+            let (status, body) = try await server.post("/v1/completions",
+                                                       #"{"model":"tiny","prompt":"\#(copy)","max_tokens":12,"temperature":0,"speculate":\#(k)}"#)
+            XCTAssertEqual(status, .ok, body)
+            let o = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
+            texts.append(try XCTUnwrap(((o?["choices"] as? [[String: Any]])?.first?["text"]) as? String, body))
+        }
+        XCTAssertEqual(texts[1], texts[0], "speculating changed the answer")
         let metrics = try await server.get("/metrics")
         // 2 prompts alone + 2 x 2 under load, per model and route.
         for line in [#"lora_http_requests_total{route="/v1/completions",model="alpha@1",status="200"} 6"#,
@@ -139,6 +152,13 @@ final class ServeProcessTests: XCTestCase {
                      #"lora_adapter_acquire_seconds_count{cache="miss"} 2"#, #"lora_adapter_acquire_seconds_count{cache="hit"} 22"#] {
             XCTAssertTrue(metrics.contains(line), "/metrics lacks \(line):\n\(metrics)")
         }
+        func counter(_ name: String) -> Double? {
+            metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+        }
+        let drafted = try XCTUnwrap(counter("lora_speculative_drafted_tokens_total"), metrics)
+        let accepted = try XCTUnwrap(counter("lora_speculative_accepted_tokens_total"), metrics)
+        XCTAssertGreaterThan(drafted, 0)
+        XCTAssertLessThanOrEqual(accepted, drafted)
 
         let list = try await server.get("/v1/models")
         XCTAssertTrue(list.contains(#"{"id":"tiny","object":"model","#), list)
@@ -186,10 +206,12 @@ final class ServeProcessTests: XCTestCase {
         XCTAssertTrue(server.stderr.contains("draining"), server.stderr)
     }
 
-    func testThreadBudgetFlagsAreCheckedBeforeAnythingStarts() throws {
+    func testThreadBudgetAndSpeculationFlagsAreCheckedBeforeAnythingStarts() throws {
         for (args, message) in [(["serve", "--base", "tiny", "--worker-threads", "2"], "--worker-threads needs --workers"),
                                 (["serve", "--base", "tiny", "--workers", "1", "--worker-threads", "0"], "--worker-threads must be at least 1"),
-                                (["worker", "--threads", "0"], "--threads must be at least 1")] {
+                                (["worker", "--threads", "0"], "--threads must be at least 1"),
+                                (["serve", "--base", "tiny", "--speculate", "17"], "--speculate must be in 0...16, got 17"),
+                                (["serve", "--base", "tiny", "--lookup-ngram", "0"], "--lookup-ngram must be in 1...16, got 0")] {
             let r = try runProcess(TestPaths.loraBinary, args + ["--data-dir", dataDir.path])
             XCTAssertNotEqual(r.status, 0, args.joined(separator: " "))
             XCTAssertTrue(r.stderr.contains(message), "\(args): \(r.stderr)")
