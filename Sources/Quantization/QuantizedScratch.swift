@@ -51,22 +51,32 @@ enum QuantizedTiles {
     @inline(__always)
     static func rows(n: Int, k: Int) -> Int { min(n, max(16, (1 << 18) / max(1, k))) }
 
-    /// Y[T, N] = X[T, K] · Wᵀ (+ Y when accumulate), W dequantized tile by tile with `dequantRows(r0, r1, dst)`
-    /// writing rows r0..<r1 row-major into dst ([r1 - r0, K]).
+    /// W's rows in tiles of `rows(n:k:)`, each dequantized into one scratch buffer ([r1 - r0, K]
+    /// row-major) and handed to `body(r0, r1, tile)` in row order.
     @inline(__always)
-    static func forward(n: Int, k: Int, x: UnsafePointer<Float>, tokens: Int, y: UnsafeMutablePointer<Float>,
-                        accumulate: Bool, dequantRows: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
-        if tokens <= 0 { return }
+    static func forEachTile(n: Int, k: Int, _ dequantRows: (Int, Int, UnsafeMutablePointer<Float>) -> Void,
+                            _ body: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
         let tile = rows(n: n, k: k)
         let buf = QuantizedScratch.floats(tile * k)
         var r0 = 0
         while r0 < n {
             let r1 = min(n, r0 + tile)
             fillTile(r0, r1, k: k, buf, dequantRows)
+            body(r0, r1, buf)
+            r0 = r1
+        }
+    }
+
+    /// Y[T, N] = X[T, K] · Wᵀ (+ Y when accumulate), W dequantized tile by tile with `dequantRows(r0, r1, dst)`
+    /// writing rows r0..<r1 row-major into dst ([r1 - r0, K]).
+    @inline(__always)
+    static func forward(n: Int, k: Int, x: UnsafePointer<Float>, tokens: Int, y: UnsafeMutablePointer<Float>,
+                        accumulate: Bool, dequantRows: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+        if tokens <= 0 { return }
+        forEachTile(n: n, k: k, dequantRows) { r0, r1, buf in
             // Y[:, r0..<r1] = X · tileᵀ, written in place with ldc = N.
             BLAS.sgemm(transB: true, m: tokens, n: r1 - r0, k: k, a: x, lda: k, b: buf, ldb: k,
                        beta: accumulate ? 1 : 0, c: y + r0, ldc: n)
-            r0 = r1
         }
     }
 
@@ -79,17 +89,11 @@ enum QuantizedTiles {
     static func forwardChunks(n: Int, k: Int, x: UnsafePointer<Float>, chunks: [Range<Int>], y: UnsafeMutablePointer<Float>,
                               accumulate: Bool, dequantRows: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
         if chunks.isEmpty { return }
-        let tile = rows(n: n, k: k)
-        let buf = QuantizedScratch.floats(tile * k)
-        var r0 = 0
-        while r0 < n {
-            let r1 = min(n, r0 + tile)
-            fillTile(r0, r1, k: k, buf, dequantRows)
+        forEachTile(n: n, k: k, dequantRows) { r0, r1, buf in
             for c in chunks {
                 BLAS.sgemm(transB: true, m: c.count, n: r1 - r0, k: k, a: x + c.lowerBound * k, lda: k, b: buf, ldb: k,
                            beta: accumulate ? 1 : 0, c: y + c.lowerBound * n + r0, ldc: n)
             }
-            r0 = r1
         }
     }
 
@@ -98,14 +102,8 @@ enum QuantizedTiles {
     static func backwardInput(n: Int, k: Int, dy: UnsafePointer<Float>, tokens: Int, dx: UnsafeMutablePointer<Float>,
                               dequantRows: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
         if tokens <= 0 { return }
-        let tile = rows(n: n, k: k)
-        let buf = QuantizedScratch.floats(tile * k)
-        var r0 = 0
-        while r0 < n {
-            let r1 = min(n, r0 + tile)
-            fillTile(r0, r1, k: k, buf, dequantRows)
+        forEachTile(n: n, k: k, dequantRows) { r0, r1, buf in
             BLAS.sgemm(m: tokens, n: k, k: r1 - r0, a: dy + r0, lda: n, b: buf, ldb: k, beta: 1, c: dx, ldc: k)
-            r0 = r1
         }
     }
 
