@@ -16,6 +16,9 @@ let package = Package(
         .library(name: "LoraParsers", targets: ["Tokenizer", "ChatTemplate", "Model", "Training"]),
         // The HTTP server's request-body decoders (RequestBodies), for the request fuzzer in Fuzz/.
         .library(name: "LoraServer", targets: ["Server"]),
+        // An allocation counter for `LD_PRELOAD` (`lora bench decode --count-allocations`, AllocationCLITests):
+        // it defines malloc and friends, so no target may ever depend on it.
+        .library(name: "LoraAllocCounter", type: .dynamic, targets: ["AllocCounter"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -43,6 +46,8 @@ let package = Package(
         // target itself compiles for baseline x86-64). No FMA contraction: the kernels spell out
         // every fused operation, so a row's bits never depend on the compiler's choices.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off"])]),
+        // Only in the LoraAllocCounter product above (a preloaded shared library), never a dependency.
+        .target(name: "AllocCounter"),
         .target(name: "Kernels", dependencies: ["CBLAS", "CKernels"], swiftSettings: fastMath),
         .target(name: "Quantization", dependencies: ["Kernels", "CKernels"], swiftSettings: fastMath),
         // Foundation's and Codable's errors reworded for messages that wrap them (no dependencies).

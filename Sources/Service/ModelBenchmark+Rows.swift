@@ -11,49 +11,12 @@ extension ModelBenchmark {
     /// so its low-rank term is real work); `adapters` distinct ones are dealt to the rows in turn.
     /// Figures: tokens/s over all rows, and milliseconds per step.
     public func decodeRows(rows: Int, adapterRank: Int, adapterTargets: [LinearModule], adapters: Int = 1) throws -> [Figure] {
-        let c = model.config
-        let sets: [AdapterSet] = adapterRank <= 0 ? [.none] : (0..<max(1, adapters)).map { i in
-            let a = LoRAAdapter(config: LoRAConfig(rank: adapterRank, alpha: 2 * Float(adapterRank), dropout: 0,
-                                                   targets: adapterTargets), base: c)
-            a.initialize(seed: UInt64(1 + i))
-            // Kaiming A and zero B would make the term zero; a small non-zero B keeps it honest work.
-            var rng = SeededGenerator(seed: UInt64(100 + i))
-            for j in a.parameters.indices where a.parameters[j] == 0 { a.parameters[j] = (Float(rng.nextUnitFloat()) - 0.5) * 1e-3 }
-            return AdapterSet([a])
-        }
-        let ws = Workspace()
-        let D = c.hiddenSize, V = c.vocabSize
-        var hidden = [Float](repeating: 0, count: max(rows, shape.decodePromptTokens) * D)
-        var logits = [Float](repeating: 0, count: rows * V)
+        let run = RowsRun(model: model, rows: rows, promptTokens: shape.decodePromptTokens,
+                          sets: Self.benchAdapters(model.config, rank: adapterRank, targets: adapterTargets, count: adapters))
+        defer { run.free() }
         var stepSeconds: [Double] = []
         var tokens = try measure("decode_rows_tokens_per_s", unit: "tokens/s") { () -> (work: Double, seconds: Double) in
-            let caches = (0..<rows).map { _ in KVCache(config: c, capacity: shape.decodePromptTokens + shape.newTokens) }
-            var next = [Int](repeating: 0, count: rows)
-            for s in 0..<rows {
-                let prompt = Self.tokenIds(shape.decodePromptTokens, vocabulary: V, offset: 31 * s)
-                try hidden.withUnsafeMutableBufferPointer { h in
-                    try model.forwardBatch([BatchSegment(tokens: prompt, cache: caches[s], adapters: sets[s % sets.count])],
-                                           workspace: ws, hidden: h.baseAddress!)
-                }
-                next[s] = prompt.last!
-            }
-            var segments = (0..<rows).map { BatchSegment(tokens: [next[$0]], cache: caches[$0], adapters: sets[$0 % sets.count]) }
-            let secs = try Self.seconds {
-                try hidden.withUnsafeMutableBufferPointer { h in
-                    try logits.withUnsafeMutableBufferPointer { o in
-                        for _ in 0..<shape.newTokens {
-                            try model.forwardBatch(segments, workspace: ws, hidden: h.baseAddress!)
-                            model.logitsRows(hidden: h.baseAddress!, rows: rows, into: o.baseAddress!)
-                            for s in 0..<rows {   // greedy, first maximum
-                                let row = o.baseAddress! + s * V
-                                var best = 0
-                                for v in 1..<V where row[v] > row[best] { best = v }
-                                segments[s].tokens[0] = best
-                            }
-                        }
-                    }
-                }
-            }
+            let secs = try run.run(newTokens: shape.newTokens)
             stepSeconds.append(secs / Double(shape.newTokens))
             return (Double(rows * shape.newTokens), secs)
         }
@@ -63,5 +26,64 @@ extension ModelBenchmark {
         let mid = sorted.count / 2
         let median = sorted.count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
         return [tokens, Figure(name: "decode_rows_step_ms", unit: "ms", median: median, samples: timed)]
+    }
+
+    /// `count` distinct LoRA adapters of rank `rank` on `targets` (B non-zero), or `[.none]` for rank 0.
+    static func benchAdapters(_ c: LlamaConfig, rank: Int, targets: [LinearModule], count: Int) -> [AdapterSet] {
+        rank <= 0 ? [.none] : (0..<max(1, count)).map { i in
+            let a = LoRAAdapter(config: LoRAConfig(rank: rank, alpha: 2 * Float(rank), dropout: 0, targets: targets), base: c)
+            a.initialize(seed: UInt64(1 + i))
+            // Kaiming A and zero B would make the term zero; a small non-zero B keeps it honest work.
+            var rng = SeededGenerator(seed: UInt64(100 + i))
+            for j in a.parameters.indices where a.parameters[j] == 0 { a.parameters[j] = (Float(rng.nextUnitFloat()) - 0.5) * 1e-3 }
+            return AdapterSet([a])
+        }
+    }
+
+    /// Batched greedy decoding as `lora serve` steps it, its buffers kept across runs: each run prefills
+    /// every sequence's own prompt into a fresh KV cache (untimed), then times `newTokens` steps of one
+    /// `forwardBatch` over the N one-row segments, `logitsRows` and a greedy pick per row.
+    final class RowsRun {
+        let model: LlamaModel
+        let rows: Int
+        let prompts: [[Int]]
+        let sets: [AdapterSet]
+        let ws = Workspace()
+        var hidden: FloatBuffer
+        var logits: FloatBuffer
+
+        init(model: LlamaModel, rows: Int, promptTokens: Int, sets: [AdapterSet]) {
+            let c = model.config
+            self.model = model; self.rows = rows; self.sets = sets
+            prompts = (0..<rows).map { ModelBenchmark.tokenIds(promptTokens, vocabulary: c.vocabSize, offset: 31 * $0) }
+            hidden = FloatBuffer(count: max(rows, promptTokens) * c.hiddenSize)
+            logits = FloatBuffer(count: rows * c.vocabSize)
+        }
+
+        func free() { hidden.free(); logits.free() }
+
+        /// Seconds of the `newTokens` steps.
+        func run(newTokens: Int) throws -> Double {
+            let c = model.config
+            let V = c.vocabSize
+            let caches = prompts.map { KVCache(config: c, capacity: $0.count + newTokens) }
+            for s in 0..<rows {
+                try model.forwardBatch([BatchSegment(tokens: prompts[s], cache: caches[s], adapters: sets[s % sets.count])],
+                                       workspace: ws, hidden: hidden.pointer)
+            }
+            var segments = (0..<rows).map { BatchSegment(tokens: [prompts[$0].last!], cache: caches[$0], adapters: sets[$0 % sets.count]) }
+            return try ModelBenchmark.seconds {
+                for _ in 0..<newTokens {
+                    try model.forwardBatch(segments, workspace: ws, hidden: hidden.pointer)
+                    model.logitsRows(hidden: hidden.pointer, rows: rows, into: logits.pointer)
+                    for s in 0..<rows {   // greedy, first maximum
+                        let row = logits.pointer + s * V
+                        var best = 0
+                        for v in 1..<V where row[v] > row[best] { best = v }
+                        segments[s].tokens[0] = best
+                    }
+                }
+            }
+        }
     }
 }

@@ -176,34 +176,49 @@ public struct ModelBenchmark {
     /// Decode tokens/s, batch 1: after a `decodePromptTokens` prompt (untimed), `newTokens` greedy
     /// steps of one token each (forward from the KV cache, logits, argmax), end of sequence ignored.
     public func decode() throws -> Figure {
-        let c = model.config
-        let prompt = Self.tokenIds(shape.decodePromptTokens, vocabulary: c.vocabSize)
-        let ws = Workspace()
-        var hidden = [Float](repeating: 0, count: prompt.count * c.hiddenSize)
-        var logits = [Float](repeating: 0, count: c.vocabSize)
-        var sampler = Sampler(.greedy)
+        let run = DecodeRun(model: model, promptTokens: shape.decodePromptTokens)
+        defer { run.free() }
         return try measure("decode_tokens_per_s", unit: "tokens/s") {
-            let cache = KVCache(config: c, capacity: prompt.count + shape.newTokens)
-            var next = [0]
-            try hidden.withUnsafeMutableBufferPointer { h in
-                try model.forward(prompt, cache: cache, adapters: .none, workspace: ws, hidden: h.baseAddress!)
-                logits.withUnsafeMutableBufferPointer { o in
-                    model.logits(hidden: h.baseAddress! + (prompt.count - 1) * c.hiddenSize, tokens: 1, into: o.baseAddress!)
-                    next[0] = sampler.sample(o.baseAddress!, count: c.vocabSize)
-                }
-            }
-            let secs = try Self.seconds {
-                try hidden.withUnsafeMutableBufferPointer { h in
-                    try logits.withUnsafeMutableBufferPointer { o in
-                        for _ in 0..<shape.newTokens {
-                            try model.forward(next, cache: cache, adapters: .none, workspace: ws, hidden: h.baseAddress!)
-                            model.logits(hidden: h.baseAddress!, tokens: 1, into: o.baseAddress!)
-                            next[0] = sampler.sample(o.baseAddress!, count: c.vocabSize)
-                        }
-                    }
-                }
-            }
+            let secs = try run.run(newTokens: shape.newTokens)
             return (Double(shape.newTokens), secs)
+        }
+    }
+
+    /// Batch-1 greedy decoding as `decode()` times it, its buffers kept across runs: each run starts
+    /// a fresh KV cache, feeds the prompt, then times `newTokens` one-token steps (forward, logits, argmax).
+    final class DecodeRun {
+        let model: LlamaModel
+        let prompt: [Int]
+        let ws = Workspace()
+        var hidden: FloatBuffer
+        var logits: FloatBuffer
+        var sampler = Sampler(.greedy)
+
+        init(model: LlamaModel, promptTokens: Int) {
+            let c = model.config
+            self.model = model
+            prompt = ModelBenchmark.tokenIds(promptTokens, vocabulary: c.vocabSize)
+            hidden = FloatBuffer(count: prompt.count * c.hiddenSize)
+            logits = FloatBuffer(count: c.vocabSize)
+        }
+
+        func free() { hidden.free(); logits.free() }
+
+        /// Seconds of the `newTokens` steps (the prompt untimed).
+        func run(newTokens: Int) throws -> Double {
+            let c = model.config
+            let cache = KVCache(config: c, capacity: prompt.count + newTokens)
+            var next = [0]
+            try model.forward(prompt, cache: cache, adapters: .none, workspace: ws, hidden: hidden.pointer)
+            model.logits(hidden: hidden.pointer + (prompt.count - 1) * c.hiddenSize, tokens: 1, into: logits.pointer)
+            next[0] = sampler.sample(logits.pointer, count: c.vocabSize)
+            return try ModelBenchmark.seconds {
+                for _ in 0..<newTokens {
+                    try model.forward(next, cache: cache, adapters: .none, workspace: ws, hidden: hidden.pointer)
+                    model.logits(hidden: hidden.pointer, tokens: 1, into: logits.pointer)
+                    next[0] = sampler.sample(logits.pointer, count: c.vocabSize)
+                }
+            }
         }
     }
 

@@ -62,10 +62,20 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "decode --rows: distinct adapters dealt to the rows in turn.")
     var adapters = 1
 
+    @Flag(name: .customLong("count-allocations"), help: ArgumentHelp(
+        "decode: count heap allocations per decoded token (per step with --rows) instead of timing; needs LD_PRELOAD=libLoraAllocCounter.so (built beside lora).",
+        discussion: "Runs of N and 2N new tokens after a warm-up run; the figure is their difference over N, the samples the two runs' counts."))
+    var countAllocations = false
+
     @Flag(name: .long, help: "Print one JSON document: {\"kind\",\"model\",\"quant\",\"threads\",\"shape\",\"figures\":[{\"name\",\"unit\",\"median\",\"samples\"}],\"peak_rss_bytes\"}.")
     var json = false
 
     static let defaultModelFile = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+    /// Where the allocation counter is built: beside this binary.
+    static var allocCounterLibrary: String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("libLoraAllocCounter.so").path
+    }
 
     func validate() throws {
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
@@ -82,6 +92,9 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("--adapter-rank and --adapters need decode --rows N")
         }
         if rows != nil && kind != .decode { throw ValidationError("--rows applies to decode only, not \(kind.rawValue)") }
+        if countAllocations && kind != .decode {
+            throw ValidationError("--count-allocations applies to decode only, not \(kind.rawValue)")
+        }
         _ = try parsedTargets()
     }
 
@@ -110,8 +123,18 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("--new-tokens \(newTokens) exceeds the model's context of \(c.maxPositionEmbeddings)")
         }
         let bench = ModelBenchmark(model: lm.model, shape: shape, warmups: warmups, repetitions: repetitions)
-        let figures = try rows.map { try bench.decodeRows(rows: $0, adapterRank: adapterRank, adapterTargets: parsedTargets(),
+        let figures: [ModelBenchmark.Figure]
+        if countAllocations {
+            guard let counter = AllocationCounter.preloaded() else {
+                throw ValidationError("--count-allocations: the allocation counter is not loaded; run with "
+                    + "LD_PRELOAD=\(Self.allocCounterLibrary) (swift build -c release builds it)")
+            }
+            figures = try bench.allocationsPerToken(counter, rows: rows, adapterRank: adapterRank,
+                                                    adapterTargets: parsedTargets(), adapters: adapters)
+        } else {
+            figures = try rows.map { try bench.decodeRows(rows: $0, adapterRank: adapterRank, adapterTargets: parsedTargets(),
                                                           adapters: adapters) } ?? bench.run(kind)
+        }
         if json {
             struct Out: Encodable {
                 let kind: String; let model: String; let quant: String; let threads: Int
