@@ -34,9 +34,10 @@ public enum Parallel {
         return pthread_key_create(&k, nil) == 0 ? k : nil
     }()
 
-    /// Runs one chunk under the caller's context, marked as inside a region.
+    /// Runs one chunk under the caller's context, marked as inside a region (a product inside it is
+    /// not split again). `runTasks`' C tasks whose body is Swift call it with the caller's context.
     @inline(__always)
-    static func runChunk(_ context: ComputeContext, _ body: () -> Void) {
+    public static func runChunk(_ context: ComputeContext, _ body: () -> Void) {
         guard let key = regionKey else { ComputeContext.run(context, body); return }
         let previous = pthread_getspecific(key)
         pthread_setspecific(key, UnsafeRawPointer(bitPattern: 1))

@@ -22,37 +22,66 @@ public struct AttentionSegment {
 /// - Attention runs per `AttentionSegment` (a sequence's rows, against that sequence's keys).
 /// - Linear layers run per `LinearGroup`: the base product once per group, then each group's
 ///   adapters (`LinearDelta.apply`) on the group's rows only.
+///
+/// Groups hold index ranges into flat arrays (`adapterSets`, `chunkRanges`) rather than arrays of
+/// their own, so a serving step rebuilds its rows in the workspace's arrays (`Workspace.servingRows`,
+/// capacity kept) without allocating.
 public struct BlockRows {
     public enum LinearGroup {
         /// Rows r0..<r1, each multiplied as if alone (`forwardRows`, batch-invariant decoding);
-        /// `adapters[i]` is row r0 + i's, applied one row at a time.
-        case rows(Range<Int>, [AdapterSet])
-        /// Prefill chunks of several sequences, each multiplied as one `forward` of its rows alone
-        /// (`forwardChunks`: a quantized weight's tiles dequantized once for all of them);
-        /// `adapters[i]` is chunk i's.
-        case chunks([Range<Int>], [AdapterSet])
+        /// `adapterSets[sets.lowerBound + i]` is row r0 + i's, applied one row at a time.
+        case rows(Range<Int>, sets: Range<Int>)
+        /// Prefill chunks of several sequences (`chunkRanges[chunks]`), each multiplied as one `forward`
+        /// of its rows alone (`forwardChunks`: a quantized weight's tiles dequantized once for all of
+        /// them); `adapterSets[sets.lowerBound + i]` is chunk i's.
+        case chunks(Range<Int>, sets: Range<Int>)
     }
 
     /// T, the number of rows.
-    public let count: Int
+    public internal(set) var count: Int
     /// [T] rotary position of each row.
-    public let positions: [Int32]
+    public internal(set) var positions: [Int32]
     /// [T] first key index (within its segment's keys) each row may see, before the sliding
     /// window; nil: 0 for every row. Packed training rows use it to keep records apart.
-    public let firstKey: [Int32]?
-    public let segments: [AttentionSegment]
-    public let groups: [LinearGroup]
+    public internal(set) var firstKey: [Int32]?
+    public internal(set) var segments: [AttentionSegment]
+    public internal(set) var groups: [LinearGroup]
+    /// The adapter sets groups index (one per decode row, one per prefill chunk).
+    public internal(set) var adapterSets: [AdapterSet]
+    /// The row ranges `.chunks` groups index.
+    public internal(set) var chunkRanges: [Range<Int>]
     /// Largest n * (past + n) over segments: one head's score matrix.
-    let maxScores: Int
+    var maxScores: Int
 
-    public init(positions: [Int32], firstKey: [Int32]? = nil, segments: [AttentionSegment], groups: [LinearGroup]) {
+    public init(positions: [Int32], firstKey: [Int32]? = nil, segments: [AttentionSegment], groups: [LinearGroup],
+                adapterSets: [AdapterSet], chunkRanges: [Range<Int>] = []) {
         precondition(firstKey == nil || firstKey!.count == positions.count)
         count = positions.count
         self.positions = positions
         self.firstKey = firstKey
         self.segments = segments
         self.groups = groups
-        maxScores = segments.map { $0.rows.count * ($0.past + $0.rows.count) }.max() ?? 0
+        self.adapterSets = adapterSets
+        self.chunkRanges = chunkRanges
+        maxScores = 0
+        updateMaxScores()
+    }
+
+    mutating func updateMaxScores() {
+        maxScores = 0
+        for s in segments { maxScores = max(maxScores, s.rows.count * (s.past + s.rows.count)) }
+    }
+
+    /// Empties every array, keeping its capacity (the next `serving` build reuses it).
+    mutating func removeAll() {
+        count = 0
+        firstKey = nil
+        positions.removeAll(keepingCapacity: true)
+        segments.removeAll(keepingCapacity: true)
+        groups.removeAll(keepingCapacity: true)
+        adapterSets.removeAll(keepingCapacity: true)
+        chunkRanges.removeAll(keepingCapacity: true)
+        maxScores = 0
     }
 
     /// B records of T rows each (a training micro-batch, rows flattened to N = B*T): each record
@@ -62,7 +91,7 @@ public struct BlockRows {
                                adapters: AdapterSet) -> BlockRows {
         BlockRows(positions: positions, firstKey: firstKey,
                   segments: (0..<B).map { AttentionSegment(rows: ($0 * T)..<(($0 + 1) * T)) },
-                  groups: [.chunks([0..<(B * T)], [adapters])])
+                  groups: [.chunks(0..<1, sets: 0..<1)], adapterSets: [adapters], chunkRanges: [0..<(B * T)])
     }
 }
 
@@ -205,20 +234,47 @@ extension LlamaModel {
         }
     }
 
-    /// Maximal runs of consecutive rows whose adapter sets hold the same adapters: run number `run`'s
-    /// rows (indices into `sets`), or with `run` -1 the number of runs as 0..<count. Scans `sets`
-    /// (a step's few rows) without allocating.
+    /// Maximal runs of consecutive rows whose adapter sets (`sets[within]`) hold the same adapters:
+    /// run number `run`'s indices into `sets`, or with `run` -1 the number of runs as 0..<count.
+    /// Scans a step's few rows without allocating.
     @inline(__always)
-    static func adapterRuns(_ sets: [AdapterSet], run: Int) -> Range<Int> {
-        var i = 0, n = 0
-        while i < sets.count {
+    static func adapterRuns(_ sets: UnsafeBufferPointer<AdapterSet>, within: Range<Int>, run: Int) -> Range<Int> {
+        var i = within.lowerBound, n = 0
+        while i < within.upperBound {
             var j = i + 1
-            while j < sets.count && sets[j].isSame(as: sets[i]) { j += 1 }
+            while j < within.upperBound && sets[j].isSame(as: sets[i]) { j += 1 }
             if n == run { return i..<j }
             n += 1
             i = j
         }
         return 0..<n
+    }
+
+    /// One `.rows` group's adapter runs for one module, as pool tasks: task i applies run i's low-rank
+    /// terms to its rows. Lives on the caller's stack for the region (`Parallel.runTasks`), so spreading
+    /// the runs over the pool allocates nothing (a Swift closure region allocates once per call).
+    struct AdapterRunsTask {
+        let sets: UnsafeBufferPointer<AdapterSet>
+        let within: Range<Int>          // the group's indices into `sets`
+        let firstRow: Int               // the group's first row (sets index within.lowerBound)
+        let layer: Int
+        let module: LinearModule
+        let x: UnsafePointer<Float>, k: Int
+        let y: UnsafeMutablePointer<Float>, n: Int
+        let context: ComputeContext
+
+        func run(_ i: Int) {
+            let rr = LlamaModel.adapterRuns(sets, within: within, run: i)
+            let set = sets[rr.lowerBound]
+            if set.isEmpty { return }
+            let row = firstRow + (rr.lowerBound - within.lowerBound)
+            set.applyRows(layer: layer, module: module, x: x + row * k, ldx: k, rows: rr.count, y: y + row * n, ldy: n)
+        }
+
+        static let poolTask: @convention(c) (UnsafeMutableRawPointer?, Int) -> Void = { raw, i in
+            let t = raw!.assumingMemoryBound(to: AdapterRunsTask.self)
+            Parallel.runChunk(t.pointee.context) { t.pointee.run(i) }
+        }
     }
 
     /// Y[T, N] = X[T, K] · Wᵀ (+ Y) plus each group's adapters' low-rank update for this module.
@@ -228,25 +284,32 @@ extension LlamaModel {
         let K = w.inFeatures, N = w.outFeatures
         for g in rows.groups {
             switch g {
-            case let .rows(r, sets):
+            case let .rows(r, setRange):
                 w.forwardRows(x + r.lowerBound * K, rows: r.count, into: y + r.lowerBound * N, accumulate: accumulate)
                 // Runs of consecutive rows under the same adapters take their low-rank terms in one
                 // `applyRows` (each adapter matrix read once for the run; each row's bits as if alone),
                 // and runs are spread over the pool: with many adapters this is the step's memory traffic.
-                Parallel.forEachChunk(Self.adapterRuns(sets, run: -1).count) { chunk in
-                    for run in chunk {
-                        let rr = Self.adapterRuns(sets, run: run)
-                        if sets[rr.lowerBound].isEmpty { continue }
-                        let row = r.lowerBound + rr.lowerBound
-                        sets[rr.lowerBound].applyRows(layer: layer, module: module, x: x + row * K, ldx: K, rows: rr.count,
-                                                      y: y + row * N, ldy: N)
+                rows.adapterSets.withUnsafeBufferPointer { sets in
+                    let runs = Self.adapterRuns(sets, within: setRange, run: -1).count
+                    var task = AdapterRunsTask(sets: sets, within: setRange, firstRow: r.lowerBound, layer: layer, module: module,
+                                               x: x, k: K, y: y, n: N, context: .current)
+                    if runs <= 1 || Parallel.chunkCount(runs) <= 1 {
+                        for i in 0..<runs { task.run(i) }
+                    } else if !withUnsafeMutablePointer(to: &task, { Parallel.runTasks(runs, AdapterRunsTask.poolTask, $0) }) {
+                        // The pool is busy (a nested call, another budget's region): `forEachChunk`'s other way.
+                        Parallel.forEachChunk(runs) { chunk in for i in chunk { task.run(i) } }
                     }
                 }
-            case let .chunks(chunks, sets):
+            case let .chunks(chunkIndices, setRange):
                 // Each chunk's bits are those of its own `forward`; a quantized weight dequantizes
                 // each tile once for all the chunks (prompts arriving together prefill together).
+                // (A prefill step, not a decode one: the one chunks group of a serving step or of training
+                // is the whole array, passed as it is; another slice is copied.)
+                let chunks = chunkIndices == rows.chunkRanges.indices ? rows.chunkRanges : Array(rows.chunkRanges[chunkIndices])
                 w.forwardChunks(x, chunks: chunks, into: y, accumulate: accumulate)
-                for (r, set) in zip(chunks, sets) where !set.isEmpty {
+                for (i, r) in chunks.enumerated() {
+                    let set = rows.adapterSets[setRange.lowerBound + i]
+                    if set.isEmpty { continue }
                     set.apply(layer: layer, module: module, x: x + r.lowerBound * K, tokens: r.count, y: y + r.lowerBound * N)
                 }
             }

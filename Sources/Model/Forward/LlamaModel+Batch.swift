@@ -44,11 +44,8 @@ extension LlamaModel {
     public func forwardBatch(_ segments: [BatchSegment], workspace ws: Workspace,
                              hidden: UnsafeMutablePointer<Float>) throws {
         let c = config
-        var offsets = [Int]()            // first row of each segment
-        offsets.reserveCapacity(segments.count + 1)
         var T = 0
         for (i, s) in segments.enumerated() {
-            offsets.append(T)
             let n = s.tokens.count
             guard n > 0 else { throw ModelError.invalidArgument("batch segment \(i) has no tokens") }
             let p0 = s.cache.count
@@ -63,14 +60,17 @@ extension LlamaModel {
             }
             T += n
         }
-        offsets.append(T)
         if T == 0 { return }
         let D = c.hiddenSize
-        let rows = BlockRows.serving(segments, offsets: offsets)
+        // Rebuilt in the workspace's arrays (capacity kept): a decode step allocates nothing.
+        ws.servingRows.buildServing(segments)
+        let rows = ws.servingRows
         ws.plan(config: c, rows: rows, saving: false)
         let x = ws.x.pointer
-        for (i, s) in segments.enumerated() {
-            for t in 0..<s.tokens.count { weights.embed(s.tokens[t], dim: D, into: x + (offsets[i] + t) * D) }
+        var row = 0
+        for s in segments {
+            for t in 0..<s.tokens.count { weights.embed(s.tokens[t], dim: D, into: x + (row + t) * D) }
+            row += s.tokens.count
         }
         for l in 0..<c.numLayers { blockForward(l, rows: rows, x: x, workspace: ws) }
         for s in segments { s.cache.count += s.tokens.count }
@@ -86,41 +86,45 @@ extension LlamaModel {
 }
 
 extension BlockRows {
-    /// A serving step's rows: each segment attends to its own cache; runs of one-row and rowwise
-    /// segments (decoding, verification) are multiplied together with `forwardRows`, runs of prefill
-    /// chunks as chunks. A rowwise segment's attention is one one-row segment per row (row t after
-    /// past + t keys), exactly a lone decode row's.
-    static func serving(_ segments: [BatchSegment], offsets: [Int]) -> BlockRows {
-        var positions = [Int32](repeating: 0, count: offsets.last!)
-        var attention: [AttentionSegment] = []
-        attention.reserveCapacity(segments.count)
-        for (i, s) in segments.enumerated() {
-            let p0 = s.cache.count
-            for t in 0..<s.tokens.count { positions[offsets[i] + t] = Int32(p0 + t) }
+    /// Rebuilds these rows as a serving step's, in place (the arrays keep their capacity): each
+    /// segment attends to its own cache; runs of one-row and rowwise segments (decoding,
+    /// verification) are multiplied together with `forwardRows`, runs of prefill chunks as chunks. A
+    /// rowwise segment's attention is one one-row segment per row (row t after past + t keys),
+    /// exactly a lone decode row's. Segments' rows are stacked in order.
+    mutating func buildServing(_ segments: [BatchSegment]) {
+        removeAll()
+        var first = 0   // first row of segment i
+        for s in segments {
+            let p0 = s.cache.count, n = s.tokens.count
+            for t in 0..<n { positions.append(Int32(p0 + t)) }
             if s.rowwise {
-                for t in 0..<s.tokens.count {
-                    attention.append(AttentionSegment(rows: (offsets[i] + t)..<(offsets[i] + t + 1), past: p0 + t, cache: s.cache))
+                for t in 0..<n {
+                    self.segments.append(AttentionSegment(rows: (first + t)..<(first + t + 1), past: p0 + t, cache: s.cache))
                 }
             } else {
-                attention.append(AttentionSegment(rows: offsets[i]..<offsets[i + 1], past: p0, cache: s.cache))
+                self.segments.append(AttentionSegment(rows: first..<(first + n), past: p0, cache: s.cache))
             }
+            first += n
         }
-        var groups: [LinearGroup] = []
+        count = first
+        updateMaxScores()
         var i = 0
+        first = 0
         while i < segments.count {
             let decoding = segments[i].decodeRows
+            let groupFirst = first, setsFirst = adapterSets.count, chunksFirst = chunkRanges.count
             var j = i
-            var sets: [AdapterSet] = []
-            var chunks: [Range<Int>] = []
             while j < segments.count && segments[j].decodeRows == decoding {
+                let n = segments[j].tokens.count
                 // `.rows` takes one adapter set per row, `.chunks` one per chunk.
-                sets += repeatElement(segments[j].adapters, count: decoding ? segments[j].tokens.count : 1)
-                chunks.append(offsets[j]..<offsets[j + 1])
+                for _ in 0..<(decoding ? n : 1) { adapterSets.append(segments[j].adapters) }
+                if !decoding { chunkRanges.append(first..<(first + n)) }
+                first += n
                 j += 1
             }
-            groups.append(decoding ? .rows(offsets[i]..<offsets[j], sets) : .chunks(chunks, sets))
+            groups.append(decoding ? .rows(groupFirst..<first, sets: setsFirst..<adapterSets.count)
+                                   : .chunks(chunksFirst..<chunkRanges.count, sets: setsFirst..<adapterSets.count))
             i = j
         }
-        return BlockRows(positions: positions, segments: attention, groups: groups)
     }
 }

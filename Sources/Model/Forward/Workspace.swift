@@ -14,6 +14,10 @@ public final class Workspace {
     /// [T, F] silu(gate) ⊙ up when the block saves activations (the saved gate stays pre-activation).
     public private(set) var act = FloatBuffer(count: 0)
 
+    /// A serving step's rows (`forwardBatch`), rebuilt in place each call: its arrays keep their
+    /// capacity, so a decode step allocates nothing.
+    var servingRows = BlockRows(positions: [], segments: [], groups: [], adapterSets: [])
+
     public init() {}
 
     /// Reserves what `blockForward` over `rows` uses: with `saving`, only the scratch that is not

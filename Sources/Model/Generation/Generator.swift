@@ -70,6 +70,7 @@ extension LlamaModel {
         defer { hidden.free(); logitsBuf.free() }
         var sampler = Sampler(request.sampling)
         var out: [Int] = []
+        out.reserveCapacity(request.maxTokens)   // no regrowth while decoding
         var emitted = ""   // text already handed to onText
         var finish = FinishReason.length
 
@@ -145,7 +146,8 @@ extension LlamaModel {
                 if i < drafts.count && next == drafts[i] { accepted += 1; stood += 1; continue }
                 // Rows after i were fed a rejected draft: their keys and values are forgotten.
                 if !drafts.isEmpty { cache.truncate(to: p0 + i + 1) }
-                input = [next]
+                input.removeAll(keepingCapacity: true)   // reused: a decode step allocates nothing
+                input.append(next)
                 break
             }
             length?.record(drafted: drafts.count, accepted: stood)
