@@ -1,6 +1,6 @@
 // Prompt-lookup speculation on a set of prompts (not a test: timings vary with machine load).
 //
-// Usage: SpeculateBench [--model M.gguf] [--adapter DIR] [--data FILE.jsonl] [--speculate K] [--lookup-ngram N]
+// Usage: SpeculateBench [--model M.gguf] [--adapter DIR] [--data FILE.jsonl] [--speculate K] [--lookup-ngram N] [--lookup-min-ngram M]
 //                       [--max-tokens T] [--reps R] [--limit P] [--no-stop]
 // Each prompt ({"prompt": ...} lines of FILE) is generated greedily with and without speculation, in
 // alternating order, R times; the two outputs must be the same tokens (else it exits 1). Prints the
@@ -37,6 +37,10 @@ let modelPath = value("--model") ?? (NSHomeDirectory() + "/.cache/lora/models/Sm
 let adapterPath = value("--adapter")
 let dataPath = value("--data") ?? "adapters/order-extract/eval.jsonl"
 let k = int("--speculate", 8), ngram = int("--lookup-ngram", PromptLookup.defaultNgram)
+let minNgram = value("--lookup-min-ngram").map { s -> Int in
+    guard let v = Int(s) else { fail("--lookup-min-ngram: expected an integer, got \(s)") }
+    return v
+}
 let maxTokens = int("--max-tokens", 32), reps = int("--reps", 3), limit = int("--limit", Int.max)
 let noStop = args.contains("--no-stop")
 args.removeAll { $0 == "--no-stop" }
@@ -44,7 +48,7 @@ if !args.isEmpty { fail("unknown arguments \(args)") }
 guard reps >= 1, maxTokens >= 1, limit >= 1 else { fail("--reps, --max-tokens and --limit must be >= 1") }
 let lookup: PromptLookup
 do {
-    guard let l = try PromptLookup.make(draftTokens: k, ngram: ngram) else { fail("--speculate must be >= 1 here") }
+    guard let l = try PromptLookup.make(draftTokens: k, ngram: ngram, minNgram: minNgram) else { fail("--speculate must be >= 1 here") }
     lookup = l
 } catch { fail("\(error)") }
 
@@ -62,7 +66,7 @@ plainOptions.maxTokens = maxTokens
 plainOptions.stop = noStop ? [] : ["\n"]
 var specOptions = plainOptions
 specOptions.speculation = lookup
-print("model \(modelPath), adapter \(adapterPath ?? "none"), \(prompts.count) prompts of \(dataPath), K \(k), N \(ngram), "
+print("model \(modelPath), adapter \(adapterPath ?? "none"), \(prompts.count) prompts of \(dataPath), K \(k), N \(ngram), min \(lookup.minNgram), "
       + "max tokens \(maxTokens), stop \(noStop ? "none" : "newline"), \(reps) passes")
 
 // One untimed pass of each first (page cache, allocator, thread pool).

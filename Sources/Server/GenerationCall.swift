@@ -144,6 +144,7 @@ struct Common {
     /// Prompt-lookup speculation (our extension fields); nil: the server's default.
     var speculate: Int?
     var lookupNgram: Int?
+    var lookupMinNgram: Int?
 
     init(_ r: inout FieldReader, defaultMaxTokens: Int?) throws {
         maxTokens = try r.int("max_tokens", in: 1...Int64(Int32.max), expected: "an integer >= 1").map(Int.init) ?? defaultMaxTokens
@@ -161,6 +162,8 @@ struct Common {
                               expected: "an integer in 0...\(PromptLookup.maxDraftTokens) (draft tokens per step; 0 off)").map(Int.init)
         lookupNgram = try r.int("lookup_ngram", in: 1...Int64(PromptLookup.maxNgram),
                                 expected: "an integer in 1...\(PromptLookup.maxNgram)").map(Int.init)
+        lookupMinNgram = try r.int("lookup_min_ngram", in: 1...Int64(PromptLookup.maxNgram),
+                                   expected: "an integer in 1...\(PromptLookup.maxNgram), at most lookup_ngram").map(Int.init)
         stream = try r.bool("stream") ?? false
         includeUsage = false
         if let options = r.value("stream_options") {
@@ -203,6 +206,7 @@ struct Common {
 
     func request(model: String, input: ServingRequest.Input, requestId: String) -> ServingRequest {
         ServingRequest(model: model, input: input, maxTokens: maxTokens, maxTokensField: maxTokensField, sampling: sampling,
-                       stop: stop, requestId: requestId, speculate: speculate, lookupNgram: lookupNgram)
+                       stop: stop, requestId: requestId, speculate: speculate, lookupNgram: lookupNgram,
+                       lookupMinNgram: lookupMinNgram)
     }
 }

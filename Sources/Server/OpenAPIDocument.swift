@@ -693,6 +693,7 @@ components:
         seed: {type: integer}
         speculate: {type: integer, minimum: 0, maximum: 16, description: "Prompt-lookup draft tokens per step (0 off; default the server's --speculate). The output is the same tokens either way."}
         lookup_ngram: {type: integer, minimum: 1, maximum: 16, description: "Longest suffix n-gram looked up for drafts (default the server's --lookup-ngram)."}
+        lookup_min_ngram: {type: integer, minimum: 1, maximum: 16, description: "Shortest suffix n-gram a draft may come from, at most lookup_ngram (default the server's --lookup-min-ngram, else 2 or lookup_ngram if smaller)."}
         stop:
           oneOf:
             - {type: string}
@@ -724,6 +725,7 @@ components:
         seed: {type: integer}
         speculate: {type: integer, minimum: 0, maximum: 16, description: "Prompt-lookup draft tokens per step (0 off; default the server's --speculate). The output is the same tokens either way."}
         lookup_ngram: {type: integer, minimum: 1, maximum: 16, description: "Longest suffix n-gram looked up for drafts (default the server's --lookup-ngram)."}
+        lookup_min_ngram: {type: integer, minimum: 1, maximum: 16, description: "Shortest suffix n-gram a draft may come from, at most lookup_ngram (default the server's --lookup-min-ngram, else 2 or lookup_ngram if smaller)."}
         stop:
           oneOf:
             - {type: string}

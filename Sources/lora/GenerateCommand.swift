@@ -22,6 +22,9 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .customLong("lookup-ngram"), help: "With --speculate: the longest suffix n-gram looked up (shorter ones down to 1 are tried).")
     var lookupNgram: Int = PromptLookup.defaultNgram
 
+    @Option(name: .customLong("lookup-min-ngram"), help: "With --speculate: the shortest suffix n-gram a draft may come from (default \(PromptLookup.defaultMinNgram), at most --lookup-ngram).")
+    var lookupMinNgram: Int?
+
     @Flag(name: .long, help: "Print {\"text\", \"tokens\", \"finish_reason\"} as JSON (with --speculate also \"drafted\", \"accepted\", \"steps\").")
     var json = false
 
@@ -36,10 +39,11 @@ struct GenerateCommand: ParsableCommand {
 
     func validate() throws {
         if system != nil && !chat { throw ValidationError("--system needs --chat") }
-        do { _ = try PromptLookup.make(draftTokens: speculate, ngram: lookupNgram) } catch let e as SpeculationError {
+        do { _ = try PromptLookup.make(draftTokens: speculate, ngram: lookupNgram, minNgram: lookupMinNgram) } catch let e as SpeculationError {
             switch e {
             case .draftTokensOutOfRange(let k): throw ValidationError("--speculate must be in 0...\(PromptLookup.maxDraftTokens), got \(k)")
             case .ngramOutOfRange(let n): throw ValidationError("--lookup-ngram must be in 1...\(PromptLookup.maxNgram), got \(n)")
+            case let .minNgramOutOfRange(m, ngram): throw ValidationError("--lookup-min-ngram must be in 1...\(ngram) (--lookup-ngram), got \(m)")
             }
         }
     }
@@ -53,7 +57,7 @@ struct GenerateCommand: ParsableCommand {
         options.maxTokens = sampling.maxTokens
         options.sampling = sampling.parameters
         options.stop = stop
-        options.speculation = try PromptLookup.make(draftTokens: speculate, ngram: lookupNgram)
+        options.speculation = try PromptLookup.make(draftTokens: speculate, ngram: lookupNgram, minNgram: lookupMinNgram)
         let service = InferenceService(model: lm)
         let messages = chat ? InferenceService.chatMessages(prompt: prompt, system: system) : nil
         let generate = { (onText: ((String) -> Void)?) throws -> GenerationResult in

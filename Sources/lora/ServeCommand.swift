@@ -37,6 +37,7 @@ struct ServeCommand: AsyncParsableCommand {
     var maxJobMemory = ByteSize(bytes: JobWorker.defaultMaxJobMemory)
     @Option(name: .long, help: "Prompt-lookup draft tokens per step for requests that do not send `speculate` (0: off). Same output tokens.") var speculate = 0
     @Option(name: .customLong("lookup-ngram"), help: "Longest n-gram looked up for drafts, for requests that do not send `lookup_ngram`.") var lookupNgram = PromptLookup.defaultNgram
+    @Option(name: .customLong("lookup-min-ngram"), help: "Shortest n-gram a draft may come from, for requests that do not send `lookup_min_ngram` (default \(PromptLookup.defaultMinNgram); a request's smaller `lookup_ngram` lowers it).") var lookupMinNgram: Int?
     @Option(name: .customLong("drain-timeout"), help: "Seconds SIGTERM waits for running sequences before cutting them.") var drainTimeout = 30.0
     @Option(name: .customLong("max-body-bytes"), help: "Request bodies beyond this are answered 413.") var maxBodyBytes = 4 << 20
     @Option(name: .customLong("max-header-bytes"), help: "Request headers beyond this are answered 431.") var maxHeaderBytes = 16 << 10
@@ -60,6 +61,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if !(1...PromptLookup.maxNgram).contains(lookupNgram) {
             throw ValidationError("--lookup-ngram must be in 1...\(PromptLookup.maxNgram), got \(lookupNgram)")
+        }
+        if let m = lookupMinNgram, !(1...lookupNgram).contains(m) {
+            throw ValidationError("--lookup-min-ngram must be in 1...\(lookupNgram) (--lookup-ngram), got \(m)")
         }
         if let t = workerThreads {
             if workers == 0 { throw ValidationError("--worker-threads needs --workers N (job-worker slots in this process)") }
@@ -98,6 +102,7 @@ struct ServeCommand: AsyncParsableCommand {
         options.compute = budget.serving
         options.speculate = speculate
         options.lookupNgram = lookupNgram
+        options.lookupMinNgram = lookupMinNgram
         let engine = try ServingEngine(model: lm, baseModelId: served.id, registry: registry, options: options, logger: logger)
         engine.start()
         let worker = workers > 0 ? try WorkerSlots(registry: self.registry, slots: workers, threads: budget.worker.threads, maxJobMemory: maxJobMemory.bytes) : nil

@@ -3,7 +3,9 @@ import XCTest
 
 /// The prompt-lookup drafter: which n-gram it matches, which occurrence it copies from, how much.
 final class PromptLookupTests: XCTestCase {
-    func lookup(_ k: Int, _ n: Int = 3) throws -> PromptLookup { try XCTUnwrap(PromptLookup.make(draftTokens: k, ngram: n)) }
+    func lookup(_ k: Int, _ n: Int = 3, min: Int = 1) throws -> PromptLookup {
+        try XCTUnwrap(PromptLookup.make(draftTokens: k, ngram: n, minNgram: min))
+    }
 
     func testCopiesWhatFollowedTheLongestMatchingSuffix() throws {
         // Suffix [7, 8, 9] occurs at 1; its 2-gram [8, 9] also occurs later at 6 followed by 40: the
@@ -20,6 +22,30 @@ final class PromptLookupTests: XCTestCase {
         // Nothing matches at any length.
         XCTAssertEqual(try lookup(4).draft([1, 2, 3, 4], limit: 5), [])
         XCTAssertEqual(try lookup(4).draft([1], limit: 5), [])
+    }
+
+    func testNoDraftFromAMatchShorterThanTheMinimum() throws {
+        // [4] matches at 1 but [3, 4] nowhere: with a minimum of 2 there is no draft.
+        XCTAssertEqual(try lookup(2, 3, min: 2).draft([1, 4, 6, 2, 3, 4], limit: 5), [])
+        // [3, 4] matches at 1 (then 9): long enough.
+        XCTAssertEqual(try lookup(2, 3, min: 2).draft([1, 3, 4, 9, 2, 3, 4], limit: 5), [9, 2])
+        // The minimum equal to N: only N-grams count ([2, 3, 4] nowhere; [3, 4] would match).
+        XCTAssertEqual(try lookup(2, 3, min: 3).draft([1, 3, 4, 9, 2, 3, 4], limit: 5), [])
+        // A context too short for the minimum n-gram plus the token after it.
+        XCTAssertEqual(try lookup(2, 3, min: 2).draft([5, 5], limit: 5), [])
+        XCTAssertEqual(try lookup(2, 3, min: 2).draft([5, 5, 5], limit: 5), [5])
+    }
+
+    func testTheDefaultMinimumIsTheDefaultButNeverAboveN() throws {
+        XCTAssertEqual(try XCTUnwrap(PromptLookup.make(draftTokens: 4)).minNgram, PromptLookup.defaultMinNgram)
+        XCTAssertEqual(try XCTUnwrap(PromptLookup.make(draftTokens: 4, ngram: 1)).minNgram, 1)
+        XCTAssertThrowsError(try PromptLookup.make(draftTokens: 4, ngram: 2, minNgram: 3)) {
+            XCTAssertEqual($0 as? SpeculationError, .minNgramOutOfRange(3, ngram: 2))
+            XCTAssertTrue("\($0)".contains("got 3") && "\($0)".contains("1...2"), "\($0)")
+        }
+        XCTAssertThrowsError(try PromptLookup.make(draftTokens: 4, minNgram: 0)) {
+            XCTAssertEqual($0 as? SpeculationError, .minNgramOutOfRange(0, ngram: 3))
+        }
     }
 
     func testTheLatestOccurrenceIsPreferredAndTheDraftStopsAtTheContextEnd() throws {

@@ -98,6 +98,7 @@ extension LlamaModel {
         decoding: while out.count < request.maxTokens {
             let p0 = cache.count
             let rows: Int
+            var computed = 1   // rows whose logits are in logitsBuf
             if drafts.isEmpty {
                 hidden.reserve(input.count * D)
                 try forward(input, cache: cache, adapters: adapters, workspace: ws, hidden: hidden.pointer)
@@ -110,14 +111,19 @@ extension LlamaModel {
                 logitsBuf.reserve(rows * V)
                 try forwardBatch([BatchSegment(tokens: input + drafts, cache: cache, adapters: adapters, rowwise: true)],
                                  workspace: ws, hidden: hidden.pointer)
-                logitsRows(hidden: hidden.pointer, rows: rows, into: logitsBuf.pointer)
                 drafted += drafts.count
+                computed = 0   // the LM head runs below, only for rows whose drafts before them stood
             }
             steps += 1
             stood = 0
             // Row i's logits choose the token after row i's; row i + 1 holds draft i, which stands
             // only if it is that token (the sampler draws once per emitted token, as without drafts).
             for i in 0..<rows {
+                if i >= computed {
+                    let w = PromptLookup.logitsWindow(computed: computed, rows: rows)
+                    logitsRows(hidden: hidden.pointer + w.lowerBound * D, rows: w.count, into: logitsBuf.pointer + w.lowerBound * V)
+                    computed = w.upperBound
+                }
                 let next = sampler.sample(logitsBuf.pointer + i * V, count: V)
                 if request.eosTokenIds.contains(next) { finish = .stop; break decoding }
                 out.append(next)

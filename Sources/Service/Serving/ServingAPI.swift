@@ -33,13 +33,15 @@ public struct ServingRequest: Sendable {
     public var speculate: Int?
     /// The longest n-gram looked up for drafts (request field `lookup_ngram`); nil: the engine's default.
     public var lookupNgram: Int?
+    /// The shortest n-gram a draft may come from (request field `lookup_min_ngram`); nil: the engine's default.
+    public var lookupMinNgram: Int?
 
     public init(model: String, input: Input, maxTokens: Int?, maxTokensField: String = "max_tokens",
                 sampling: SamplingParameters = .greedy, stop: [String] = [], requestId: String,
-                speculate: Int? = nil, lookupNgram: Int? = nil) {
+                speculate: Int? = nil, lookupNgram: Int? = nil, lookupMinNgram: Int? = nil) {
         self.model = model; self.input = input; self.maxTokens = maxTokens; self.maxTokensField = maxTokensField
         self.sampling = sampling; self.stop = stop; self.requestId = requestId
-        self.speculate = speculate; self.lookupNgram = lookupNgram
+        self.speculate = speculate; self.lookupNgram = lookupNgram; self.lookupMinNgram = lookupMinNgram
     }
 }
 

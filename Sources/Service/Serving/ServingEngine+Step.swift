@@ -89,48 +89,75 @@ extension ServingEngine {
                 finishStep(retire: [])
                 return rows
             }
-            // Logits of every row that chooses a token, computed row by row (batch-invariant).
-            let B = sampled.reduce(0) { $0 + $1.count }
-            lastRows.reserve(B * D)
-            logits.reserve(B * V)
-            var b = 0
-            for e in sampled {
-                (lastRows.pointer + b * D).update(from: hidden.pointer + e.row * D, count: e.count * D)
-                b += e.count
-            }
-            model.model.logitsRows(hidden: lastRows.pointer, rows: B, into: logits.pointer)
+            // Logits of the rows that choose a token, in rounds (each row's bits those of a lone row,
+            // however rows are grouped): a round computes, for every sequence still choosing, its next
+            // window of rows (`PromptLookup.logitsWindow`: a plain decode row or a last prompt chunk is
+            // one row, done in the first round); a verification row's LM head runs only once every
+            // draft before it stood.
+            var progress = [Verification](repeating: Verification(), count: sampled.count)
+            // Every round's rows fit (the windows of a step sum to at most its sampled rows); reserving
+            // does not keep contents, so it happens once, here.
+            lastRows.reserve(sampled.reduce(0) { $0 + $1.count } * D)
             let eos = model.eosTokenIds
             let now = DispatchTime.now().uptimeNanoseconds
-            b = 0
-            for e in sampled {
-                let s = e.seq
-                defer { b += e.count }
-                if !e.drafts.isEmpty {
-                    s.draftedTokens += e.drafts.count
-                    draftedCounter.increment(by: e.drafts.count)
+            for (j, e) in sampled.enumerated() where !e.drafts.isEmpty {
+                e.seq.draftedTokens += e.drafts.count
+                draftedCounter.increment(by: e.drafts.count)
+                progress[j].speculating = true
+            }
+            while true {
+                var B = 0
+                for (j, e) in sampled.enumerated() where !progress[j].done && progress[j].next >= progress[j].computed {
+                    let w = PromptLookup.logitsWindow(computed: progress[j].computed, rows: e.count)
+                    (lastRows.pointer + B * D).update(from: hidden.pointer + (e.row + w.lowerBound) * D, count: w.count * D)
+                    progress[j].logitsRow = B - w.lowerBound
+                    progress[j].computed = w.upperBound
+                    B += w.count
                 }
-                // Row i chooses the token after row i; row i + 1 (draft i) stands only if it is that token.
-                var stood = 0
-                defer { s.draftLength?.record(drafted: e.drafts.count, accepted: stood) }
-                for i in 0..<e.count {
-                    if let reason = advance(s, logits: logits.pointer + (b + i) * V, vocab: V, eos: eos, now: now) {
-                        finished.append((s, reason))
+                if B == 0 { break }
+                logits.reserve(B * V)
+                model.model.logitsRows(hidden: lastRows.pointer, rows: B, into: logits.pointer)
+                for (j, e) in sampled.enumerated() where !progress[j].done && progress[j].next < progress[j].computed {
+                    let s = e.seq
+                    // Row i chooses the token after row i; row i + 1 (draft i) stands only if it is that token.
+                    while progress[j].next < progress[j].computed {
+                        let i = progress[j].next
+                        if let reason = advance(s, logits: logits.pointer + (progress[j].logitsRow + i) * V, vocab: V, eos: eos, now: now) {
+                            finished.append((s, reason))
+                            progress[j].done = true
+                            break
+                        }
+                        if i < e.drafts.count && s.lastToken == e.drafts[i] {
+                            s.acceptedTokens += 1
+                            progress[j].stood += 1
+                            acceptedCounter.increment()
+                            progress[j].next += 1
+                            continue
+                        }
+                        // Rows after i were fed a rejected draft: their keys and values are forgotten.
+                        if !e.drafts.isEmpty { s.cache!.truncate(to: e.past + i + 1) }
+                        progress[j].done = true
                         break
                     }
-                    if i < e.drafts.count && s.lastToken == e.drafts[i] {
-                        s.acceptedTokens += 1
-                        stood += 1
-                        acceptedCounter.increment()
-                        continue
-                    }
-                    // Rows after i were fed a rejected draft: their keys and values are forgotten.
-                    if !e.drafts.isEmpty { s.cache!.truncate(to: e.past + i + 1) }
-                    break
                 }
+            }
+            for (j, e) in sampled.enumerated() where progress[j].speculating {
+                e.seq.draftLength?.record(drafted: e.drafts.count, accepted: progress[j].stood)
             }
         }
         finishStep(retire: finished)
         return rows
+    }
+
+    /// Where a sequence's rows stand in a step's logits rounds.
+    private struct Verification {
+        /// The next row to sample, and the rows whose logits were computed (0..<computed).
+        var next = 0, computed = 0
+        /// Where row 0's logits would sit in this round's logits (rows of the window only are there).
+        var logitsRow = 0
+        var stood = 0
+        var done = false
+        var speculating = false
     }
 
     /// Samples one token for `s` and emits its text; returns why the sequence ends, if it does.

@@ -13,8 +13,11 @@ extension ServingEngine {
         try checkAdmitting()
         let served = try resolver.resolve(request.model)
         try Self.validate(request.sampling)
-        let lookup = try Self.speculation(request.speculate ?? options.speculate, request.lookupNgram ?? options.lookupNgram,
-                                          fields: ("speculate", "lookup_ngram"))
+        // A server-wide minimum above a request's own lookup_ngram yields to it; the request's own does not.
+        let ngram = request.lookupNgram ?? options.lookupNgram
+        let least = request.lookupMinNgram ?? options.lookupMinNgram.map { min($0, ngram) }
+        let lookup = try Self.speculation(request.speculate ?? options.speculate, ngram, least,
+                                          fields: ("speculate", "lookup_ngram", "lookup_min_ngram"))
         let (ids, promptField) = try encodePrompt(request.input)
         let maxTokens: Int
         if let m = request.maxTokens {
@@ -101,13 +104,15 @@ extension ServingEngine {
     }
 
     /// The drafter for these settings (nil: off), or `invalidField` naming the field out of range.
-    static func speculation(_ k: Int, _ n: Int, fields: (draft: String, ngram: String)) throws -> PromptLookup? {
-        do { return try PromptLookup.make(draftTokens: k, ngram: n) } catch let e as SpeculationError {
+    static func speculation(_ k: Int, _ n: Int, _ least: Int?, fields: (draft: String, ngram: String, minNgram: String)) throws -> PromptLookup? {
+        do { return try PromptLookup.make(draftTokens: k, ngram: n, minNgram: least) } catch let e as SpeculationError {
             switch e {
             case .draftTokensOutOfRange(let k):
                 throw ServingError.invalidField(field: fields.draft, message: "must be an integer in 0...\(PromptLookup.maxDraftTokens), got \(k)")
             case .ngramOutOfRange(let n):
                 throw ServingError.invalidField(field: fields.ngram, message: "must be an integer in 1...\(PromptLookup.maxNgram), got \(n)")
+            case let .minNgramOutOfRange(m, ngram):
+                throw ServingError.invalidField(field: fields.minNgram, message: "must be an integer in 1...\(ngram) (at most the longest n-gram), got \(m)")
             }
         }
     }

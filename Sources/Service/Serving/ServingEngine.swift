@@ -28,6 +28,9 @@ public final class ServingEngine: ServingBackend, @unchecked Sendable {
         public var speculate = 0
         /// The longest n-gram looked up for drafts, for requests that do not say (`lookup_ngram`).
         public var lookupNgram = PromptLookup.defaultNgram
+        /// The shortest n-gram a draft may come from, for requests that do not say (`lookup_min_ngram`);
+        /// nil: `PromptLookup.defaultMinNgram`, never above the request's longest.
+        public var lookupMinNgram: Int?
         public init() {}
     }
 
@@ -73,7 +76,8 @@ public final class ServingEngine: ServingBackend, @unchecked Sendable {
         guard options.prefillChunk >= 1 else { throw ServingError.invalidField(field: "prefillChunk", message: "must be >= 1, got \(options.prefillChunk)") }
         guard options.adapterCacheBytes >= 0 else { throw ServingError.invalidField(field: "adapterCacheBytes", message: "must be >= 0") }
         guard options.aliasRecheckSeconds > 0 else { throw ServingError.invalidField(field: "aliasRecheckSeconds", message: "must be > 0") }
-        _ = try Self.speculation(options.speculate, options.lookupNgram, fields: ("speculate", "lookupNgram"))
+        _ = try Self.speculation(options.speculate, options.lookupNgram, options.lookupMinNgram,
+                                 fields: ("speculate", "lookupNgram", "lookupMinNgram"))
         self.model = model
         self.baseModelId = baseModelId
         self.registry = registry
