@@ -55,7 +55,8 @@ final class GenerateScoreCLITests: XCTestCase {
         let figures = try XCTUnwrap(s["speculation"] as? [String: Int])
         XCTAssertGreaterThan(figures["drafted"] ?? 0, 0)
         XCTAssertGreaterThan(figures["accepted"] ?? 0, 0, "the prompt's copy was never drafted: \(spec.stdout)")
-        for (flag, value, range) in [("--speculate", "17", "0...16"), ("--speculate", "-1", "0...16"), ("--lookup-ngram", "0", "1...16")] {
+        for (flag, value, range) in [("--speculate", "17", "0...16"), ("--speculate", "-1", "0...16"), ("--lookup-ngram", "0", "1...16"),
+                                     ("--lookup-min-ngram", "4", "1...3")] {
             let r = try runProcess(lora, ["generate", "--model", model.path, "--speculate", "2", "\(flag)=\(value)", "hi"])
             XCTAssertNotEqual(r.status, 0)
             XCTAssertTrue(r.stderr.contains(flag) && r.stderr.contains(range) && r.stderr.contains(value), r.stderr)

@@ -80,7 +80,7 @@ final class GenerationRouteTests: ServerTestCase {
     /// server's `--speculate` default applies there), on both routes.
     func testSpeculationFieldsReachTheBackend() async throws {
         try await withServer { client in
-            var r = try await self.post(client, "/v1/completions", #"{"model":"greet","prompt":"a b c","speculate":5,"lookup_ngram":2}"#)
+            var r = try await self.post(client, "/v1/completions", #"{"model":"greet","prompt":"a b c","speculate":5,"lookup_ngram":2,"lookup_min_ngram":1}"#)
             XCTAssertEqual(r.status, .ok, String(buffer: r.body))
             r = try await self.post(client, "/v1/chat/completions", #"{"model":"greet","messages":[{"role":"user","content":"a"}],"speculate":0}"#)
             XCTAssertEqual(r.status, .ok, String(buffer: r.body))
@@ -90,6 +90,7 @@ final class GenerationRouteTests: ServerTestCase {
             XCTAssertEqual(sent.count, 3)
             XCTAssertEqual(sent.map(\.speculate), [5, 0, nil])
             XCTAssertEqual(sent.map(\.lookupNgram), [2, nil, nil])
+            XCTAssertEqual(sent.map(\.lookupMinNgram), [1, nil, nil])
         }
     }
 

@@ -211,7 +211,8 @@ final class ServeProcessTests: XCTestCase {
                                 (["serve", "--base", "tiny", "--workers", "1", "--worker-threads", "0"], "--worker-threads must be at least 1"),
                                 (["worker", "--threads", "0"], "--threads must be at least 1"),
                                 (["serve", "--base", "tiny", "--speculate", "17"], "--speculate must be in 0...16, got 17"),
-                                (["serve", "--base", "tiny", "--lookup-ngram", "0"], "--lookup-ngram must be in 1...16, got 0")] {
+                                (["serve", "--base", "tiny", "--lookup-ngram", "0"], "--lookup-ngram must be in 1...16, got 0"),
+                                (["serve", "--base", "tiny", "--lookup-min-ngram", "4"], "--lookup-min-ngram must be in 1...3 (--lookup-ngram), got 4")] {
             let r = try runProcess(TestPaths.loraBinary, args + ["--data-dir", dataDir.path])
             XCTAssertNotEqual(r.status, 0, args.joined(separator: " "))
             XCTAssertTrue(r.stderr.contains(message), "\(args): \(r.stderr)")

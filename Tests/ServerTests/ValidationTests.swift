@@ -82,6 +82,8 @@ final class ValidationTests: ServerTestCase {
         ("/v1/completions", "{\(completion),\"lookup_ngram\":0}", "lookup_ngram"),
         ("/v1/chat/completions", "{\(chat),\"speculate\":2.5}", "speculate"),
         ("/v1/chat/completions", "{\(chat),\"lookup_ngram\":17}", "lookup_ngram"),
+        ("/v1/completions", "{\(completion),\"lookup_min_ngram\":0}", "lookup_min_ngram"),
+        ("/v1/chat/completions", "{\(chat),\"lookup_min_ngram\":\"2\"}", "lookup_min_ngram"),
         ("/v1/chat/completions", #"{"model":"greet"}"#, "messages"),
         ("/v1/chat/completions", #"{"model":"greet","messages":[]}"#, "messages"),
         ("/v1/chat/completions", #"{"model":"greet","messages":["hi"]}"#, "messages[0]"),

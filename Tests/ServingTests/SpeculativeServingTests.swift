@@ -95,4 +95,47 @@ final class SpeculativeServingTests: EngineTestCase {
             guard case .invalidField("speculate", _)? = $0 as? ServingError else { return XCTFail("got \($0)") }
         }
     }
+
+    /// A verification row's LM head runs only once every draft before it stood (`PromptLookup.logitsWindow`):
+    /// with rejected drafts, fewer rows get logits than the step fed, while the output stays plain
+    /// decoding's; a plain request's every row gets its logits.
+    func testRowsPastARejectedDraftGetNoLMHead() throws {
+        let e = try makeEngine()
+        let n = 24
+        let expected = try plainExpected(Self.copyPrompt, reference: nil, maxTokens: n, chunk: LlamaModel.defaultPrefillChunk)
+        let spec = try e.submit(ServingRequest(model: Self.baseName, input: .text(Self.copyPrompt), maxTokens: n, requestId: "h",
+                                               speculate: 8, lookupMinNgram: 1))
+        let plain = try e.submit(ServingRequest(model: Self.baseName, input: .text(Self.copyPrompt), maxTokens: n, requestId: "p"))
+        _ = try collect(spec); _ = try collect(plain)
+        let s = spec as! EngineSequence, p = plain as! EngineSequence
+        XCTAssertEqual(s.completionTokenIds, expected.tokens)
+        XCTAssertEqual(p.completionTokenIds, expected.tokens)
+        XCTAssertGreaterThan(s.acceptedTokens, 0, "no draft stood")
+        XCTAssertGreaterThan(s.draftedTokens, s.acceptedTokens, "no draft was rejected")
+        XCTAssertLessThan(s.headRows, s.fedRows, "every verification row got its LM head")
+        XCTAssertGreaterThanOrEqual(s.headRows, s.completionTokenIds.count, "a token was chosen without its row's logits")
+        XCTAssertEqual(p.headRows, p.fedRows)
+        // One row a token (the prompt's last, then each decode row), and the row that chose an EOS.
+        XCTAssertEqual(p.fedRows, p.completionTokenIds.count + (expected.finishReason == .stop ? 1 : 0))
+    }
+
+    /// `lookup_min_ngram` above the request's (or the engine's) `lookup_ngram`, or below 1, is a field error naming it.
+    func testAMinimumNgramOutOfRangeNamesItsField() throws {
+        let e = try makeEngine(start: false)
+        for (n, least) in [(2, 3), (nil, 4), (3, 0)] as [(Int?, Int)] {
+            XCTAssertThrowsError(try e.submit(ServingRequest(model: Self.baseName, input: .text("hi"), maxTokens: 1, requestId: "m",
+                                                             speculate: 2, lookupNgram: n, lookupMinNgram: least))) {
+                guard case let .invalidField(f, message)? = $0 as? ServingError else { return XCTFail("got \($0)") }
+                XCTAssertEqual(f, "lookup_min_ngram")
+                XCTAssertTrue(message.contains("got \(least)") && message.contains("1...\(n ?? PromptLookup.defaultNgram)"), message)
+            }
+        }
+        // The engine's own minimum yields to a request's smaller lookup_ngram instead.
+        let lowered = try makeEngine({ $0.lookupMinNgram = 3 }, start: false)
+        XCTAssertNoThrow(try lowered.submit(ServingRequest(model: Self.baseName, input: .text("hi"), maxTokens: 1, requestId: "l",
+                                                           speculate: 2, lookupNgram: 1)))
+        XCTAssertThrowsError(try makeEngine({ $0.lookupMinNgram = 4 }, start: false)) {
+            guard case .invalidField("lookupMinNgram", _)? = $0 as? ServingError else { return XCTFail("got \($0)") }
+        }
+    }
 }

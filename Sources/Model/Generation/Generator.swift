@@ -41,6 +41,10 @@ public struct GenerationResult: Sendable {
     public var acceptedTokens = 0
     /// Forward calls after the prompt's (decode or verification steps).
     public var decodeSteps = 0
+    /// Rows that chose a token or verified a draft (each step's decode row, or the prompt's last row,
+    /// plus its drafts), and those whose LM head was computed (not rows past a rejected draft's window).
+    public var fedRows = 0
+    public var headRows = 0
 }
 
 extension LlamaModel {
@@ -90,9 +94,11 @@ extension LlamaModel {
         var drafted = 0, accepted = 0, steps = 0
         var length = request.speculation.map(DraftLength.init)
         var stood = 0   // drafts accepted in this step
+        var fedRows = 0, headRows = 0
         func result(_ tokens: [Int], _ text: String, _ reason: FinishReason) -> GenerationResult {
             var r = GenerationResult(tokens: tokens, text: text, finishReason: reason)
             r.draftedTokens = drafted; r.acceptedTokens = accepted; r.decodeSteps = max(0, steps - 1)
+            r.fedRows = fedRows; r.headRows = headRows
             return r
         }
         decoding: while out.count < request.maxTokens {
@@ -116,6 +122,8 @@ extension LlamaModel {
             }
             steps += 1
             stood = 0
+            fedRows += rows
+            headRows += computed
             // Row i's logits choose the token after row i's; row i + 1 holds draft i, which stands
             // only if it is that token (the sampler draws once per emitted token, as without drafts).
             for i in 0..<rows {
@@ -123,6 +131,7 @@ extension LlamaModel {
                     let w = PromptLookup.logitsWindow(computed: computed, rows: rows)
                     logitsRows(hidden: hidden.pointer + w.lowerBound * D, rows: w.count, into: logitsBuf.pointer + w.lowerBound * V)
                     computed = w.upperBound
+                    headRows += w.count
                 }
                 let next = sampler.sample(logitsBuf.pointer + i * V, count: V)
                 if request.eosTokenIds.contains(next) { finish = .stop; break decoding }

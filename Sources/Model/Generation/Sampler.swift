@@ -87,7 +87,7 @@ public struct Sampler {
         if p.temperature == 0 { return Sampler.argmax(logits, count: v) }
         // Candidates sorted by logit, descending (stable: lower id first on ties).
         if order.count != v { order = Array(0..<v) } else { for i in 0..<v { order[i] = i } }
-        order.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+        order.withUnsafeMutableBufferPointer { Sampler.sortCandidates($0, logits) }
         var keep = v
         if let k = p.topK, k < v {
             // transformers keeps every token whose logit is >= the k-th largest.
@@ -98,7 +98,7 @@ public struct Sampler {
         // Softmax of logit / temperature over the kept candidates, in Double after max-subtraction.
         let invT = 1 / Double(p.temperature)
         let m = Double(logits[order[0]]) * invT
-        if probs.count < keep { probs = [Double](repeating: 0, count: keep) }
+        if probs.count < keep { probs = [Double](repeating: 0, count: keep) }   // once: keep <= v
         var sum = 0.0
         for i in 0..<keep { let e = exp(Double(logits[order[i]]) * invT - m); probs[i] = e; sum += e }
         for i in 0..<keep { probs[i] /= sum }
@@ -123,5 +123,81 @@ public struct Sampler {
             if r < acc { return order[i] }
         }
         return order[keep - 1]
+    }
+
+    /// Sorts candidate ids by logit, descending, the lower id first on equal logits: a strict total
+    /// order, so the result is the one `Array.sort` gives, but in place (introsort: quicksort with a
+    /// median of three, insertion sort below 16, heapsort past a depth limit), so sampling allocates
+    /// nothing per token (`Array.sort` allocates a merge buffer of half the vocabulary every call).
+    /// `depthLimit` (tests): quicksort levels before heapsort takes over; default 2 log2(n).
+    public static func sortCandidates(_ o: UnsafeMutableBufferPointer<Int>, _ logits: UnsafePointer<Float>, depthLimit: Int? = nil) {
+        guard o.count > 1 else { return }
+        var depth = 0
+        var n = o.count
+        while n > 1 { depth += 2; n >>= 1 }
+        introsort(o.baseAddress!, 0, o.count, depthLimit ?? depth, logits)
+    }
+
+    /// Whether id a comes before id b.
+    @inline(__always)
+    static func before(_ a: Int, _ b: Int, _ logits: UnsafePointer<Float>) -> Bool {
+        let x = logits[a], y = logits[b]
+        return x > y || (x == y && a < b)
+    }
+
+    private static func introsort(_ o: UnsafeMutablePointer<Int>, _ lo: Int, _ hi: Int, _ depth: Int, _ logits: UnsafePointer<Float>) {
+        var lo = lo, depth = depth
+        while hi - lo > 16 {
+            if depth == 0 { heapsort(o + lo, hi - lo, logits); return }
+            depth -= 1
+            // Median of three to o[lo], then Hoare-style partition around it.
+            let mid = lo + (hi - lo) / 2
+            if before(o[mid], o[lo], logits) { swap(&o[mid], &o[lo]) }
+            if before(o[hi - 1], o[lo], logits) { swap(&o[hi - 1], &o[lo]) }
+            if before(o[hi - 1], o[mid], logits) { swap(&o[hi - 1], &o[mid]) }
+            swap(&o[lo], &o[mid])   // the median as the pivot, at lo
+            let pivot = o[lo]
+            var i = lo, j = hi
+            while true {
+                repeat { i += 1 } while i < hi && before(o[i], pivot, logits)
+                repeat { j -= 1 } while before(pivot, o[j], logits)
+                if i >= j { break }
+                swap(&o[i], &o[j])
+            }
+            swap(&o[lo], &o[j])
+            // Recurse into the smaller side, loop on the larger (stack depth O(log n)).
+            if j - lo < hi - (j + 1) {
+                introsort(o, lo, j, depth, logits)
+                lo = j + 1
+            } else {
+                introsort(o, j + 1, hi, depth, logits)
+                return introsort(o, lo, j, depth, logits)
+            }
+        }
+        // Insertion sort of the short rest.
+        var k = lo + 1
+        while k < hi {
+            let x = o[k]
+            var m = k
+            while m > lo && before(x, o[m - 1], logits) { o[m] = o[m - 1]; m -= 1 }
+            o[m] = x
+            k += 1
+        }
+    }
+
+    private static func heapsort(_ o: UnsafeMutablePointer<Int>, _ n: Int, _ logits: UnsafePointer<Float>) {
+        func siftDown(_ start: Int, _ end: Int) {
+            var root = start
+            while true {
+                var child = 2 * root + 1
+                if child >= end { return }
+                if child + 1 < end && before(o[child], o[child + 1], logits) { child += 1 }
+                if before(o[root], o[child], logits) { swap(&o[root], &o[child]); root = child } else { return }
+            }
+        }
+        var start = n / 2 - 1
+        while start >= 0 { siftDown(start, n); start -= 1 }
+        var end = n - 1
+        while end > 0 { swap(&o[0], &o[end]); siftDown(0, end); end -= 1 }
     }
 }

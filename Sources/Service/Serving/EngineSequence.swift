@@ -35,6 +35,10 @@ public final class EngineSequence: ServingSequence, @unchecked Sendable {
     /// Draft tokens proposed and accepted so far.
     public internal(set) var draftedTokens = 0
     public internal(set) var acceptedTokens = 0
+    /// Rows of this sequence that chose a token or verified a draft (a decode row plus its drafts, the
+    /// last prompt row), and those whose LM head was computed (rows after a rejected draft's window are not).
+    public internal(set) var fedRows = 0
+    public internal(set) var headRows = 0
     let submittedAt: UInt64
     var lastTokenAt: UInt64 = 0
     /// Called once when the sequence leaves the engine (unpins its adapter).

@@ -100,6 +100,7 @@ extension ServingEngine {
             lastRows.reserve(sampled.reduce(0) { $0 + $1.count } * D)
             let eos = model.eosTokenIds
             let now = DispatchTime.now().uptimeNanoseconds
+            for e in sampled { e.seq.fedRows += e.count }
             for (j, e) in sampled.enumerated() where !e.drafts.isEmpty {
                 e.seq.draftedTokens += e.drafts.count
                 draftedCounter.increment(by: e.drafts.count)
@@ -112,6 +113,7 @@ extension ServingEngine {
                     (lastRows.pointer + B * D).update(from: hidden.pointer + (e.row + w.lowerBound) * D, count: w.count * D)
                     progress[j].logitsRow = B - w.lowerBound
                     progress[j].computed = w.upperBound
+                    e.seq.headRows += w.count
                     B += w.count
                 }
                 if B == 0 { break }
