@@ -9,7 +9,8 @@ extension ModelBenchmark {
     /// of a run (the cache, the prompt) cancelling. Each figure's `samples` are the two runs' counts
     /// and its `median` the per-token (per-step) difference, which is zero when decoding allocates nothing.
     /// - Batch 1: the `decode` loop (`forward`, `logits`, greedy `Sampler`), and `LlamaModel.generate`
-    ///   (greedy, no stop strings, no end-of-sequence token).
+    ///   (no stop strings, no end-of-sequence token) greedy and sampling (temperature 0.8, top-k 50,
+    ///   top-p 0.9, seeded).
     /// - `rows` N: `decodeRows`' steps (one `forwardBatch` over N one-row segments, `logitsRows`), with
     ///   `adapters` distinct adapters of rank `adapterRank` dealt to the rows.
     public func allocationsPerToken(_ counter: AllocationCounter, rows: Int?, adapterRank: Int = 0,
@@ -32,12 +33,16 @@ extension ModelBenchmark {
         defer { run.free() }
         let decode = try figure("decode_allocations_per_token", unit: "allocations/token") { _ = try run.run(newTokens: $0) }
         let prompt = Self.tokenIds(shape.decodePromptTokens, vocabulary: model.config.vocabSize)
-        let generate = try figure("generate_allocations_per_token", unit: "allocations/token") { tokens in
-            let r = try model.generate(GenerationRequest(prompt: prompt, maxTokens: tokens, eosTokenIds: []), decode: { _ in "" })
-            guard r.tokens.count == tokens else {
-                throw ModelError.invalidArgument("generate stopped after \(r.tokens.count) of \(tokens) tokens")
+        func generate(_ name: String, _ sampling: SamplingParameters) throws -> Figure {
+            try figure(name, unit: "allocations/token") { tokens in
+                let r = try model.generate(GenerationRequest(prompt: prompt, maxTokens: tokens, sampling: sampling, eosTokenIds: []),
+                                           decode: { _ in "" })
+                guard r.tokens.count == tokens else {
+                    throw ModelError.invalidArgument("generate stopped after \(r.tokens.count) of \(tokens) tokens")
+                }
             }
         }
-        return [decode, generate]
+        return [decode, try generate("generate_allocations_per_token", .greedy),
+                try generate("generate_sampled_allocations_per_token", SamplingParameters(temperature: 0.8, topK: 50, topP: 0.9, seed: 7))]
     }
 }

@@ -39,9 +39,11 @@ final class AllocationCLITests: XCTestCase {
         }
     }
 
-    /// Batch 1: the forward / logits / greedy-sampler loop, and `LlamaModel.generate` itself.
+    /// Batch 1: the forward / logits / greedy-sampler loop, and `LlamaModel.generate` itself, greedy and
+    /// sampling (temperature, top-k, top-p: the sampler's candidate sort in place).
     func testBatchOneDecodingAllocatesNothingPerToken() throws {
-        check(try countAllocations([]), names: ["decode_allocations_per_token", "generate_allocations_per_token"])
+        check(try countAllocations([]), names: ["decode_allocations_per_token", "generate_allocations_per_token",
+                                                "generate_sampled_allocations_per_token"])
     }
 
     /// A serving step of 8 one-row segments under one LoRA adapter (rank 16, every linear module).

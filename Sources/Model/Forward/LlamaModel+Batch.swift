@@ -63,16 +63,19 @@ extension LlamaModel {
         if T == 0 { return }
         let D = c.hiddenSize
         // Rebuilt in the workspace's arrays (capacity kept): a decode step allocates nothing.
+        // (Used in place, never copied to a local: the release below must find its arrays unshared.)
         ws.servingRows.buildServing(segments)
-        let rows = ws.servingRows
-        ws.plan(config: c, rows: rows, saving: false)
+        ws.plan(config: c, rows: ws.servingRows, saving: false)
         let x = ws.x.pointer
         var row = 0
         for s in segments {
             for t in 0..<s.tokens.count { weights.embed(s.tokens[t], dim: D, into: x + (row + t) * D) }
             row += s.tokens.count
         }
-        for l in 0..<c.numLayers { blockForward(l, rows: rows, x: x, workspace: ws) }
+        for l in 0..<c.numLayers { blockForward(l, rows: ws.servingRows, x: x, workspace: ws) }
+        // Let go of the step's caches and adapters now (a retired sequence's KV cache is freed when
+        // it leaves, not at the next step); the arrays keep their capacity.
+        ws.servingRows.removeAll()
         for s in segments { s.cache.count += s.tokens.count }
         weights.finalNorm.withUnsafeBufferPointer { w in
             RMSNorm.forward(x, weight: w.baseAddress!, eps: c.rmsNormEps, tokens: T, dim: D, into: hidden)
