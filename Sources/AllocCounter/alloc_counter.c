@@ -7,11 +7,12 @@
 // Swift's runtime allocates through malloc, posix_memalign and aligned_alloc (swift_slowAlloc), so
 // every Swift object, array buffer, closure context and box is counted, on every thread.
 #include "AllocCounter.h"
-#include <errno.h>
+#include <errno.h>       // (any libc header defines __GLIBC__ on glibc)
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <unistd.h>
+#if defined(__GLIBC__)   // glibc's `__libc_*` entry points; elsewhere the library defines nothing (the bench says so)
 
 extern void *__libc_malloc(size_t size);
 extern void *__libc_calloc(size_t count, size_t size);
@@ -65,3 +66,6 @@ __attribute__((visibility("default"))) int posix_memalign(void **out, size_t ali
     *out = p;
     return 0;
 }
+#else
+typedef int lora_alloc_counter_needs_glibc;   // (an empty translation unit is not ISO C)
+#endif
