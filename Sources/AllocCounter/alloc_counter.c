@@ -1,7 +1,8 @@
 // An allocation counter preloaded into a process (LD_PRELOAD): it defines the C allocation functions,
 // counts each call in one atomic counter, and hands the call to glibc's own allocator through its
-// exported `__libc_*` entry points (glibc's malloc.c exports them for exactly this use; looking the
-// next definition up with dlsym(RTLD_NEXT) instead would itself allocate on first use). `free` is
+// exported `__libc_*` entry points (`nm -D libc.so.6`: __libc_malloc, __libc_calloc, __libc_realloc,
+// __libc_memalign, GLIBC_2.2.5). Looking the next definition up with dlsym(RTLD_NEXT) instead can
+// itself allocate (dlerror's buffer) before the lookup has an answer. `free` is
 // not interposed: the memory is glibc's either way.
 //
 // Swift's runtime allocates through malloc, posix_memalign and aligned_alloc (swift_slowAlloc), so
