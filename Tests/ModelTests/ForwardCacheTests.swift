@@ -34,6 +34,34 @@ final class ForwardCacheTests: XCTestCase {
         }
     }
 
+    /// A workspace keeps the rotary table of its last call: a call at other positions (or on a model
+    /// with other frequencies) must compute its own, so a reused workspace gives a fresh one's bits.
+    func testAReusedWorkspaceComputesTheSameBitsAsAFreshOne() throws {
+        let model = RandomModel.make(seed: 3)
+        var scaled = model.config
+        scaled.ropeTheta = 500
+        let other = LlamaModel(config: scaled, weights: model.weights)
+        XCTAssertNotEqual(model.rope.invFreq, other.rope.invFreq)
+        let D = model.config.hiddenSize
+        func run(_ m: LlamaModel, _ chunks: [[Int]], workspace: (Int) -> Workspace) throws -> [[Float]] {
+            let cache = KVCache(config: m.config, capacity: 16)
+            return try chunks.enumerated().map { i, chunk in
+                var h = [Float](repeating: 0, count: chunk.count * D)
+                try h.withUnsafeMutableBufferPointer {
+                    try m.forward(chunk, cache: cache, adapters: .none, workspace: workspace(i), hidden: $0.baseAddress!)
+                }
+                return h
+            }
+        }
+        let chunks = [[3, 17, 42, 8], [8, 29, 11], [5], [5]]
+        let shared = Workspace()
+        for m in [model, other, model] {
+            let reused = try run(m, chunks) { _ in shared }
+            let fresh = try run(m, chunks) { _ in Workspace() }
+            XCTAssertEqual(reused.map { $0.map(\.bitPattern) }, fresh.map { $0.map(\.bitPattern) })
+        }
+    }
+
     func testForwardRefusesTokensOutsideTheVocabularyAndCacheOverflow() throws {
         let model = RandomModel.make()
         XCTAssertThrowsError(try model.logits(for: [1, 50])) { XCTAssertTrue("\($0)".contains("token id 50")) }

@@ -123,8 +123,7 @@ extension LlamaModel {
         let gate = s?.gate.pointer ?? ws.gate.pointer, up = s?.up.pointer ?? ws.up.pointer
         // Training keeps the pre-activation gate for its backward; inference overwrites it.
         let act = s == nil ? ws.gate.pointer : ws.act.pointer
-        rows.positions.withUnsafeBufferPointer { posBuf in
-            let pos = posBuf.baseAddress!
+        do {
             // Attention sublayer.
             if let s { s.xIn.pointer.update(from: x, count: T * D) }
             layer.attnNorm.withUnsafeBufferPointer { w in
@@ -137,8 +136,9 @@ extension LlamaModel {
             LayerWeights.addBias(layer.qBias, to: q, tokens: T)
             LayerWeights.addBias(layer.kBias, to: k, tokens: T)
             LayerWeights.addBias(layer.vBias, to: v, tokens: T)
-            rope.apply(q, tokens: T, heads: c.numHeads, positions: pos)
-            rope.apply(k, tokens: T, heads: c.numKVHeads, positions: pos)
+            let angles = ws.rotaryTable(rope, positions: rows.positions)
+            rope.apply(q, tokens: T, heads: c.numHeads, cos: angles.cos, sin: angles.sin)
+            rope.apply(k, tokens: T, heads: c.numKVHeads, cos: angles.cos, sin: angles.sin)
             attention(l, rows, q: q, k: k, v: v, out: att, scores: ws.scores.pointer, lse: s?.lse.pointer)
             linear(layer.o, .o, l, rows, att, x, accumulate: true)
             if let s { s.xMid.pointer.update(from: x, count: T * D) }
