@@ -129,6 +129,25 @@ void ck_attention_backward_row_ref(float *p, float *d, long n, float lse, float 
     }
 }
 
+
+// ---- rotary embedding (no exp; here beside the other per-row kernels) ----
+
+void ck_rope_ref(float *x, long T, long heads, long E, const float *cs, const float *sn, float sign) {
+    long half = E / 2;
+    for (long t = 0; t < T; t++) {
+        const float *c = cs + t * half, *s = sn + t * half;
+        for (long h = 0; h < heads; h++) {
+            float *b = x + (t * heads + h) * E;
+            for (long i = 0; i < half; i++) {
+                float si = sign * s[i];
+                float x1 = b[i], x2 = b[i + half];
+                b[i] = x1 * c[i] - x2 * si;
+                b[i + half] = x2 * c[i] + x1 * si;
+            }
+        }
+    }
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -277,6 +296,31 @@ CK_E_TARGET void ck_attention_backward_row(float *p, float *d, long n, float lse
     if (i < n) ck_attention_backward_row_ref(p + i, d + i, n - i, lse, dsum);
 }
 
+CK_E_TARGET void ck_rope(float *x, long T, long heads, long E, const float *cs, const float *sn, float sign) {
+    long half = E / 2;
+    const __m256 vsign = _mm256_set1_ps(sign);
+    for (long t = 0; t < T; t++) {
+        const float *c = cs + t * half, *s = sn + t * half;
+        for (long h = 0; h < heads; h++) {
+            float *b = x + (t * heads + h) * E;
+            long i = 0;
+            for (; i + 8 <= half; i += 8) {
+                __m256 vc = _mm256_loadu_ps(c + i);
+                __m256 vs = _mm256_mul_ps(vsign, _mm256_loadu_ps(s + i));
+                __m256 x1 = _mm256_loadu_ps(b + i), x2 = _mm256_loadu_ps(b + i + half);
+                _mm256_storeu_ps(b + i, _mm256_sub_ps(_mm256_mul_ps(x1, vc), _mm256_mul_ps(x2, vs)));
+                _mm256_storeu_ps(b + i + half, _mm256_add_ps(_mm256_mul_ps(x2, vc), _mm256_mul_ps(x1, vs)));
+            }
+            for (; i < half; i++) {
+                float si = sign * s[i];
+                float x1 = b[i], x2 = b[i + half];
+                b[i] = x1 * c[i] - x2 * si;
+                b[i + half] = x2 * c[i] + x1 * si;
+            }
+        }
+    }
+}
+
 #else
 
 void ck_swiglu(const float *g, const float *u, float *a, long n) { ck_swiglu_ref(g, u, a, n); }
@@ -288,6 +332,9 @@ double ck_logsumexp(const float *x, long n) { return ck_logsumexp_ref(x, n); }
 void ck_exp_scaled(float *x, long n, float sub, float scale) { ck_exp_scaled_ref(x, n, sub, scale); }
 void ck_attention_backward_row(float *p, float *d, long n, float lse, float dsum) {
     ck_attention_backward_row_ref(p, d, n, lse, dsum);
+}
+void ck_rope(float *x, long T, long heads, long E, const float *cs, const float *sn, float sign) {
+    ck_rope_ref(x, T, heads, E, cs, sn, sign);
 }
 
 #endif

@@ -136,12 +136,14 @@ extension RowDequantizedWeight {
             gemv(x, into: y, accumulate: accumulate)
             return
         }
-        QuantizedTiles.forward(n: outFeatures, k: inFeatures, x: x, tokens: tokens, y: y, accumulate: accumulate) { r0, r1, dst in
+        // Whole tiles over the pool (`forwardChunksConcurrently`), as `forwardChunks` runs a chunk.
+        QuantizedTiles.forwardChunksConcurrently(n: outFeatures, k: inFeatures, x: x, chunks: [0..<tokens], y: y,
+                                                 accumulate: accumulate) { r0, r1, dst in
             self.dequantizeRows(r0, r1, into: dst)
         }
     }
 
-    /// `forward` per chunk, sharing each dequantized tile between the chunks (`QuantizedTiles.forwardChunks`);
+    /// `forward` per chunk, sharing each dequantized tile between the chunks (`QuantizedTiles.forwardChunksConcurrently`);
     /// a one-row chunk takes the GEMV, as `forward` does.
     public func forwardChunks(_ x: UnsafePointer<Float>, chunks: [Range<Int>], into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         var tiled: [Range<Int>] = []
@@ -153,7 +155,7 @@ extension RowDequantizedWeight {
                 tiled.append(c)
             }
         }
-        QuantizedTiles.forwardChunks(n: outFeatures, k: inFeatures, x: x, chunks: tiled, y: y, accumulate: accumulate) { r0, r1, dst in
+        QuantizedTiles.forwardChunksConcurrently(n: outFeatures, k: inFeatures, x: x, chunks: tiled, y: y, accumulate: accumulate) { r0, r1, dst in
             self.dequantizeRows(r0, r1, into: dst)
         }
     }

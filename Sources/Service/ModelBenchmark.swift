@@ -24,6 +24,8 @@ public struct ModelBenchmark {
         public var rank = 16
         public var alpha: Float = 32
         public var promptTokens = 250
+        /// Prompt tokens per prefill forward call (`generate`'s chunk unless set).
+        public var prefillChunk = LlamaModel.defaultPrefillChunk
         public var decodePromptTokens = 16
         public var newTokens = 128
         public init() {}
@@ -148,7 +150,7 @@ public struct ModelBenchmark {
     public func prefill() throws -> Figure {
         let c = model.config
         let prompt = Self.tokenIds(shape.promptTokens, vocabulary: c.vocabSize)
-        let chunk = LlamaModel.defaultPrefillChunk
+        let chunk = shape.prefillChunk
         let ws = Workspace()
         var hidden = [Float](repeating: 0, count: chunk * c.hiddenSize)
         var logits = [Float](repeating: 0, count: c.vocabSize)

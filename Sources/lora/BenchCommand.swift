@@ -47,6 +47,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("prompt-tokens"), help: "prefill: prompt length.")
     var promptTokens = 250
 
+    @Option(name: .customLong("prefill-chunk"), help: "prefill: prompt tokens per forward call (default: generate's chunk).")
+    var prefillChunk = LlamaModel.defaultPrefillChunk
+
     @Option(name: .customLong("new-tokens"), help: "decode: tokens generated.")
     var newTokens = 128
 
@@ -82,7 +85,7 @@ struct BenchCommand: ParsableCommand {
         if repetitions < 1 { throw ValidationError("--repetitions must be at least 1, got \(repetitions)") }
         if warmups < 0 { throw ValidationError("--warmups must be at least 0, got \(warmups)") }
         for (flag, v) in [("--batch-size", batchSize), ("--seq-len", seqLen), ("--rank", rank),
-                          ("--prompt-tokens", promptTokens), ("--new-tokens", newTokens)] where v < 1 {
+                          ("--prompt-tokens", promptTokens), ("--prefill-chunk", prefillChunk), ("--new-tokens", newTokens)] where v < 1 {
             throw ValidationError("\(flag) must be at least 1, got \(v)")
         }
         if let r = rows, r < 1 { throw ValidationError("--rows must be at least 1, got \(r)") }
@@ -114,7 +117,7 @@ struct BenchCommand: ParsableCommand {
         let lm = try LanguageModel.load(path: path, quantization: quant)
         var shape = ModelBenchmark.Shape()
         shape.batch = batchSize; shape.sequenceLength = seqLen; shape.rank = rank
-        shape.promptTokens = promptTokens; shape.newTokens = newTokens
+        shape.promptTokens = promptTokens; shape.newTokens = newTokens; shape.prefillChunk = prefillChunk
         let c = lm.model.config
         if kind == .prefill && promptTokens > c.maxPositionEmbeddings && c.maxPositionEmbeddings > 0 {
             throw ValidationError("--prompt-tokens \(promptTokens) exceeds the model's context of \(c.maxPositionEmbeddings)")

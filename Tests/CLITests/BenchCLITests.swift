@@ -52,8 +52,9 @@ final class BenchCLITests: XCTestCase {
         // Forward and input-gradient backward through every frozen product, the LM head included.
         XCTAssertEqual(tf["boundFlopsPerToken"] as? Double, 4 * (m.linear + m.head))
 
-        let prefill = try bench(["prefill", "--prompt-tokens", "40", "--repetitions", "3", "--warmups", "0"])
+        let prefill = try bench(["prefill", "--prompt-tokens", "40", "--prefill-chunk", "16", "--repetitions", "3", "--warmups", "0"])
         XCTAssertEqual((prefill["shape"] as? [String: Any])?["promptTokens"] as? Int, 40)
+        XCTAssertEqual((prefill["shape"] as? [String: Any])?["prefillChunk"] as? Int, 16)
         let pf = try checkFigure(prefill, kind: "prefill", name: "prefill_tokens_per_s", unit: "tokens/s", reps: 3)
         XCTAssertEqual(pf["boundFlopsPerToken"] as? Double, 2 * m.linear)
 
@@ -102,6 +103,7 @@ final class BenchCLITests: XCTestCase {
         for (args, flag) in [(["decode", "--repetitions", "0"], "--repetitions"), (["train", "--seq-len", "0"], "--seq-len"),
                              (["prefill", "--prompt-tokens", "1000"], "--prompt-tokens"), (["decode", "--rows", "0"], "--rows"),
                              (["decode", "--adapter-rank", "4"], "--adapter-rank"), (["train", "--rows", "2"], "--rows"),
+                             (["prefill", "--prefill-chunk", "0"], "--prefill-chunk"),
                              (["decode", "--rows", "2", "--adapter-targets", "q_proj,lm_head"], "lm_head")] {
             let r = try runProcess(lora, ["bench"] + args + ["--model", model.path])
             XCTAssertNotEqual(r.status, 0)

@@ -103,4 +103,60 @@ final class ElementwiseKernelTests: XCTestCase {
             XCTAssertEqual(Double(logSum), m + log(sum), accuracy: (Self.expRelTolerance + FP32.gamma(n)) + FP32.roundings(2) * abs(m + log(sum)))
         }
     }
+    /// The rotary kernel against its twin at odd head sizes (8-lane tails), both directions.
+    func testRoPEKernelEqualsItsPortableTwinBitForBitAtOddSizes() throws {
+        guard Activations.cpuHasSIMD else { throw XCTSkip("the CPU has no AVX2 + FMA") }
+        for (T, heads, E) in [(1, 1, 2), (3, 2, 14), (5, 3, 16), (2, 9, 64), (7, 1, 34), (4, 3, 50)] {
+            var rng = TestRNG(seed: UInt64(T * 100 + E))
+            let x = rng.uniform(T * heads * E, scale: 4)
+            let cs = rng.uniform(T * E / 2), sn = rng.uniform(T * E / 2)
+            for sign: Float in [1, -1] {
+                var a = x, b = x
+                ck_rope(&a, T, heads, E, cs, sn, sign)
+                ck_rope_ref(&b, T, heads, E, cs, sn, sign)
+                XCTAssertEqual(bits(a), bits(b), "rope T=\(T) heads=\(heads) E=\(E) sign \(sign)")
+            }
+        }
+    }
+
+    /// `RoPE.apply` (a cos/sin table, then the kernel) computes what the per-layer loop it replaced
+    /// computed, bit for bit: cosf and sinf of the fp32 angle, x1·c − x2·s and x2·c + x1·s unfused;
+    /// the inverse with s negated. On both paths.
+    func testRoPEApplyEqualsThePlainRotationBitForBit() {
+        let rope = RoPE(headDim: 18, theta: 10_000)
+        let T = 5, heads = 3, E = 18, half = 9
+        var rng = TestRNG(seed: 4)
+        let x = rng.uniform(T * heads * E, scale: 3)
+        let positions: [Int32] = [0, 1, 7, 300, 4095]
+        for simd in [true, false] {
+            Activations.useSIMD = simd
+            for sign: Float in [1, -1] {
+                var expected = x
+                for t in 0..<T {
+                    for i in 0..<half {
+                        let angle = Float(positions[t]) * rope.invFreq[i]
+                        let c = cosf(angle), s = sign * sinf(angle)
+                        for h in 0..<heads {
+                            let b = (t * heads + h) * E
+                            let x1 = expected[b + i], x2 = expected[b + i + half]
+                            let p1 = x1 * c, p2 = x2 * s, p3 = x2 * c, p4 = x1 * s
+                            expected[b + i] = p1 - p2
+                            expected[b + i + half] = p3 + p4
+                        }
+                    }
+                }
+                var got = x
+                got.withUnsafeMutableBufferPointer { g in
+                    positions.withUnsafeBufferPointer { p in
+                        if sign > 0 {
+                            rope.apply(g.baseAddress!, tokens: T, heads: heads, positions: p.baseAddress!)
+                        } else {
+                            rope.applyInverse(g.baseAddress!, tokens: T, heads: heads, positions: p.baseAddress!)
+                        }
+                    }
+                }
+                XCTAssertEqual(bits(got), bits(expected), "simd \(simd) sign \(sign)")
+            }
+        }
+    }
 }

@@ -34,6 +34,81 @@ final class ForwardCacheTests: XCTestCase {
         }
     }
 
+    /// A chunk longer than attention's row block (several blocks, each against only the keys its last
+    /// row sees) and large enough to spread its (head, block) tasks over the pool, after earlier keys in
+    /// the cache: every row's logits equal row-by-row decoding (the one-row path) within the forward
+    /// bound, with attention's inner dimension the 210 keys. With 1 and 3 threads.
+    func testALongChunkAttendsInBlocksAsRowByRowDecodingDoes() throws {
+        let model = RandomModel.make(seed: 5, maxPositions: 256)
+        let c = model.config
+        let V = c.vocabSize, D = c.hiddenSize
+        let tokens = (0..<210).map { ($0 * 7 + 3) % V }
+        let past = 20   // keys already cached before the long chunk
+        let n = tokens.count - past
+        XCTAssertGreaterThan(n, 2 * LlamaModel.attentionBlockRows)
+        XCTAssertGreaterThanOrEqual(c.numHeads * n * tokens.count * c.headDim, LlamaModel.attentionParallelMACs)
+        let tolerance = FP32.chain(products: 16, innerDimension: tokens.count)
+        // Row by row: one-token forwards from the cache.
+        var stepwise = [Float](repeating: 0, count: tokens.count * V)
+        do {
+            let cache = KVCache(config: c, capacity: tokens.count)
+            let ws = Workspace()
+            var h = [Float](repeating: 0, count: D)
+            for (i, t) in tokens.enumerated() {
+                try h.withUnsafeMutableBufferPointer { hb in
+                    try model.forward([t], cache: cache, adapters: .none, workspace: ws, hidden: hb.baseAddress!)
+                    stepwise.withUnsafeMutableBufferPointer { model.logits(hidden: hb.baseAddress!, tokens: 1, into: $0.baseAddress! + i * V) }
+                }
+            }
+        }
+        for threads in [1, 3] {
+            try ComputeContext.run(ComputeContext(threads: threads)) {
+                let cache = KVCache(config: c, capacity: tokens.count)
+                let ws = Workspace()
+                var h = [Float](repeating: 0, count: tokens.count * D)
+                var logits = [Float](repeating: 0, count: n * V)
+                try h.withUnsafeMutableBufferPointer { hb in
+                    try model.forward(Array(tokens[..<past]), cache: cache, adapters: .none, workspace: ws, hidden: hb.baseAddress!)
+                    try model.forward(Array(tokens[past...]), cache: cache, adapters: .none, workspace: ws, hidden: hb.baseAddress!)
+                    logits.withUnsafeMutableBufferPointer { model.logits(hidden: hb.baseAddress!, tokens: n, into: $0.baseAddress!) }
+                }
+                for r in stride(from: 0, to: n, by: 7) + [n - 1] {
+                    let got = Array(logits[(r * V)..<((r + 1) * V)])
+                    let ref = Array(stepwise[((past + r) * V)..<((past + r + 1) * V)])
+                    XCTAssertLessThanOrEqual(scaledMaxError(got, ref), tolerance, "threads \(threads) row \(past + r)")
+                }
+            }
+        }
+    }
+
+    /// A workspace keeps the rotary table of its last call: a call at other positions (or on a model
+    /// with other frequencies) must compute its own, so a reused workspace gives a fresh one's bits.
+    func testAReusedWorkspaceComputesTheSameBitsAsAFreshOne() throws {
+        let model = RandomModel.make(seed: 3)
+        var scaled = model.config
+        scaled.ropeTheta = 500
+        let other = LlamaModel(config: scaled, weights: model.weights)
+        XCTAssertNotEqual(model.rope.invFreq, other.rope.invFreq)
+        let D = model.config.hiddenSize
+        func run(_ m: LlamaModel, _ chunks: [[Int]], workspace: (Int) -> Workspace) throws -> [[Float]] {
+            let cache = KVCache(config: m.config, capacity: 16)
+            return try chunks.enumerated().map { i, chunk in
+                var h = [Float](repeating: 0, count: chunk.count * D)
+                try h.withUnsafeMutableBufferPointer {
+                    try m.forward(chunk, cache: cache, adapters: .none, workspace: workspace(i), hidden: $0.baseAddress!)
+                }
+                return h
+            }
+        }
+        let chunks = [[3, 17, 42, 8], [8, 29, 11], [5], [5]]
+        let shared = Workspace()
+        for m in [model, other, model] {
+            let reused = try run(m, chunks) { _ in shared }
+            let fresh = try run(m, chunks) { _ in Workspace() }
+            XCTAssertEqual(reused.map { $0.map(\.bitPattern) }, fresh.map { $0.map(\.bitPattern) })
+        }
+    }
+
     func testForwardRefusesTokensOutsideTheVocabularyAndCacheOverflow() throws {
         let model = RandomModel.make()
         XCTAssertThrowsError(try model.logits(for: [1, 50])) { XCTAssertTrue("\($0)".contains("token id 50")) }

@@ -39,6 +39,37 @@ final class QuantizedGGUFBlockWeightTests: XCTestCase {
         }
     }
 
+    /// Weights of several 1 MiB tiles, spread over 1, 2 and 3 threads (tiles taken whole by each pool
+    /// task): the forward still matches the reference twin, runs again to the same bits, and each
+    /// prefill chunk is its own forward bit for bit.
+    func testTiledForwardOverThePoolMatchesTheReferenceWithAnyThreadCount() throws {
+        let n = 700, k = 1024   // 2.9 MB of fp32: 3 or 4 tiles
+        let w = try Q4_1Weight(outFeatures: n, inFeatures: k, blocks: randomBlocks(n: n, k: k, blockBytes: 20, scales: 2, seed: 41))
+        var rng = TestRNG(seed: 42)
+        let t = 37
+        let x = rng.uniform(t * k)
+        var reference = [Float](repeating: 0, count: t * n)
+        w.forwardReference(x, tokens: t, into: &reference, accumulate: false)
+        for threads in [1, 2, 3] {
+            ComputeContext.run(ComputeContext(threads: threads)) {
+                var a = [Float](repeating: 0, count: t * n), b = a, chunked = a
+                w.forward(x, tokens: t, into: &a, accumulate: false)
+                w.forward(x, tokens: t, into: &b, accumulate: false)
+                XCTAssertLessThanOrEqual(maxRelativeError(a, reference), QuantizedKernelChecks.fastVsReferenceRelTolerance(terms: k),
+                                         "threads \(threads)")
+                XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), "threads \(threads): the same input, other bits")
+                let chunks = [0..<10, 10..<11, 11..<t]
+                w.forwardChunks(x, chunks: chunks, into: &chunked, accumulate: false)
+                for c in chunks {
+                    var alone = [Float](repeating: 0, count: c.count * n)
+                    w.forward(Array(x[(c.lowerBound * k)..<(c.upperBound * k)]), tokens: c.count, into: &alone, accumulate: false)
+                    XCTAssertEqual(Array(chunked[(c.lowerBound * n)..<(c.upperBound * n)]).map(\.bitPattern), alone.map(\.bitPattern),
+                                   "threads \(threads) chunk \(c)")
+                }
+            }
+        }
+    }
+
     func testQ8_0FastKernelsMatchReferenceTwinsAtOddSizes() throws {
         for (n, k) in [(77, 192), (5, 96), (3, 32)] {
             let w = try Q8_0Weight(outFeatures: n, inFeatures: k, blocks: randomBlocks(n: n, k: k, blockBytes: 34, scales: 1, seed: UInt64(n * k)))

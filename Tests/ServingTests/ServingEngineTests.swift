@@ -129,6 +129,41 @@ final class ServingEngineTests: EngineTestCase {
         XCTAssertEqual(e.runningCount, 0)
     }
 
+    /// Prompts arriving together take at most `prefillRowsPerStep` prompt rows a step (whole chunks, in
+    /// admission order, the first chunk always), a decoding stream keeps its row every step, and
+    /// each answer is still `lora generate`'s with the same chunk.
+    func testAStepTakesAtMostItsPrefillRowsAndAnswersStillEqualGenerate() throws {
+        let chunk = 4, budget = 9
+        let e = try makeEngine({ $0.prefillChunk = chunk; $0.prefillRowsPerStep = budget }, start: false)
+        let n = 3
+        let first = try e.submit(ServingRequest(model: Self.baseName, input: .text("hi"), maxTokens: 60, requestId: "d")) as! EngineSequence
+        while first.completionTokenIds.isEmpty { e.step() }
+        let prompts = [String(repeating: "Ship 4 red lamps to Oslo. ", count: 3) + "The order is"] + Self.prompts
+        let seqs = try prompts.enumerated().map { i, p in
+            try e.submit(ServingRequest(model: Self.baseName, input: .text(p), maxTokens: n, requestId: "p\(i)")) as! EngineSequence
+        }
+        let promptRows = prompts.reduce(0) { $0 + model.tokenizer.encode($1, addSpecialTokens: true).count }
+        XCTAssertGreaterThan(promptRows, 4 * budget, "the prompts must need several steps for this test to mean anything")
+        var steps = 0
+        while seqs.contains(where: { $0.completionTokenIds.isEmpty && !$0.isFinished }) {
+            let decoding = ([first] + seqs).filter { !$0.completionTokenIds.isEmpty && !$0.isFinished }
+            let before = first.completionTokenIds.count
+            let rows = e.step()
+            steps += 1
+            // One row per decoding stream, and whole chunks of at most `budget` rows (a prompt's last
+            // chunk may be shorter than 4, so up to 9 here).
+            XCTAssertLessThanOrEqual(rows - decoding.count, budget, "step \(steps)")
+            XCTAssertGreaterThan(rows, decoding.count, "step \(steps) prefills a chunk")
+            if !first.isFinished { XCTAssertEqual(first.completionTokenIds.count, before + 1, "the decoding stream advances every step") }
+        }
+        XCTAssertGreaterThanOrEqual(steps, promptRows / budget)
+        while seqs.contains(where: { !$0.isFinished }) { e.step() }
+        for (i, p) in prompts.enumerated() {
+            let expected = try generateExpected(p, reference: nil, maxTokens: n, chunk: chunk)
+            XCTAssertEqual(seqs[i].completionTokenIds, expected.tokens, p)
+        }
+    }
+
     func testAFullQueueRefusesWithRetryAfter() throws {
         let e = try makeEngine({ $0.maxRunning = 1; $0.maxQueue = 2 }, start: false)
         for i in 0..<2 {

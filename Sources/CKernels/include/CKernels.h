@@ -120,5 +120,10 @@ void ck_exp_scaled_ref(float *x, long n, float sub, float scale);
 /// p[i] = exp(p[i] - lse); d[i] = p[i] * (d[i] - dsum), i < n.
 void ck_attention_backward_row(float *p, float *d, long n, float lse, float dsum);
 void ck_attention_backward_row_ref(float *p, float *d, long n, float lse, float dsum);
+/// Rotary embedding, rotate-half layout, in place: X[T, heads*E]; for token t, head h, i < E/2,
+/// with c = cs[t*(E/2) + i], s = sign * sn[t*(E/2) + i]:
+/// (x[i], x[i + E/2]) <- (x[i]*c - x[i + E/2]*s, x[i + E/2]*c + x[i]*s). sign is 1 or -1 (the inverse).
+void ck_rope(float *x, long T, long heads, long E, const float *cs, const float *sn, float sign);
+void ck_rope_ref(float *x, long T, long heads, long E, const float *cs, const float *sn, float sign);
 
 #endif

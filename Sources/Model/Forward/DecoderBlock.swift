@@ -152,8 +152,7 @@ extension LlamaModel {
         let gate = s?.gate.pointer ?? ws.gate.pointer, up = s?.up.pointer ?? ws.up.pointer
         // Training keeps the pre-activation gate for its backward; inference overwrites it.
         let act = s == nil ? ws.gate.pointer : ws.act.pointer
-        rows.positions.withUnsafeBufferPointer { posBuf in
-            let pos = posBuf.baseAddress!
+        do {
             // Attention sublayer.
             if let s { s.xIn.pointer.update(from: x, count: T * D) }
             layer.attnNorm.withUnsafeBufferPointer { w in
@@ -166,8 +165,9 @@ extension LlamaModel {
             LayerWeights.addBias(layer.qBias, to: q, tokens: T)
             LayerWeights.addBias(layer.kBias, to: k, tokens: T)
             LayerWeights.addBias(layer.vBias, to: v, tokens: T)
-            rope.apply(q, tokens: T, heads: c.numHeads, positions: pos)
-            rope.apply(k, tokens: T, heads: c.numKVHeads, positions: pos)
+            let angles = ws.rotaryTable(rope, positions: rows.positions)
+            rope.apply(q, tokens: T, heads: c.numHeads, cos: angles.cos, sin: angles.sin)
+            rope.apply(k, tokens: T, heads: c.numKVHeads, cos: angles.cos, sin: angles.sin)
             attention(l, rows, q: q, k: k, v: v, out: att, scores: ws.scores.pointer, lse: s?.lse.pointer)
             linear(layer.o, .o, l, rows, att, x, accumulate: true)
             if let s { s.xMid.pointer.update(from: x, count: T * D) }
@@ -183,9 +183,19 @@ extension LlamaModel {
         }
     }
 
+    /// Rows of a segment per attention task: a block of queries attends to the keys its last row sees.
+    public static let attentionBlockRows = 64
+
     /// Causal attention per segment and head: each row's scores against its segment's visible keys,
     /// a softmax, the weighted sum of values. Stores segments' new keys and values in their caches.
     /// lse (when given) gets each row's log-sum-exp at [(r0 * H) + h * n + t] for segment rows r0..<r0+n.
+    ///
+    /// A segment's work is cut into tasks of (head, block of `attentionBlockRows` rows): a block's
+    /// scores cover only the keys its last row sees (past + the block's end), not the segment's
+    /// later keys, so a long prefill chunk skips most of the causal mask's zeros. Large segments
+    /// spread their tasks over the pool (one region per segment and layer; each task's products are
+    /// single-threaded, in the thread's `ThreadScratch`); a decode row's few tasks run in turn on the
+    /// calling thread. A task's arithmetic depends on its own rows and keys only, never on the split.
     func attention(_ l: Int, _ rows: BlockRows, q: UnsafePointer<Float>, k: UnsafeMutablePointer<Float>,
                    v: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>,
                    lse: UnsafeMutablePointer<Float>?) {
@@ -194,6 +204,7 @@ extension LlamaModel {
         let qDim = c.qDim, kvDim = c.kvDim
         let scale = 1 / Float(E).squareRoot()
         let group = H / Hk
+        let block = Self.attentionBlockRows
         for seg in rows.segments {
             let r0 = seg.rows.lowerBound, n = seg.rows.count
             let p0 = seg.past, S = p0 + n
@@ -207,32 +218,49 @@ extension LlamaModel {
                 K = k + r0 * kvDim; V = v + r0 * kvDim
             }
             let qs = q + r0 * qDim, os = out + r0 * qDim
-            for h in 0..<H {
-                let kvh = h / group
-                // scores[n, S] = Q_h[n, E] · K_hᵀ * scale
-                BLAS.sgemm(transB: true, m: n, n: S, k: E, alpha: scale,
-                           a: qs + h * E, lda: qDim, b: K + kvh * E, ldb: kvDim, c: scores, ldc: S)
-                // Causal: row t (key index p0+t) sees keys lo...p0+t; lo from the record start
-                // (packing) and the sliding window, when the model has one.
-                // Rows are independent (each its own softmax): many are split over the pool.
-                Activations.forEachRowChunk(n, width: S) { part in
-                    for t in part {
-                        let row = scores + t * S
+            let blocks = (n + block - 1) / block
+            let tasks = H * blocks
+            // Tasks h-major: task i is head i / blocks, row block i % blocks.
+            func run(_ part: Range<Int>, _ scratch: UnsafeMutablePointer<Float>?) {
+                for task in part {
+                    let h = task / blocks, b = task % blocks
+                    let kvh = h / group
+                    let t0 = b * block, t1 = min(n, t0 + block), rb = t1 - t0
+                    let Sb = p0 + t1   // keys the block's last row sees
+                    let sc = scratch ?? ThreadScratch.floats(rb * Sb)
+                    // scores[rb, Sb] = Q_h[t0..<t1, E] · K_h[0..<Sb]ᵀ * scale
+                    BLAS.sgemm(transB: true, m: rb, n: Sb, k: E, alpha: scale,
+                               a: qs + t0 * qDim + h * E, lda: qDim, b: K + kvh * E, ldb: kvDim, c: sc, ldc: Sb)
+                    // Causal: row t (key index p0+t) sees keys lo...p0+t; lo from the record start
+                    // (packing) and the sliding window, when the model has one.
+                    for t in t0..<t1 {
+                        let row = sc + (t - t0) * Sb
                         let visible = p0 + t + 1
                         let first = rows.firstKey.map { Int($0[r0 + t]) } ?? 0
                         let lo = max(first, c.firstVisiblePosition(p0 + t))
                         let logSum = Activations.softmax(row + lo, count: visible - lo)
                         if let lse { lse[r0 * H + h * n + t] = logSum }
                         if lo > 0 { row.update(repeating: 0, count: lo) }
-                        if visible < S { (row + visible).update(repeating: 0, count: S - visible) }
+                        if visible < Sb { (row + visible).update(repeating: 0, count: Sb - visible) }
                     }
+                    // out_h[t0..<t1, E] = scores[rb, Sb] · V_h[0..<Sb, E]
+                    BLAS.sgemm(m: rb, n: E, k: Sb, a: sc, lda: Sb, b: V + kvh * E, ldb: kvDim,
+                               c: os + t0 * qDim + h * E, ldc: qDim)
                 }
-                // out_h[n, E] = scores[n, S] · V_h[S, E]
-                BLAS.sgemm(m: n, n: E, k: S, a: scores, lda: S, b: V + kvh * E, ldb: kvDim,
-                           c: os + h * E, ldc: qDim)
+            }
+            // Multiply-adds of the segment's products, the causal half skipped: about H·n·S·E.
+            if Parallel.threads > 1 && !Parallel.insideRegion && tasks > 1 && H * n * S * E >= Self.attentionParallelMACs {
+                Parallel.forEachChunk(tasks, chunksPerThread: tasks) { part in run(part, nil) }
+            } else {
+                // In turn on this thread: `scores` holds n * S floats, every block's rb * Sb.
+                run(0..<tasks, scores)
             }
         }
     }
+
+    /// Segments with fewer multiply-adds run their attention on the calling thread (a region costs
+    /// more than a decode row's few heads).
+    public static let attentionParallelMACs = 1 << 20
 
     /// Maximal runs of consecutive rows whose adapter sets (`sets[within]`) hold the same adapters:
     /// run number `run`'s indices into `sets`, or with `run` -1 the number of runs as 0..<count.

@@ -1,3 +1,5 @@
+import Kernels
+
 /// Scratch buffers for one forward call of T tokens: planned once, grown when a longer call comes,
 /// reused across calls so the hot loop allocates nothing. One workspace per thread of execution.
 public final class Workspace {
@@ -13,6 +15,12 @@ public final class Workspace {
     public private(set) var scores = FloatBuffer(count: 0)
     /// [T, F] silu(gate) ⊙ up when the block saves activations (the saved gate stays pre-activation).
     public private(set) var act = FloatBuffer(count: 0)
+    /// [T, E/2] cos and sin of the rotary angles of `ropePositions` under `ropeFrequencies`: every
+    /// block of one forward turns q and k by the same angles, so they are computed once, not per layer.
+    var ropeCos = FloatBuffer(count: 0)
+    var ropeSin = FloatBuffer(count: 0)
+    private var ropePositions: [Int32] = []
+    private var ropeFrequencies: [Float] = []
 
     /// A serving step's rows (`forwardBatch`), rebuilt in place each call: its arrays keep their
     /// capacity, so a decode step allocates nothing.
@@ -40,7 +48,26 @@ public final class Workspace {
         up.reserve(t * c.intermediateSize)
     }
 
+    /// The rotary table (cos, sin) of `positions` under `rope`, computed when either differs from the
+    /// last call's (the first block of a forward), else the same table again.
+    func rotaryTable(_ rope: RoPE, positions: [Int32]) -> (cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
+        if positions != ropePositions || rope.invFreq != ropeFrequencies {
+            let n = positions.count * (rope.headDim / 2)
+            ropeCos.reserve(n)
+            ropeSin.reserve(n)
+            positions.withUnsafeBufferPointer { p in
+                rope.table(positions: p.baseAddress!, tokens: positions.count, cos: ropeCos.pointer, sin: ropeSin.pointer)
+            }
+            // Replaced in place: no allocation once the arrays have grown to the longest call.
+            ropePositions.removeAll(keepingCapacity: true)
+            ropePositions.append(contentsOf: positions)
+            ropeFrequencies.removeAll(keepingCapacity: true)
+            ropeFrequencies.append(contentsOf: rope.invFreq)
+        }
+        return (UnsafePointer(ropeCos.pointer), UnsafePointer(ropeSin.pointer))
+    }
+
     deinit {
-        for b in [x, xn, q, k, v, att, scores, gate, up, act] { b.free() }
+        for b in [x, xn, q, k, v, att, scores, gate, up, act, ropeCos, ropeSin] { b.free() }
     }
 }

@@ -16,7 +16,8 @@ extension ServingEngine {
 
     /// One scheduler step: retire cancelled sequences, admit queued ones up to `maxRunning`, run one
     /// forward call over every running sequence's rows (a decode token, or its next prompt chunk:
-    /// prompts that arrive together prefill together, a chunk each per step),
+    /// prompts that arrive together prefill together, a chunk each per step up to
+    /// `prefillRowsPerStep` prompt rows),
     /// sample where a sequence's last prompt chunk or decode token produced logits, emit events and
     /// retire what finished. Runs on the scheduler thread (tests may call it directly when not started).
     /// Returns the number of rows computed.
@@ -47,12 +48,22 @@ extension ServingEngine {
         // plus its drafts; 1 for a last prompt chunk), the drafts, and the cache count before the step.
         var sampled: [(seq: EngineSequence, row: Int, count: Int, drafts: [Int], past: Int)] = []
         var rows = 0
-        // Decode rows first, then every prefill chunk: the chunks are consecutive, so one
+        // Decode rows first, then prefill chunks: the chunks are consecutive, so one
         // `forwardChunks` per weight serves them all (the weights' tiles dequantized once per step,
         // not once per prompt). Row order changes no row's bits.
         let decoding = batch.filter { $0.cache != nil && $0.prefilled >= $0.promptTokenIds.count }
         let prefilling = batch.filter { !($0.cache != nil && $0.prefilled >= $0.promptTokenIds.count) }
+        // Prompt rows in this step: chunks are taken in admission order while they fit
+        // `prefillRowsPerStep` (the first always), so decoding streams wait for at most that many
+        // prompt rows a step however many prompts arrive; a chunk left out keeps its boundaries
+        // (they depend on the prompt alone) and goes first in a later step.
+        var prefillRows = 0
         for s in decoding + prefilling {
+            if s.prefilled < s.promptTokenIds.count {
+                let n = min(options.prefillChunk, s.promptTokenIds.count - s.prefilled)
+                if prefillRows > 0 && prefillRows + n > options.prefillRowsPerStep { continue }
+                prefillRows += n
+            }
             if s.cache == nil { s.cache = KVCache(config: config, capacity: s.promptTokenIds.count + s.maxTokens) }
             let past = s.cache!.count
             var tokens: [Int]

@@ -10,7 +10,8 @@ import Training
 /// The resident model serving requests: one frozen base, the right adapter per request (resolved
 /// at submission, loaded through `AdapterCache`), continuous batching of many sequences on many
 /// adapters in one forward call per step (`LlamaModel.forwardBatch`, batch-invariant), prompts
-/// prefilled in fixed-size chunks so a long prompt does not stall the others.
+/// prefilled in fixed-size chunks, at most `prefillRowsPerStep` prompt rows a step, so long prompts
+/// do not stall the others.
 public final class ServingEngine: ServingBackend, @unchecked Sendable {
     public struct Options: Sendable {
         /// Sequences in the running batch at most.
@@ -20,6 +21,9 @@ public final class ServingEngine: ServingBackend, @unchecked Sendable {
         public var adapterCacheBytes = 256 << 20
         /// Prompt tokens per prefill forward (the same value in `lora generate` computes the same bits).
         public var prefillChunk = LlamaModel.defaultPrefillChunk
+        /// Prompt rows one step takes at most (whole chunks, in admission order; at least one chunk):
+        /// bounds how long a step of decoding streams waits behind prompts arriving together.
+        public var prefillRowsPerStep = LlamaModel.defaultPrefillChunk
         /// How long a resolved `TASK` / `TASK@ALIAS` is trusted without a notification.
         public var aliasRecheckSeconds = 0.5
         /// The scheduler's thread budget (every forward runs under it); nil: the process default.
@@ -74,6 +78,9 @@ public final class ServingEngine: ServingBackend, @unchecked Sendable {
         guard options.maxRunning >= 1 else { throw ServingError.invalidField(field: "maxRunning", message: "must be >= 1, got \(options.maxRunning)") }
         guard options.maxQueue >= 0 else { throw ServingError.invalidField(field: "maxQueue", message: "must be >= 0, got \(options.maxQueue)") }
         guard options.prefillChunk >= 1 else { throw ServingError.invalidField(field: "prefillChunk", message: "must be >= 1, got \(options.prefillChunk)") }
+        guard options.prefillRowsPerStep >= 1 else {
+            throw ServingError.invalidField(field: "prefillRowsPerStep", message: "must be >= 1, got \(options.prefillRowsPerStep)")
+        }
         guard options.adapterCacheBytes >= 0 else { throw ServingError.invalidField(field: "adapterCacheBytes", message: "must be >= 0") }
         guard options.aliasRecheckSeconds > 0 else { throw ServingError.invalidField(field: "aliasRecheckSeconds", message: "must be > 0") }
         _ = try Self.speculation(options.speculate, options.lookupNgram, options.lookupMinNgram,
