@@ -31,6 +31,56 @@ public enum QuantizedKernelDispatch {
         get { _useAVX512VL && _useAVX2 }
         set { _useAVX512VL = newValue && cpuHasAVX512VL }
     }
+
+    /// Whether this CPU has AVX-512VL + AVX-512 VNNI: the integer-dot decode kernels' `vpdpbusd` build
+    /// (`ck_q4_1_q8_rows_vnni`), the same integers and the same float operations, so the same bits.
+    public static let cpuHasVNNI: Bool = ck_cpu_has_avx512vnni() != 0
+
+    nonisolated(unsafe) private static var _useVNNI =
+        cpuHasVNNI && ProcessInfo.processInfo.environment["LORA_KERNELS"] != "avx2"
+
+    /// Whether the integer-dot kernels run in their VNNI build (only while `useAVX2`). On by default where
+    /// the CPU has it; `LORA_KERNELS=avx2` turns it off, and tests compare both.
+    public static var useVNNI: Bool {
+        get { _useVNNI && _useAVX2 }
+        set { _useVNNI = newValue && cpuHasVNNI }
+    }
+
+    /// The environment variable choosing `decodeActivations`.
+    public static let decodeActivationsVariable = "LORA_DECODE_ACTIVATIONS"
+
+    /// The value of `LORA_DECODE_ACTIVATIONS` when it names no `DecodeActivations` (the CLI refuses to start).
+    public static let invalidDecodeActivations: String? = {
+        guard let v = ProcessInfo.processInfo.environment[decodeActivationsVariable], !v.isEmpty else { return nil }
+        return DecodeActivations(rawValue: v) == nil ? v : nil
+    }()
+
+    nonisolated(unsafe) private static var _decodeActivations: DecodeActivations = {
+        if let v = ProcessInfo.processInfo.environment[decodeActivationsVariable], let a = DecodeActivations(rawValue: v) { return a }
+        return DecodeActivations.defaultForThisCPU
+    }()
+
+    /// What the quantized weights' decode rows (`gemv`, `forwardRows`) multiply with: the fp32 input, or the
+    /// input quantized to int8 per block of 32 (`Q8ActivationRows`). `LORA_DECODE_ACTIVATIONS=f32|q8` sets
+    /// it at start (default f32, see `DecodeActivations.defaultForThisCPU`); tests switch it (never while a forward pass runs). Every decode row of every step goes
+    /// through the same choice, so batch invariance holds under either.
+    public static var decodeActivations: DecodeActivations {
+        get { _decodeActivations }
+        set { _decodeActivations = newValue }
+    }
+}
+
+/// The activations of decode rows through Q4_1 / Q8_0 weights (`QuantizedKernelDispatch.decodeActivations`).
+public enum DecodeActivations: String, Sendable, CaseIterable {
+    /// fp32 inputs, each weight block decoded to fp32 (`ck_q4_1_rows`).
+    case f32
+    /// Inputs quantized to int8 per block of 32, integer dots (`ck_q4_1_q8_rows`).
+    case q8
+
+    /// f32: under q8 the default model's greedy chat answer to "What is the capital of France?" is no
+    /// longer transformers' (ChatCLITests), so q8 is opt-in (`LORA_DECODE_ACTIVATIONS=q8`). Where the CPU
+    /// lacks AVX2 q8 is also slow (the portable twin calls `fmaf`, a library call without FMA hardware).
+    public static var defaultForThisCPU: DecodeActivations { .f32 }
 }
 
 /// A decode GEMV on the pool (`ck_rows_job` / `ck_rows_task`): weight rows cut as `Parallel.forEachChunk`

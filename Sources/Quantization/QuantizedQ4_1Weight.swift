@@ -98,6 +98,14 @@ public final class Q4_1Weight: RowDequantizedWeight, @unchecked Sendable {
     func gemvRows(_ x: UnsafePointer<Float>, rows T: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         if T <= 0 { return }
         let k = inFeatures, bpr = k / 32, n = outFeatures
+        if QuantizedKernelDispatch.decodeActivations == .q8 {
+            // int8 activations, integer dots (`Q8ActivationRows`); the same bits for any T as well.
+            blocks.withUnsafeBytes { raw in
+                Q8ActivationRows.run(.q4_1, blocks: raw.baseAddress!.assumingMemoryBound(to: UInt8.self), blocksPerRow: bpr, n: n,
+                                     x: x, rows: T, y: y, accumulate: accumulate)
+            }
+            return
+        }
         if QuantizedKernelDispatch.useAVX2 {
             // Each output element is computed whole by one call with arithmetic fixed per (row, weight row)
             // (see `ck_q4_1_rows`), so neither the thread split nor T changes its bits.

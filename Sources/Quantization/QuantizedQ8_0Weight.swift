@@ -84,6 +84,14 @@ public final class Q8_0Weight: RowDequantizedWeight, @unchecked Sendable {
     func gemvRows(_ x: UnsafePointer<Float>, rows T: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         if T <= 0 { return }
         let k = inFeatures, bpr = k / 32, n = outFeatures
+        if QuantizedKernelDispatch.decodeActivations == .q8 {
+            // int8 activations, integer dots (`Q8ActivationRows`); the same bits for any T as well.
+            blocks.withUnsafeBytes { raw in
+                Q8ActivationRows.run(.q8_0, blocks: raw.baseAddress!.assumingMemoryBound(to: UInt8.self), blocksPerRow: bpr, n: n,
+                                     x: x, rows: T, y: y, accumulate: accumulate)
+            }
+            return
+        }
         if QuantizedKernelDispatch.useAVX2 {
             // As in Q4_1Weight: each output element whole in one call, its arithmetic fixed (`ck_q8_0_rows`).
             blocks.withUnsafeBytes { raw in

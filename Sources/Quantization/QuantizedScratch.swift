@@ -43,6 +43,32 @@ enum QuantizedScratch {
         pthread_setspecific(k, Unmanaged.passRetained(buffer).toOpaque())
         return buffer.pointer
     }
+
+    private static let q8Key: pthread_key_t = {
+        var k = pthread_key_t()
+        pthread_key_create(&k) { raw in
+            guard let raw else { return }
+            Unmanaged<Buffer>.fromOpaque(raw).release()
+        }
+        return k
+    }()
+
+    /// The calling thread's buffer for quantized decode activations (`Q8ActivationRows`), at least `count`
+    /// floats long; apart from `floats` so that a caller holding one never sees the other overwritten.
+    static func q8Activations(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let k = q8Key
+        if let raw = pthread_getspecific(k) {
+            let buffer = Unmanaged<Buffer>.fromOpaque(raw).takeUnretainedValue()
+            if buffer.capacity >= count { return buffer.pointer }
+            buffer.pointer.deallocate()
+            buffer.pointer = .allocate(capacity: count)
+            buffer.capacity = count
+            return buffer.pointer
+        }
+        let buffer = Buffer(max(count, 1))
+        pthread_setspecific(k, Unmanaged.passRetained(buffer).toOpaque())
+        return buffer.pointer
+    }
 }
 
 /// Shared driver for quantized linear weights: tiles of rows dequantized to fp32, multiplied with sgemm.

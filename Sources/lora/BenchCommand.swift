@@ -3,6 +3,7 @@ import Fetch
 import Foundation
 import Kernels
 import Model
+import Quantization
 import Service
 
 extension ModelBenchmark.Kind: ExpressibleByArgument {}
@@ -147,7 +148,9 @@ struct BenchCommand: ParsableCommand {
                               shape: shape, figures: figures, peak_rss_bytes: ResourceUsage.peakRSSBytes()))
             return
         }
-        print("\(kind.rawValue): \(lm.source.lastPathComponent), quant \(quant.rawValue), \(Parallel.threads) threads, median of \(repetitions)")
+        // Decode rows' activations (`LORA_DECODE_ACTIVATIONS`), for A/B figures.
+        let activations = kind == .decode ? ", decode activations \(QuantizedKernelDispatch.decodeActivations.rawValue)" : ""
+        print("\(kind.rawValue): \(lm.source.lastPathComponent), quant \(quant.rawValue), \(Parallel.threads) threads, median of \(repetitions)\(activations)")
         for f in figures {
             let samples = f.samples.map { String(format: "%.1f", $0) }.joined(separator: " ")
             print(String(format: "  %@ %.1f %@  (%@)", f.name, f.median, f.unit, samples))

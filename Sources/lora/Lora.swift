@@ -1,4 +1,5 @@
 import ArgumentParser
+import Quantization
 
 // Async at the root so `lora serve` can run the HTTP server; every other command stays synchronous.
 @main
@@ -33,6 +34,10 @@ struct Lora: AsyncParsableCommand {
     /// Async, as AsyncParsableCommand's own: `lora serve` runs asynchronously, every other verb synchronously.
     static func main() async {
         do {
+            if let bad = QuantizedKernelDispatch.invalidDecodeActivations {
+                throw ValidationError("\(QuantizedKernelDispatch.decodeActivationsVariable)=\(bad) is not one of "
+                                      + DecodeActivations.allCases.map(\.rawValue).joined(separator: ", ") + " (decode rows' activations)")
+            }
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()

@@ -1,6 +1,7 @@
 import Foundation
 import Kernels
 import Model
+import Quantization
 import TestSupport
 import XCTest
 
@@ -13,9 +14,6 @@ final class ReferenceParityTests: XCTestCase {
     /// An NLL is logsumexp(logits) − logit: each term moves by at most the logit error, so an NLL by
     /// at most twice the logit tolerance times the logits' scale.
     static func nllTolerance(logitScale: Double) -> Double { 2 * logitTolerance * logitScale }
-    /// Greedy tokens may differ from HF only where HF's top two logits are within twice the logit
-    /// error of each other (each side may move by the error).
-    static func tieGap(logitScale: Double) -> Double { 2 * logitTolerance * logitScale }
 
     struct Reference: Decodable {
         struct Greedy: Decodable { let tokens: [Int]; let top2_gaps: [Double]; let top1_logits: [Float] }
@@ -64,7 +62,21 @@ final class ReferenceParityTests: XCTestCase {
         }
     }
 
+    /// Decode rows with fp32 activations: ours and transformers differ only in summation order.
     func testGreedyContinuationsEqualTransformersAndCachedLogitsMatch() throws {
+        try withDecodeActivations(.f32) { try checkGreedyAndCachedLogits(tolerance: Self.logitTolerance) }
+    }
+
+    /// Decode rows with int8 activations (the default where the CPU has AVX2): the bound adds each decode
+    /// product's activation quantization error to the fp32 chain (`Q8Decode.chain`, the same 16 products).
+    /// Only the "-gguf" models have Q4_1 / Q8_0 weights, the others decode in fp32 either way.
+    func testGreedyContinuationsAndCachedLogitsWithInt8DecodeActivations() throws {
+        try withDecodeActivations(.q8) { try checkGreedyAndCachedLogits(tolerance: Q8Decode.chain(products: 16, innerDimension: 160)) }
+    }
+
+    /// Greedy tokens may differ from HF only where HF's top two logits are within twice the logit
+    /// error (`tolerance` times the scale) of each other (each side may move by the error).
+    func checkGreedyAndCachedLogits(tolerance: Double) throws {
         for name in Self.models {
             let (model, ref) = try load(name)
             for c in ref.cases {
@@ -74,7 +86,7 @@ final class ReferenceParityTests: XCTestCase {
                     GenerationRequest(prompt: c.input_ids, maxTokens: c.greedy.tokens.count, eosTokenIds: []),
                     decode: { _ in "" })
                 for (i, (ours, theirs)) in zip(result.tokens, c.greedy.tokens).enumerated() where ours != theirs {
-                    XCTAssertLessThan(c.greedy.top2_gaps[i], Self.tieGap(logitScale: scale), "\(name) \(c.name): token \(i) is \(ours), HF \(theirs)")
+                    XCTAssertLessThan(c.greedy.top2_gaps[i], 2 * tolerance * scale, "\(name) \(c.name): token \(i) is \(ours), HF \(theirs)")
                     break  // after a legitimate tie the sequences diverge
                 }
                 // The chosen token's logit at each step, from the KV-cache path, equals HF's.
@@ -95,7 +107,7 @@ final class ReferenceParityTests: XCTestCase {
                     input = [c.greedy.tokens[i]]
                 }
                 for (a, b) in zip(topLogits, c.greedy.top1_logits) {
-                    XCTAssertEqual(Double(a), Double(b), accuracy: Self.logitTolerance * scale, "\(name) \(c.name): cached decoding logit")
+                    XCTAssertEqual(Double(a), Double(b), accuracy: tolerance * scale, "\(name) \(c.name): cached decoding logit")
                 }
             }
         }

@@ -1,6 +1,7 @@
 import Foundation
 import Kernels
 import Model
+import Quantization
 import Service
 import TestSupport
 import Training
@@ -86,6 +87,11 @@ final class BatchInvarianceTests: XCTestCase {
                 }
             }
         }
+    }
+
+    /// The same under int8 decode activations (`LORA_DECODE_ACTIVATIONS=q8`).
+    func testDecodeLogitsAreBitIdenticalAloneAndInAMixedBatchWithInt8Activations() throws {
+        try withDecodeActivations(.q8) { try testDecodeLogitsAreBitIdenticalAloneAndInAMixedBatch() }
     }
 
     func testDecodeLogitsAreBitIdenticalAloneAndInAMixedBatch() throws {

@@ -44,9 +44,19 @@ final class RowKernelTests: XCTestCase {
                         }
                     }
                 }
-                reference(x, rows, &plain, accumulate)
                 XCTAssertEqual(batched.map(\.bitPattern), single.map(\.bitPattern),
                                "N=\(n) K=\(k) rows=\(rows) accumulate=\(accumulate): a row depends on its neighbours", file: file, line: line)
+                if QuantizedKernelDispatch.decodeActivations == .q8 && w is RowDequantizedWeight {
+                    // int8 activations: every path is the portable integer kernel's bits (its bound against
+                    // the exact product is Q8ActivationTests').
+                    let savedAVX2 = QuantizedKernelDispatch.useAVX2
+                    QuantizedKernelDispatch.useAVX2 = false
+                    w.forwardRows(x, rows: rows, into: &plain, accumulate: accumulate)
+                    QuantizedKernelDispatch.useAVX2 = savedAVX2
+                    XCTAssertEqual(batched.map(\.bitPattern), plain.map(\.bitPattern), "N=\(n) K=\(k) rows=\(rows) q8", file: file, line: line)
+                    continue
+                }
+                reference(x, rows, &plain, accumulate)
                 var worst: Float = 0
                 for i in 0..<batched.count { worst = max(worst, abs(batched[i] - plain[i]) / max(1, abs(plain[i]))) }
                 // Beyond 192 terms, the bound for two orders of a random product (Tolerances.swift).
@@ -58,16 +68,25 @@ final class RowKernelTests: XCTestCase {
 
     /// Runs `body` with the portable Swift kernels and, where the CPU has them, with the AVX2 kernels
     /// and their AVX-512VL build.
+    /// Each path under both decode activations (fp32 and int8, `DecodeActivations`).
     func forEachKernelPath(_ body: () throws -> Void) rethrows {
-        let saved = (QuantizedKernelDispatch.useAVX2, QuantizedKernelDispatch.useAVX512VL)
-        defer { QuantizedKernelDispatch.useAVX2 = saved.0; QuantizedKernelDispatch.useAVX512VL = saved.1 }
+        let saved = (QuantizedKernelDispatch.useAVX2, QuantizedKernelDispatch.useAVX512VL, QuantizedKernelDispatch.useVNNI,
+                     QuantizedKernelDispatch.decodeActivations)
+        defer {
+            QuantizedKernelDispatch.useAVX2 = saved.0; QuantizedKernelDispatch.useAVX512VL = saved.1
+            QuantizedKernelDispatch.useVNNI = saved.2; QuantizedKernelDispatch.decodeActivations = saved.3
+        }
         var paths = [(false, false)]
         if QuantizedKernelDispatch.cpuHasAVX2 { paths.append((true, false)) }
         if QuantizedKernelDispatch.cpuHasAVX512VL { paths.append((true, true)) }
-        for (avx2, avx512) in paths {
-            QuantizedKernelDispatch.useAVX2 = avx2
-            QuantizedKernelDispatch.useAVX512VL = avx512
-            try body()
+        for activations in DecodeActivations.allCases {
+            QuantizedKernelDispatch.decodeActivations = activations
+            for (avx2, avx512) in paths {
+                QuantizedKernelDispatch.useAVX2 = avx2
+                QuantizedKernelDispatch.useAVX512VL = avx512
+                QuantizedKernelDispatch.useVNNI = avx512
+                try body()
+            }
         }
     }
 
@@ -75,9 +94,13 @@ final class RowKernelTests: XCTestCase {
     /// tiles): the same bits for every row count, K not a multiple of 256, odd N.
     func testAVX512VLBuildIsTheAVX2KernelsBitForBit() throws {
         try XCTSkipUnless(QuantizedKernelDispatch.cpuHasAVX512VL, "this CPU has no AVX-512VL")
-        let saved = (QuantizedKernelDispatch.useAVX2, QuantizedKernelDispatch.useAVX512VL)
-        defer { QuantizedKernelDispatch.useAVX2 = saved.0; QuantizedKernelDispatch.useAVX512VL = saved.1 }
+        let saved = (QuantizedKernelDispatch.useAVX2, QuantizedKernelDispatch.useAVX512VL, QuantizedKernelDispatch.decodeActivations)
+        defer {
+            QuantizedKernelDispatch.useAVX2 = saved.0; QuantizedKernelDispatch.useAVX512VL = saved.1
+            QuantizedKernelDispatch.decodeActivations = saved.2
+        }
         QuantizedKernelDispatch.useAVX2 = true
+        QuantizedKernelDispatch.decodeActivations = .f32   // the fp32 kernels' builds (the int8 ones: Q8ActivationTests)
         for (n, k) in [(77, 1504), (33, 96), (1, 32)] {
             let weights: [LinearWeight] = [
                 try Q4_1Weight(outFeatures: n, inFeatures: k,

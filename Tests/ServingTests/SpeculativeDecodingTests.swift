@@ -1,6 +1,7 @@
 import Foundation
 import Kernels
 import Model
+import Quantization
 import Service
 import TestSupport
 import Training
@@ -45,6 +46,11 @@ final class SpeculativeDecodingTests: XCTestCase {
         var all = [Float](repeating: 0, count: rows * V)
         all.withUnsafeMutableBufferPointer { m.logitsRows(hidden: hidden, rows: rows, into: $0.baseAddress!) }
         return (0..<rows).map { Array(all[($0 * V)..<(($0 + 1) * V)]) }
+    }
+
+    /// The same under int8 decode activations (`LORA_DECODE_ACTIVATIONS=q8`).
+    func testVerificationRowsAreBitIdenticalToLoneDecodeStepsWithInt8Activations() throws {
+        try withDecodeActivations(.q8) { try testVerificationRowsAreBitIdenticalToLoneDecodeStepsAndRollBackCleanly() }
     }
 
     /// One verification forward of K + 1 rows computes, row for row, the logits of K + 1 lone decode

@@ -126,3 +126,40 @@ public enum ReferenceScale {
         return ref.paragraph.top5.flatMap { $0.map { abs($0[1]) } }.max() ?? 1
     }
 }
+
+/// Decode rows with int8 activations (`ck_q4_1_q8_rows`, `ck_q8_0_q8_rows`): one output y = Σᵢ wᵢ·xᵢ over
+/// K = 32·B inputs in B blocks, against the exact value with the exact weights wᵢ = d_w·q_w,ᵢ (+ m_w).
+///
+/// 1. Activation quantization. Per block d = fl(amax / 127) and qᵢ = rint(clamp(fl(xᵢ / d), ±127)).
+///    fl(xᵢ/d) = (xᵢ/d)(1 + δ), |δ| ≤ u, and |xᵢ/d| ≤ amax / d ≤ 127·(1 + u), so fl moves xᵢ/d by at most
+///    128·u; a clamp only moves it back toward xᵢ/d; rounding to an integer adds at most 1/2. So
+///    |xᵢ − d·qᵢ| ≤ d·(1/2 + 128·u), and Σᵢ wᵢ·xᵢ differs from Σᵢ wᵢ·d·qᵢ by at most
+///    E_q = Σ_blocks d·(1/2 + 128·u)·Σ_block |wᵢ|.
+/// 2. The kernel's fp32 part. Σᵢ wᵢ·d·qᵢ = Σ_blocks Σ_lanes (d_w·d)·isum_l (+ m_w·s_l) with isum_l exact
+///    integers; each term passes through at most 2 roundings before its lane's sum (d_w·d, or s_l =
+///    fl(d·Σq)) and at most 2·B fused adds in its lane plus 3 in the final tree: within
+///    γ_{2B+5}·Σ|terms| ≤ γ_{2B+5}·Σᵢ (|d_w·q_w,ᵢ| + |m_w|)·|d·qᵢ| (Higham §3.1, each term's own chain).
+/// 3. The fp64 reference sum itself: γ⁽⁶⁴⁾_K·Σᵢ|wᵢ·xᵢ|, u₆₄ = 2⁻⁵³.
+/// The bound is E_q + (2) + (3): computed from the data, not tuned.
+public enum Q8Decode {
+    /// Bound on |y − Σᵢ wᵢ·xᵢ| for one output (above): `scales` d per block, `weightMagnitudes` Σ_block |wᵢ|
+    /// per block, `termMagnitude` Σᵢ (|d_w·q_w,ᵢ| + |m_w|)·|d·qᵢ|, `exactMagnitude` Σᵢ|wᵢ·xᵢ|.
+    public static func dotBound(scales: [Double], weightMagnitudes: [Double], termMagnitude: Double, exactMagnitude: Double) -> Double {
+        let u = FP32.unitRoundoff, blocks = scales.count
+        var quantization = 0.0
+        for b in 0..<blocks { quantization += scales[b] * (0.5 + 128 * u) * weightMagnitudes[b] }
+        let k64 = Double(32 * blocks) * 0x1p-53
+        return quantization + FP32.gamma(2 * blocks + 5) * termMagnitude + k64 / (1 - k64) * exactMagnitude
+    }
+
+    /// A whole network's decode logits under int8 activations vs fp32 ones, norm-relative: every linear layer's
+    /// input moves by the quantization error of (1) above, at most d/2·(1 + 256·u) ≤ amax/254 per element
+    /// (amax/127 · 1/2), relative to the block's largest element, so in norm by at most 1/254·√(32)/√(32) =
+    /// 1/254 relative to the input (a block's ‖x − dq‖₂ ≤ √32·amax/254 ≤ ‖x‖₂·√32/254: amax ≤ ‖x‖₂).
+    /// Through `products` chained layers (relative errors add to first order, as in `FP32.chain`) that is
+    /// products·√32/254 relative, plus the fp32 chain. Loose (worst case per block) but derived; for tiny
+    /// fixture models, whose chains are short, it still separates a right answer from a wrong one.
+    public static func chain(products: Int, innerDimension: Int) -> Double {
+        Double(products) * (32.0.squareRoot() / 254 * (1 + 256 * FP32.unitRoundoff)) + FP32.chain(products: products, innerDimension: innerDimension)
+    }
+}

@@ -1,0 +1,174 @@
+// Decode rows with int8 activations (see the "int8 activations" section of CKernels.h): the activation
+// quantizer (AVX2 and a portable twin, the same bits), the portable integer-dot kernels (the twins of
+// q8_rows_avx2.c and q8_rows_vnni.c), the pool task, and the CPU check for the VNNI build.
+//
+// Activation blocks follow llama.cpp's Q8_0 / Q8_1 (ggml-common.h `block_q8_0`, `block_q8_1`: 32 int8
+// q with d = amax / 127, Q8_1 also s = d * Σ q for Q4_1's min term; ggml-quants.c
+// `quantize_row_q8_0_ref`), with three differences, all ours: d and s stay fp32 (ggml stores fp16), q
+// rounds to nearest with ties to even (ggml: `roundf`, ties away from zero), and s is kept per group of
+// 4 consecutive elements (8 sums a block) so the min term is added lane by lane like the rest.
+#include "CKernels.h"
+#include <math.h>
+
+/// max(a, b) as `maxps` computes it: a when a > b, else b (so a NaN in a gives b).
+static inline float ck_max_ps1(float a, float b) { return a > b ? a : b; }
+static inline float ck_min_ps1(float a, float b) { return a < b ? a : b; }
+
+void ck_q8_quantize_rows_ref(const float *x, long T, long K, int8_t *q, float *d, float *s) {
+    const long bpr = K / 32;
+    for (long t = 0; t < T; t++) {
+        for (long b = 0; b < bpr; b++) {
+            const float *xb = x + t * K + b * 32;
+            int8_t *qb = q + t * K + b * 32;
+            // amax in 8 lanes (lane l: elements l, l + 8, l + 16, l + 24 in order), then the tree of ck_hsum.
+            float m[8];
+            for (int l = 0; l < 8; l++) {
+                m[l] = 0.0f;
+                for (int c = 0; c < 4; c++) m[l] = ck_max_ps1(m[l], fabsf(xb[c * 8 + l]));
+            }
+            float h[4];
+            for (int l = 0; l < 4; l++) h[l] = ck_max_ps1(m[l], m[l + 4]);
+            const float amax = ck_max_ps1(ck_max_ps1(h[0], h[2]), ck_max_ps1(h[1], h[3]));
+            const float db = amax / 127.0f;
+            d[t * bpr + b] = db;
+            for (int i = 0; i < 32; i++) {
+                float v = db != 0.0f ? xb[i] / db : 0.0f;
+                v = ck_min_ps1(ck_max_ps1(v, -127.0f), 127.0f);   // never -128 (the sign trick negates q)
+                qb[i] = (int8_t)(int)rintf(v);                     // nearest, ties to even (default rounding mode)
+            }
+            for (int l = 0; l < 8; l++)
+                s[(t * bpr + b) * 8 + l] = db * (float)(qb[4 * l] + qb[4 * l + 1] + qb[4 * l + 2] + qb[4 * l + 3]);
+        }
+    }
+}
+
+/// One block's 8 lane sums of products (lane l: elements 4l..4l+3), exact in int32.
+static inline void ck_q8_isums(int fmt, const uint8_t *wb, const int8_t *a, int32_t isum[8]) {
+    for (int l = 0; l < 8; l++) {
+        int32_t acc = 0;
+        for (int i = 4 * l; i < 4 * l + 4; i++) {
+            int w;
+            if (fmt == CK_Q8_FMT_Q4_1) w = i < 16 ? (wb[4 + i] & 0x0F) : (wb[4 + i - 16] >> 4);
+            else w = (int8_t)wb[2 + i];
+            acc += w * a[i];
+        }
+        isum[l] = acc;
+    }
+}
+
+static inline float ck_q8_half(const uint8_t *p) {
+    uint16_t h = (uint16_t)(p[0] | p[1] << 8);
+    // fp16 -> fp32, exact (normals, subnormals, inf / NaN).
+    const uint32_t sign = (uint32_t)(h & 0x8000) << 16, em = h & 0x7FFF;
+    union { uint32_t u; float f; } v;
+    if (em >= 0x7C00) { v.u = sign | 0x7F800000 | (em & 0x3FF) << 13; return v.f; }
+    v.u = em << 13;
+    v.f *= 0x1p112f;
+    v.u |= sign;
+    return v.f;
+}
+
+static void ck_q8_rows_ref(int fmt, const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq,
+                           const float *xd, const float *xs, long T, float *y, long ldy, int accumulate) {
+    const long bb = fmt == CK_Q8_FMT_Q4_1 ? 20 : 34, K = bpr * 32;
+    for (long t = 0; t < T; t++) {
+        for (long r = r0; r < r1; r++) {
+            float acc[8] = {0};
+            for (long b = 0; b < bpr; b++) {
+                const uint8_t *wb = blocks + (r * bpr + b) * bb;
+                int32_t isum[8];
+                ck_q8_isums(fmt, wb, xq + t * K + b * 32, isum);
+                const float dd = ck_q8_half(wb) * xd[t * bpr + b];
+                for (int l = 0; l < 8; l++) acc[l] = fmaf(dd, (float)isum[l], acc[l]);
+                if (fmt == CK_Q8_FMT_Q4_1) {
+                    const float mw = ck_q8_half(wb + 2);
+                    for (int l = 0; l < 8; l++) acc[l] = fmaf(mw, xs[(t * bpr + b) * 8 + l], acc[l]);
+                }
+            }
+            const float v = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+            float *yp = y + t * ldy + r;
+            *yp = accumulate ? *yp + v : v;
+        }
+    }
+}
+
+void ck_q4_1_q8_rows_ref(const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq, const float *xd,
+                         const float *xs, long T, float *y, long ldy, int accumulate) {
+    ck_q8_rows_ref(CK_Q8_FMT_Q4_1, blocks, bpr, r0, r1, xq, xd, xs, T, y, ldy, accumulate);
+}
+
+void ck_q8_0_q8_rows_ref(const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq, const float *xd,
+                         const float *xs, long T, float *y, long ldy, int accumulate) {
+    ck_q8_rows_ref(CK_Q8_FMT_Q8_0, blocks, bpr, r0, r1, xq, xd, xs, T, y, ldy, accumulate);
+}
+
+void ck_q8_rows_task(void *ctx, long c) {
+    const struct ck_q8_rows_job *j = ctx;
+    const long lo = c * j->per, hi = lo + j->per < j->n ? lo + j->per : j->n;
+    if (lo < hi) j->kernel(j->blocks, j->blocksPerRow, lo, hi, j->xq, j->xd, j->xs, j->T, j->y, j->ldy, j->accumulate);
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+int ck_cpu_has_avx512vnni(void) {
+    __builtin_cpu_init();
+    return ck_cpu_has_avx512vl() && __builtin_cpu_supports("avx512vnni");
+}
+
+#define CK_Q8_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
+
+/// Horizontal max in ck_hsum's tree: max(max(l0|l4, l2|l6), max(l1|l5, l3|l7)), `a|b` = maxps(a, b).
+CK_Q8_INLINE float ck_q8_hmax(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+/// round-to-nearest-even of clamp(x / d, -127, 127) as int32 (`cvtps2dq` under the default MXCSR).
+CK_Q8_INLINE __m256i ck_q8_round(__m256 x, __m256 vd, __m256 nonzero) {
+    __m256 v = _mm256_and_ps(_mm256_div_ps(x, vd), nonzero);   // d == 0: every x is 0, q = 0 (not 0/0)
+    v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(-127.0f)), _mm256_set1_ps(127.0f));
+    return _mm256_cvtps_epi32(v);
+}
+
+__attribute__((target("avx2,fma,f16c")))
+void ck_q8_quantize_rows(const float *x, long T, long K, int8_t *q, float *d, float *s) {
+    const long bpr = K / 32;
+    const __m256 signless = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    for (long t = 0; t < T; t++) {
+        for (long b = 0; b < bpr; b++) {
+            const float *xb = x + t * K + b * 32;
+            const __m256 x0 = _mm256_loadu_ps(xb), x1 = _mm256_loadu_ps(xb + 8);
+            const __m256 x2 = _mm256_loadu_ps(xb + 16), x3 = _mm256_loadu_ps(xb + 24);
+            __m256 m = _mm256_max_ps(_mm256_setzero_ps(), _mm256_and_ps(x0, signless));
+            m = _mm256_max_ps(m, _mm256_and_ps(x1, signless));
+            m = _mm256_max_ps(m, _mm256_and_ps(x2, signless));
+            m = _mm256_max_ps(m, _mm256_and_ps(x3, signless));
+            const float db = ck_q8_hmax(m) / 127.0f;
+            d[t * bpr + b] = db;
+            const __m256 vd = _mm256_set1_ps(db);
+            const __m256 nonzero = _mm256_cmp_ps(vd, _mm256_setzero_ps(), _CMP_NEQ_UQ);
+            const __m256i i0 = ck_q8_round(x0, vd, nonzero), i1 = ck_q8_round(x1, vd, nonzero);
+            const __m256i i2 = ck_q8_round(x2, vd, nonzero), i3 = ck_q8_round(x3, vd, nonzero);
+            // int32 -> int8 (values in -127..127, so the saturating packs are exact); packs work per 128-bit
+            // half, the permute puts the 8 groups of 4 back in element order.
+            const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+            const __m256i qv = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            _mm256_storeu_si256((__m256i *)(q + t * K + b * 32), qv);
+            // Lane sums of 4 consecutive q (|sum| <= 508: exact in int16 and int32).
+            const __m256i sums = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), qv), _mm256_set1_epi16(1));
+            _mm256_storeu_ps(s + (t * bpr + b) * 8, _mm256_mul_ps(vd, _mm256_cvtepi32_ps(sums)));
+        }
+    }
+}
+
+#else
+
+int ck_cpu_has_avx512vnni(void) { return 0; }
+void ck_q8_quantize_rows(const float *x, long T, long K, int8_t *q, float *d, float *s) {
+    ck_q8_quantize_rows_ref(x, T, K, q, d, s);
+}
+
+#endif

@@ -1,0 +1,64 @@
+import CKernels
+import Kernels
+
+/// Decode rows with int8 activations: Y[T, N] = X[T, K] · Wᵀ (+ Y) for a Q4_1 or Q8_0 weight, X quantized
+/// per row per block of 32 (`ck_q8_quantize_rows`: d = amax / 127, q = round(x / d)) on the calling thread,
+/// then integer dots per block (`ck_q4_1_q8_rows`), weight rows split over the pool as `QuantizedRowsJob`
+/// splits them. Each output element is computed whole by one kernel call whose arithmetic depends on its
+/// input row and weight row only (CKernels.h), and a row's quantization depends on that row only, so a
+/// row's bits do not depend on T, on the split or on the build (AVX2, VNNI, portable).
+///
+/// The quantized input lives in the calling thread's scratch (`QuantizedScratch.q8Activations`): allocated
+/// when a thread first needs that much, then reused, so decoding allocates nothing per token.
+public enum Q8ActivationRows {
+    public enum Format: Sendable { case q4_1, q8_0 }
+
+    /// Floats of scratch for T rows of K: d [T, K/32], s [T, K/32, 8], then q [T, K] bytes.
+    @inline(__always)
+    static func scratchFloats(rows T: Int, k: Int) -> Int { T * (k / 32) * 9 + (T * k + 3) / 4 }
+
+    /// The kernel the current dispatch selects for `format`.
+    @inline(__always)
+    static func kernel(_ format: Format) -> ck_q8_rows_fn {
+        switch format {
+        case .q4_1:
+            if !QuantizedKernelDispatch.useAVX2 { return ck_q4_1_q8_rows_ref }
+            return QuantizedKernelDispatch.useVNNI ? ck_q4_1_q8_rows_vnni : ck_q4_1_q8_rows
+        case .q8_0:
+            if !QuantizedKernelDispatch.useAVX2 { return ck_q8_0_q8_rows_ref }
+            return QuantizedKernelDispatch.useVNNI ? ck_q8_0_q8_rows_vnni : ck_q8_0_q8_rows
+        }
+    }
+
+    /// Y[T, N] = X[T, K] · Wᵀ (+ Y), W's N * K / 32 blocks at `blocks`.
+    @inline(__always)
+    static func run(_ format: Format, blocks: UnsafePointer<UInt8>, blocksPerRow bpr: Int, n: Int,
+                    x: UnsafePointer<Float>, rows T: Int, y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        if T <= 0 { return }
+        let k = bpr * 32
+        let scratch = QuantizedScratch.q8Activations(scratchFloats(rows: T, k: k))
+        let xd = scratch, xs = scratch + T * bpr
+        let xq = UnsafeMutableRawPointer(scratch + T * bpr * 9).assumingMemoryBound(to: Int8.self)
+        if QuantizedKernelDispatch.useAVX2 {
+            ck_q8_quantize_rows(x, T, k, xq, xd, xs)
+        } else {
+            ck_q8_quantize_rows_ref(x, T, k, xq, xd, xs)
+        }
+        let kernel = Self.kernel(format)
+        let chunks = Parallel.chunkCount(n, minChunk: 64, chunksPerThread: 4)
+        if chunks <= 1 {
+            kernel(blocks, bpr, 0, n, xq, xd, xs, T, y, n, accumulate ? 1 : 0)
+            return
+        }
+        var job = ck_q8_rows_job(kernel: kernel, blocks: blocks, blocksPerRow: bpr, n: n, per: (n + chunks - 1) / chunks,
+                                 xq: xq, xd: xd, xs: xs, T: T, y: y, ldy: n, accumulate: accumulate ? 1 : 0)
+        if withUnsafeMutablePointer(to: &job, { Parallel.runTasks(chunks, ck_q8_rows_task, UnsafeMutableRawPointer($0)) }) {
+            return
+        }
+        // The pool is busy (a nested call, another budget's region): `forEachChunk`'s other way.
+        let (q, d, s) = (UnsafePointer(xq), UnsafePointer(xd), UnsafePointer(xs))
+        Parallel.forEachChunk(n, minChunk: 64, chunksPerThread: 4) { r in
+            kernel(blocks, bpr, r.lowerBound, r.upperBound, q, d, s, T, y, n, accumulate ? 1 : 0)
+        }
+    }
+}

@@ -1,0 +1,220 @@
+import CKernels
+import Kernels
+import Quantization
+import TestSupport
+import XCTest
+
+/// int8 activations for decode rows: the quantizer's definition and its AVX2 build against the portable
+/// twin, the integer-dot kernels' AVX2, VNNI and portable builds bit for bit at odd sizes, each row the
+/// same bits alone or in any batch or row range, and every output within the derived bound
+/// (`Q8Decode.dotBound`) of the exact product of the dequantized weights with the unquantized input.
+final class Q8ActivationTests: XCTestCase {
+    static func floats(_ n: Int, seed: UInt64, scale: Float = 1) -> [Float] {
+        var rng = TestRNG(seed: seed)
+        return rng.uniform(n, scale: scale)
+    }
+
+    /// Random blocks with small finite scales (and mins for Q4_1) and random quants.
+    static func blocks(_ format: Q8ActivationRows.Format, n: Int, k: Int, seed: UInt64) -> [UInt8] {
+        var rng = TestRNG(seed: seed)
+        let scales = format == .q4_1 ? 2 : 1, bytes = format == .q4_1 ? 20 : 34
+        var out: [UInt8] = []
+        for _ in 0..<(n * k / 32) {
+            for _ in 0..<scales {
+                let h = Half.fromFloat(rng.uniform(scale: 0.05))
+                out += [UInt8(h & 0xFF), UInt8(h >> 8)]
+            }
+            for _ in 0..<(bytes - 2 * scales) { out.append(UInt8(truncatingIfNeeded: rng.next())) }
+        }
+        return out
+    }
+
+    struct Quantized { var q: [Int8]; var d: [Float]; var s: [Float] }
+
+    static func quantize(_ x: [Float], rows T: Int, k: Int, simd: Bool) -> Quantized {
+        var out = Quantized(q: [Int8](repeating: 0, count: T * k), d: [Float](repeating: 0, count: T * k / 32),
+                            s: [Float](repeating: 0, count: T * k / 4))
+        if simd { ck_q8_quantize_rows(x, T, k, &out.q, &out.d, &out.s) } else { ck_q8_quantize_rows_ref(x, T, k, &out.q, &out.d, &out.s) }
+        return out
+    }
+
+    /// Inputs with the cases that matter: a block of zeros, a block with one value, ties at ±0.5·d.
+    static func inputs(rows T: Int, k: Int, seed: UInt64) -> [Float] {
+        var x = floats(T * k, seed: seed, scale: 3)
+        if k >= 96 {
+            for i in 32..<64 { x[i] = 0 }                      // amax 0: d = 0, q = 0
+            for i in 64..<96 { x[i] = i == 70 ? -2.5 : 0 }      // one value: q = -127
+        }
+        if k >= 128 {
+            // amax 127 -> d = 1: x = 0.5, 1.5, 2.5, -0.5 are exact ties, rounded to even.
+            for i in 96..<128 { x[i] = [0.5, 1.5, 2.5, -0.5, 127, -3.5][i % 6] }
+        }
+        return x
+    }
+
+    func testQuantizerFollowsItsDefinitionAndSIMDIsThePortableTwin() throws {
+        for k in [32, 128, 224, 608] {
+            for T in [1, 3, 17] {
+                let x = Self.inputs(rows: T, k: k, seed: UInt64(k * 7 + T))
+                let ref = Self.quantize(x, rows: T, k: k, simd: false)
+                // The definition, computed here independently.
+                for t in 0..<T {
+                    for b in 0..<(k / 32) {
+                        let xb = x[(t * k + b * 32)..<(t * k + b * 32 + 32)]
+                        let d = xb.map(abs).max()! / 127
+                        XCTAssertEqual(ref.d[t * k / 32 + b].bitPattern, d.bitPattern, "K=\(k) row \(t) block \(b): d")
+                        for (j, v) in xb.enumerated() {
+                            let expected = d == 0 ? 0 : Int8(min(127, max(-127, v / d)).rounded(.toNearestOrEven))
+                            XCTAssertEqual(ref.q[t * k + b * 32 + j], expected, "K=\(k) row \(t) block \(b) element \(j): q of \(v)")
+                        }
+                        for l in 0..<8 {
+                            let qs = (0..<4).map { Int(ref.q[t * k + b * 32 + 4 * l + $0]) }.reduce(0, +)
+                            XCTAssertEqual(ref.s[(t * k / 32 + b) * 8 + l].bitPattern, (d * Float(qs)).bitPattern, "K=\(k) lane sum \(l)")
+                        }
+                    }
+                }
+                if k >= 128 {
+                    XCTAssertEqual(Array(ref.q[96..<102]), [0, 2, 2, 0, 127, -4], "ties round to even")
+                    XCTAssertEqual(ref.q[70], -127)
+                }
+                XCTAssertTrue(ref.q.allSatisfy { $0 != -128 }, "q never -128")
+                if QuantizedKernelDispatch.cpuHasAVX2 {
+                    let simd = Self.quantize(x, rows: T, k: k, simd: true)
+                    XCTAssertEqual(simd.q, ref.q, "K=\(k) T=\(T)")
+                    XCTAssertEqual(simd.d.map(\.bitPattern), ref.d.map(\.bitPattern), "K=\(k) T=\(T)")
+                    XCTAssertEqual(simd.s.map(\.bitPattern), ref.s.map(\.bitPattern), "K=\(k) T=\(T)")
+                }
+            }
+        }
+    }
+
+    /// The builds this CPU runs for `format`: portable first.
+    static func builds(_ format: Q8ActivationRows.Format) -> [(String, ck_q8_rows_fn)] {
+        var out: [(String, ck_q8_rows_fn)] = [("portable", format == .q4_1 ? ck_q4_1_q8_rows_ref : ck_q8_0_q8_rows_ref)]
+        if QuantizedKernelDispatch.cpuHasAVX2 { out.append(("avx2", format == .q4_1 ? ck_q4_1_q8_rows : ck_q8_0_q8_rows)) }
+        if QuantizedKernelDispatch.cpuHasVNNI { out.append(("vnni", format == .q4_1 ? ck_q4_1_q8_rows_vnni : ck_q8_0_q8_rows_vnni)) }
+        return out
+    }
+
+    func run(_ kernel: ck_q8_rows_fn, _ w: [UInt8], bpr: Int, rows r: Range<Int>, _ a: Quantized, rows T: Int, n: Int,
+             y0: [Float], accumulate: Bool) -> [Float] {
+        var y = y0
+        kernel(w, bpr, r.lowerBound, r.upperBound, a.q, a.d, a.s, T, &y, n, accumulate ? 1 : 0)
+        return y
+    }
+
+    func testIntegerDotBuildsAreBitIdenticalBatchInvariantAndWithinTheDerivedBound() throws {
+        for format in [Q8ActivationRows.Format.q4_1, .q8_0] {
+            let builds = Self.builds(format)
+            for (n, k) in [(1, 32), (7, 224), (33, 608)] {
+                let bpr = k / 32
+                let w = Self.blocks(format, n: n, k: k, seed: UInt64(n * 131 + k))
+                let weights = Self.dequantizedExact(format, w, n: n, k: k)
+                for T in 1...17 {
+                    let x = Self.inputs(rows: T, k: k, seed: UInt64(T * 977 + k))
+                    let a = Self.quantize(x, rows: T, k: k, simd: false)
+                    let y0 = Self.floats(T * n, seed: UInt64(T + n))
+                    for accumulate in [false, true] {
+                        let reference = run(builds[0].1, w, bpr: bpr, rows: 0..<n, a, rows: T, n: n, y0: y0, accumulate: accumulate)
+                        for (name, kernel) in builds.dropFirst() {
+                            let y = run(kernel, w, bpr: bpr, rows: 0..<n, a, rows: T, n: n, y0: y0, accumulate: accumulate)
+                            XCTAssertEqual(y.map(\.bitPattern), reference.map(\.bitPattern), "\(format) \(name) N=\(n) K=\(k) T=\(T)")
+                        }
+                        // Each row alone, and the weight rows in two ranges: the same bits.
+                        let (name, fast) = builds.last!
+                        for t in 0..<T {
+                            let one = Quantized(q: Array(a.q[(t * k)..<((t + 1) * k)]), d: Array(a.d[(t * bpr)..<((t + 1) * bpr)]),
+                                                s: Array(a.s[(t * bpr * 8)..<((t + 1) * bpr * 8)]))
+                            let split = n / 2
+                            var y = Array(y0[(t * n)..<((t + 1) * n)])
+                            y = run(fast, w, bpr: bpr, rows: 0..<split, one, rows: 1, n: n, y0: y, accumulate: accumulate)
+                            y = run(fast, w, bpr: bpr, rows: split..<n, one, rows: 1, n: n, y0: y, accumulate: accumulate)
+                            XCTAssertEqual(y.map(\.bitPattern), reference[(t * n)..<((t + 1) * n)].map(\.bitPattern),
+                                           "\(format) \(name) N=\(n) K=\(k) row \(t) of \(T): depends on the batch")
+                        }
+                    }
+                    // Within the derived bound of the exact fp64 product (accumulate off).
+                    let y = run(builds[0].1, w, bpr: bpr, rows: 0..<n, a, rows: T, n: n, y0: y0, accumulate: false)
+                    for t in 0..<T {
+                        for r in 0..<n {
+                            var exact = 0.0, exactMagnitude = 0.0, terms = 0.0
+                            var scales: [Double] = [], magnitudes: [Double] = []
+                            for b in 0..<bpr {
+                                let d = Double(a.d[t * bpr + b])
+                                var sw = 0.0
+                                for j in 0..<32 {
+                                    let i = b * 32 + j
+                                    let (wi, scaledQ, minTerm) = weights[r * k + i]
+                                    exact += wi * Double(x[t * k + i])
+                                    exactMagnitude += abs(wi * Double(x[t * k + i]))
+                                    terms += (abs(scaledQ) + abs(minTerm)) * abs(d * Double(a.q[t * k + i]))
+                                    sw += abs(wi)
+                                }
+                                scales.append(d); magnitudes.append(sw)
+                            }
+                            let bound = Q8Decode.dotBound(scales: scales, weightMagnitudes: magnitudes, termMagnitude: terms, exactMagnitude: exactMagnitude)
+                            XCTAssertLessThanOrEqual(abs(Double(y[t * n + r]) - exact), bound, "\(format) N=\(n) K=\(k) T=\(T) (\(t), \(r))")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// (w, d_w·q_w, m_w) of every element, exact in fp64.
+    static func dequantizedExact(_ format: Q8ActivationRows.Format, _ w: [UInt8], n: Int, k: Int) -> [(Double, Double, Double)] {
+        let bytes = format == .q4_1 ? 20 : 34
+        var out: [(Double, Double, Double)] = []
+        for blockIndex in 0..<(n * k / 32) {
+            let o = blockIndex * bytes
+            let d = Double(Half.toFloat(UInt16(w[o]) | UInt16(w[o + 1]) << 8))
+            if format == .q4_1 {
+                let m = Double(Half.toFloat(UInt16(w[o + 2]) | UInt16(w[o + 3]) << 8))
+                for j in 0..<32 {
+                    let q = Double(j < 16 ? w[o + 4 + j] & 0x0F : w[o + 4 + j - 16] >> 4)
+                    out.append((d * q + m, d * q, m))
+                }
+            } else {
+                for j in 0..<32 {
+                    let q = Double(Int8(bitPattern: w[o + 2 + j]))
+                    out.append((d * q, d * q, 0))
+                }
+            }
+        }
+        return out
+    }
+
+    /// Through the weights: `forwardRows` under q8 activations is the kernel on the quantized input, on
+    /// every path this CPU has (the portable one included), and a row alone is the same bits as in a batch.
+    func testWeightsUseTheIntegerKernelsOnEveryPath() throws {
+        let saved = (QuantizedKernelDispatch.useAVX2, QuantizedKernelDispatch.useVNNI, QuantizedKernelDispatch.decodeActivations)
+        defer {
+            QuantizedKernelDispatch.useAVX2 = saved.0; QuantizedKernelDispatch.useVNNI = saved.1
+            QuantizedKernelDispatch.decodeActivations = saved.2
+        }
+        QuantizedKernelDispatch.decodeActivations = .q8
+        let (n, k, T) = (77, 608, 9)
+        let x = Self.inputs(rows: T, k: k, seed: 5)
+        let a = Self.quantize(x, rows: T, k: k, simd: false)
+        for format in [Q8ActivationRows.Format.q4_1, .q8_0] {
+            let blocks = Self.blocks(format, n: n, k: k, seed: 11)
+            let weight: LinearWeight = format == .q4_1 ? try Q4_1Weight(outFeatures: n, inFeatures: k, blocks: blocks)
+                                                       : try Q8_0Weight(outFeatures: n, inFeatures: k, blocks: blocks)
+            let expected = run(Self.builds(format)[0].1, blocks, bpr: k / 32, rows: 0..<n, a, rows: T, n: n,
+                               y0: [Float](repeating: 0, count: T * n), accumulate: false)
+            var paths = [(false, false)]
+            if QuantizedKernelDispatch.cpuHasAVX2 { paths.append((true, false)) }
+            if QuantizedKernelDispatch.cpuHasVNNI { paths.append((true, true)) }
+            for (avx2, vnni) in paths {
+                QuantizedKernelDispatch.useAVX2 = avx2
+                QuantizedKernelDispatch.useVNNI = vnni
+                var y = [Float](repeating: 0, count: T * n)
+                weight.forwardRows(x, rows: T, into: &y, accumulate: false)
+                XCTAssertEqual(y.map(\.bitPattern), expected.map(\.bitPattern), "\(format) avx2=\(avx2) vnni=\(vnni)")
+                var one = [Float](repeating: 0, count: n)
+                weight.forward(Array(x[(4 * k)..<(5 * k)]), tokens: 1, into: &one, accumulate: false)
+                XCTAssertEqual(one.map(\.bitPattern), expected[(4 * n)..<(5 * n)].map(\.bitPattern), "\(format): one-token forward")
+            }
+        }
+    }
+}
