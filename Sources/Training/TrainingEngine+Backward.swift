@@ -32,13 +32,17 @@ extension TrainingEngine {
                     let dAct = dtmp.pointer
                     dAct.update(repeating: 0, count: N * F)
                     linearBackward(w.down, .down, l, input: ws.act.pointer, dy: dx, N, dx: dAct, grad: grad)
+                    // dGate overwrites the saved up and dUp the saved gate (nothing reads them after
+                    // this): both kernels read element i's gate before writing dU[i] and its up before
+                    // writing dG[i] (C's sequential order; no restrict), so the bits are unchanged.
+                    let dgate = s.up.pointer, dup = s.gate.pointer
                     Activations.swigluBackward(gate: s.gate.pointer, up: s.up.pointer, dA: dAct,
-                                               dGate: dgate.pointer, dUp: dup.pointer, count: N * F)
+                                               dGate: dgate, dUp: dup, count: N * F)
                     let dxn = dtmp.pointer
                     dxn.update(repeating: 0, count: N * D)
                     let xn2 = normedInput(s, mlp: true, w, N)
-                    linearBackward(w.gate, .gate, l, input: xn2, dy: dgate.pointer, N, dx: dxn, grad: grad)
-                    linearBackward(w.up, .up, l, input: xn2, dy: dup.pointer, N, dx: dxn, grad: grad)
+                    linearBackward(w.gate, .gate, l, input: xn2, dy: dgate, N, dx: dxn, grad: grad)
+                    linearBackward(w.up, .up, l, input: xn2, dy: dup, N, dx: dxn, grad: grad)
                     w.mlpNorm.withUnsafeBufferPointer {
                         RMSNorm.backward(s.xMid.pointer, weight: $0.baseAddress!, eps: c.rmsNormEps, dy: dxn,
                                          tokens: N, dim: D, dx: dx)
@@ -133,9 +137,10 @@ extension TrainingEngine {
     /// of the full T x T products' work).
     static let attentionRowBlock = 64
 
-    /// Chunks the attention backward's `tasks` (record, kv head) pairs are cut into (`Parallel.forEachChunk`
-    /// with 3 a thread, so a thread that starts late takes fewer); each chunk has its own P and dS scratch.
-    static func attentionChunks(_ tasks: Int) -> Int { Parallel.chunkCount(tasks, chunksPerThread: 3) }
+    /// Chunks of P and dS scratch the attention backward's `tasks` (record, kv head) pairs need: they are
+    /// cut as the forward's (`LlamaModel.ownKeySplit`: 3 a thread, so a thread that starts late takes
+    /// fewer, and at most `ownKeyChunkLimit` whatever the budget), each chunk with its own scratch.
+    static func attentionChunks(_ tasks: Int) -> Int { min(tasks, LlamaModel.ownKeyChunkLimit) }
 
     /// Backward of the block forward's attention for every row and head; writes dQ, dK, dV (pre-RoPE-inverse).
     /// P is recomputed from Q, K and the saved log-sum-exp instead of being stored [B, H, T, T].
@@ -157,11 +162,11 @@ extension TrainingEngine {
         dv.pointer.update(repeating: 0, count: batch.count * kvDim)
         let tasks = batch.rows * Hk
         let scratch = dscores.pointer  // [chunks, 2, RB, T]: each chunk's P and dS blocks
-        let per = (tasks + Self.attentionChunks(tasks) - 1) / Self.attentionChunks(tasks)
+        let split = LlamaModel.ownKeySplit(tasks), per = split.per
         let qs = s.q.pointer, ks = s.k.pointer, vsv = s.v.pointer, lses = s.lse.pointer
         let dqs = dq.pointer, dks = dk.pointer, dvs = dv.pointer
         batch.visibleStart.withUnsafeBufferPointer { vs in
-            Parallel.forEachChunk(tasks, chunksPerThread: 3) { part in
+            Parallel.forEachChunk(tasks, minChunk: split.minChunk, chunksPerThread: 3) { part in
                 let P = scratch + (part.lowerBound / per) * 2 * RB * T, dS = P + RB * T
                 for task in part {
                     let b = task / Hk, kvh = task % Hk

@@ -233,16 +233,29 @@ extension LlamaModel {
     /// Query rows per block of `attentionOwnKeys`.
     public static let attentionRowBlock = 64
 
+    /// At most this many chunks (each with its own scores scratch) in `attentionOwnKeys`, whatever the
+    /// thread count, so the scratch planned by `Workspace.plan` fits any budget the forward runs under.
+    public static let ownKeyChunkLimit = 8
+
+    /// How `tasks` are cut for the pool (`Parallel.forEachChunk(tasks, minChunk:, chunksPerThread: 3)`):
+    /// the minChunk that keeps the chunks within `ownKeyChunkLimit`, the number of chunks and each one's
+    /// tasks, so chunk c (the one starting at c · per) may use scratch c.
+    public static func ownKeySplit(_ tasks: Int) -> (minChunk: Int, chunks: Int, per: Int) {
+        let minChunk = max(1, (tasks + ownKeyChunkLimit - 1) / ownKeyChunkLimit)
+        let chunks = Parallel.chunkCount(tasks, minChunk: minChunk, chunksPerThread: 3)
+        return (minChunk, chunks, (tasks + chunks - 1) / max(1, chunks))
+    }
+
     /// Scratch floats `attentionOwnKeys` needs in `scores` for `rows` (0 when a segment has a cache).
     static func ownKeyScores(_ c: LlamaConfig, _ rows: BlockRows) -> Int {
         guard !rows.segments.isEmpty, rows.segments.allSatisfy({ $0.cache == nil && $0.past == 0 }) else { return 0 }
         let n = rows.segments.map(\.rows.count).max() ?? 0
-        return Parallel.chunkCount(rows.segments.count * c.numHeads, chunksPerThread: 3) * min(n, attentionRowBlock) * n
+        return min(rows.segments.count * c.numHeads, ownKeyChunkLimit) * min(n, attentionRowBlock) * n
     }
 
     /// `attention` when every segment's keys are its own rows (training's records, `past` 0): the same
     /// scores, softmax and weighted sums, but (segment, head) pairs split over the pool, each pair's
-    /// products whole on its thread (chunk c's scores at c · RB · n), and a head's query rows in blocks of
+    /// products whole on its thread (chunk c's scores at c · RB · n, `ownKeySplit`), and a head's query rows in blocks of
     /// `attentionRowBlock` multiplied only with the keys 0..<(block end) they can see: at 256 rows, 62.5% of
     /// the T x T products. A row's scores are the same dot products; its weighted sum leaves out only keys
     /// whose weight is exactly 0. Deterministic, whatever the split (the backward rebuilds from it).
@@ -257,9 +270,8 @@ extension LlamaModel {
         let maxN = rows.segments.map(\.rows.count).max() ?? 0
         let RB = min(maxN, Self.attentionRowBlock)
         let tasks = rows.segments.count * H
-        let chunks = Parallel.chunkCount(tasks, chunksPerThread: 3)
-        let per = (tasks + chunks - 1) / chunks
-        Parallel.forEachChunk(tasks, chunksPerThread: 3) { part in
+        let split = Self.ownKeySplit(tasks), per = split.per
+        Parallel.forEachChunk(tasks, minChunk: split.minChunk, chunksPerThread: 3) { part in
             let P = scores + (part.lowerBound / per) * RB * maxN
             for task in part {
                 let seg = rows.segments[task / H], h = task % H, kvh = h / group
