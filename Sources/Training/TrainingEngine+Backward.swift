@@ -32,13 +32,17 @@ extension TrainingEngine {
                     let dAct = dtmp.pointer
                     dAct.update(repeating: 0, count: N * F)
                     linearBackward(w.down, .down, l, input: ws.act.pointer, dy: dx, N, dx: dAct, grad: grad)
+                    // dGate overwrites the saved up and dUp the saved gate (nothing reads them after
+                    // this): both kernels read element i's gate before writing dU[i] and its up before
+                    // writing dG[i] (C's sequential order; no restrict), so the bits are unchanged.
+                    let dgate = s.up.pointer, dup = s.gate.pointer
                     Activations.swigluBackward(gate: s.gate.pointer, up: s.up.pointer, dA: dAct,
-                                               dGate: dgate.pointer, dUp: dup.pointer, count: N * F)
+                                               dGate: dgate, dUp: dup, count: N * F)
                     let dxn = dtmp.pointer
                     dxn.update(repeating: 0, count: N * D)
                     let xn2 = normedInput(s, mlp: true, w, N)
-                    linearBackward(w.gate, .gate, l, input: xn2, dy: dgate.pointer, N, dx: dxn, grad: grad)
-                    linearBackward(w.up, .up, l, input: xn2, dy: dup.pointer, N, dx: dxn, grad: grad)
+                    linearBackward(w.gate, .gate, l, input: xn2, dy: dgate, N, dx: dxn, grad: grad)
+                    linearBackward(w.up, .up, l, input: xn2, dy: dup, N, dx: dxn, grad: grad)
                     w.mlpNorm.withUnsafeBufferPointer {
                         RMSNorm.backward(s.xMid.pointer, weight: $0.baseAddress!, eps: c.rmsNormEps, dy: dxn,
                                          tokens: N, dim: D, dx: dx)
@@ -46,19 +50,25 @@ extension TrainingEngine {
                     // Attention: xMid = xIn + o(attention(q, k, v)).
                     let dAtt = dtmp.pointer
                     dAtt.update(repeating: 0, count: N * c.qDim)
-                    linearBackward(w.o, .o, l, input: s.att.pointer, dy: dx, N, dx: dAtt, grad: grad)
-                    attentionBackward(batch, s, dAtt: dAtt)
+                    let att = model.attentionOutput(l, rows: rows, saved: s, workspace: ws)
+                    linearBackward(w.o, .o, l, input: att, dy: dx, N, dx: dAtt, grad: grad)
+                    attentionBackward(batch, s, att: att, dAtt: dAtt)
                     model.rope.applyInverse(dq.pointer, tokens: N, heads: c.numHeads, positions: pos)
                     model.rope.applyInverse(dk.pointer, tokens: N, heads: c.numKVHeads, positions: pos)
+                    // Below layer 0 lie only the frozen embeddings: its input gradient (q, k, v's input
+                    // products and the attention norm's backward) would go nowhere, so it is skipped.
+                    let needInput = l > 0
                     let dxn1 = dtmp.pointer
-                    dxn1.update(repeating: 0, count: N * D)
+                    if needInput { dxn1.update(repeating: 0, count: N * D) }
                     let xn1 = normedInput(s, mlp: false, w, N)
-                    linearBackward(w.q, .q, l, input: xn1, dy: dq.pointer, N, dx: dxn1, grad: grad)
-                    linearBackward(w.k, .k, l, input: xn1, dy: dk.pointer, N, dx: dxn1, grad: grad)
-                    linearBackward(w.v, .v, l, input: xn1, dy: dv.pointer, N, dx: dxn1, grad: grad)
-                    w.attnNorm.withUnsafeBufferPointer {
-                        RMSNorm.backward(s.xIn.pointer, weight: $0.baseAddress!, eps: c.rmsNormEps, dy: dxn1,
-                                         tokens: N, dim: D, dx: dx)
+                    linearBackward(w.q, .q, l, input: xn1, dy: dq.pointer, N, dx: dxn1, grad: grad, inputGradient: needInput)
+                    linearBackward(w.k, .k, l, input: xn1, dy: dk.pointer, N, dx: dxn1, grad: grad, inputGradient: needInput)
+                    linearBackward(w.v, .v, l, input: xn1, dy: dv.pointer, N, dx: dxn1, grad: grad, inputGradient: needInput)
+                    if needInput {
+                        w.attnNorm.withUnsafeBufferPointer {
+                            RMSNorm.backward(s.xIn.pointer, weight: $0.baseAddress!, eps: c.rmsNormEps, dy: dxn1,
+                                             tokens: N, dim: D, dx: dx)
+                        }
                     }
                 }
             }
@@ -82,11 +92,12 @@ extension TrainingEngine {
     /// dX[N, K] += dY · W (+ the adapter's path), and the adapter's dA, dB for this module.
     /// With z = dropout(x), h = z·Aᵀ saved by the forward, and s the scaling:
     /// dB += s · dYᵀ·h ; dh = s · dY·B ; dA += dhᵀ·z ; dX += (dh·A) ⊙ mask / (1 - p).
+    /// Without `inputGradient`, dX is left alone (nothing below needs it): dA and dB only.
     @inline(__always)
     func linearBackward(_ w: LinearWeight, _ m: LinearModule, _ layer: Int, input xIn: UnsafePointer<Float>,
                         dy: UnsafePointer<Float>, _ N: Int, dx: UnsafeMutablePointer<Float>,
-                        grad: UnsafeMutablePointer<Float>) {
-        w.backwardInput(dy, tokens: N, into: dx)
+                        grad: UnsafeMutablePointer<Float>, inputGradient: Bool = true) {
+        if inputGradient { w.backwardInput(dy, tokens: N, into: dx) }
         guard let pi = adapter.pairIndex(layer: layer, module: m) else { return }
         let p = adapter.pairs[pi]
         let h = loraH[pi].pointer, dh = self.dh.pointer
@@ -104,6 +115,7 @@ extension TrainingEngine {
             }
             BLAS.sgemm(transA: true, m: p.rank, n: p.inFeatures, k: N, a: dh, lda: p.rank, b: z, ldb: p.inFeatures,
                        beta: 1, c: dA)
+            if !inputGradient { return }
             if dropout {
                 // dz = dh·A, then through the same mask and scale.
                 let dz = dropScratch.pointer
@@ -120,52 +132,77 @@ extension TrainingEngine {
         }
     }
 
-    /// Backward of `attentionForward` for every row and head; writes dQ, dK, dV (pre-RoPE-inverse).
+    /// Query rows per block of the attention backward: a block's rows see keys 0..<(its last row + 1)
+    /// only, so its products skip the masked keys above the diagonal (at T = 256, blocks of 64 do 62.5%
+    /// of the full T x T products' work).
+    static let attentionRowBlock = 64
+
+    /// Chunks of P and dS scratch the attention backward's `tasks` (record, kv head) pairs need: they are
+    /// cut as the forward's (`LlamaModel.ownKeySplit`: 3 a thread, so a thread that starts late takes
+    /// fewer, and at most `ownKeyChunkLimit` whatever the budget), each chunk with its own scratch.
+    static func attentionChunks(_ tasks: Int) -> Int { min(tasks, LlamaModel.ownKeyChunkLimit) }
+
+    /// Backward of the block forward's attention for every row and head; writes dQ, dK, dV (pre-RoPE-inverse).
     /// P is recomputed from Q, K and the saved log-sum-exp instead of being stored [B, H, T, T].
     /// dP = dO·Vᵀ ; dS = P ⊙ (dP - rowsum(dO ⊙ O)) ; dQ = scale·dS·K ; dK += scale·dSᵀ·Q ; dV += Pᵀ·dO.
-    func attentionBackward(_ batch: MicroBatch, _ s: BlockActivations, dAtt: UnsafePointer<Float>) {
+    ///
+    /// Work is split over the pool by (record, kv head): each task owns its dK, dV slice and its query
+    /// heads' dQ, with its own P and dS scratch, and runs its products whole on its thread. Query rows
+    /// go in blocks of `attentionRowBlock` against the keys they can see; dK and dV add up the blocks in
+    /// row order (a different association of the same sums than one T x T product, within the same
+    /// rounding bound), and the split never changes a bit.
+    func attentionBackward(_ batch: MicroBatch, _ s: BlockActivations, att: UnsafePointer<Float>, dAtt: UnsafePointer<Float>) {
         let c = model.config
         let T = batch.length, E = c.headDim, H = c.numHeads, Hk = c.numKVHeads
         let qDim = c.qDim, kvDim = c.kvDim
         let scale = 1 / Float(E).squareRoot()
         let group = H / Hk
-        let P = ws.scores.pointer, dS = dscores.pointer
+        let RB = min(T, Self.attentionRowBlock)
         dk.pointer.update(repeating: 0, count: batch.count * kvDim)
         dv.pointer.update(repeating: 0, count: batch.count * kvDim)
+        let tasks = batch.rows * Hk
+        let scratch = dscores.pointer  // [chunks, 2, RB, T]: each chunk's P and dS blocks
+        let split = LlamaModel.ownKeySplit(tasks), per = split.per
+        let qs = s.q.pointer, ks = s.k.pointer, vsv = s.v.pointer, lses = s.lse.pointer
+        let dqs = dq.pointer, dks = dk.pointer, dvs = dv.pointer
         batch.visibleStart.withUnsafeBufferPointer { vs in
-            for b in 0..<batch.rows {
-                let q = s.q.pointer + b * T * qDim, k = s.k.pointer + b * T * kvDim, v = s.v.pointer + b * T * kvDim
-                let o = s.att.pointer + b * T * qDim, dO = dAtt + b * T * qDim
-                let dQ = dq.pointer + b * T * qDim, dK = dk.pointer + b * T * kvDim, dV = dv.pointer + b * T * kvDim
-                for h in 0..<H {
-                    let kvh = h / group
-                    let lse = s.lse.pointer + (b * H + h) * T
-                    BLAS.sgemm(transB: true, m: T, n: T, k: E, alpha: scale, a: q + h * E, lda: qDim,
-                               b: k + kvh * E, ldb: kvDim, c: P, ldc: T)
-                    BLAS.sgemm(transB: true, m: T, n: T, k: E, a: dO + h * E, lda: qDim,
-                               b: v + kvh * E, ldb: kvDim, c: dS, ldc: T)
-                    // Rows are independent: many are split over the pool (the same bits whatever the split).
-                    Activations.forEachRowChunk(T, width: T) { part in
-                        for i in part {
-                            let pr = P + i * T, dr = dS + i * T
-                            let lo = max(Int(vs[b * T + i]), c.firstVisiblePosition(i))
-                            var dsum: Float = 0
-                            for e in 0..<E { dsum += dO[i * qDim + h * E + e] * o[i * qDim + h * E + e] }
-                            let l = lse[i]
-                            if lo > 0 { pr.update(repeating: 0, count: lo); dr.update(repeating: 0, count: lo) }
-                            Activations.attentionBackwardRow(p: pr + lo, d: dr + lo, count: i + 1 - lo, lse: l, dsum: dsum)
-                            if i + 1 < T {
-                                (pr + i + 1).update(repeating: 0, count: T - i - 1)
-                                (dr + i + 1).update(repeating: 0, count: T - i - 1)
+            Parallel.forEachChunk(tasks, minChunk: split.minChunk, chunksPerThread: 3) { part in
+                let P = scratch + (part.lowerBound / per) * 2 * RB * T, dS = P + RB * T
+                for task in part {
+                    let b = task / Hk, kvh = task % Hk
+                    let q = qs + b * T * qDim, k = ks + b * T * kvDim + kvh * E, v = vsv + b * T * kvDim + kvh * E
+                    let o = att + b * T * qDim, dO = dAtt + b * T * qDim
+                    let dQ = dqs + b * T * qDim, dK = dks + b * T * kvDim + kvh * E, dV = dvs + b * T * kvDim + kvh * E
+                    for h in (kvh * group)..<((kvh + 1) * group) {
+                        let lse = lses + (b * H + h) * T
+                        var i0 = 0
+                        while i0 < T {
+                            let i1 = min(T, i0 + RB), nb = i1 - i0, S = i1  // rows i0..<i1, keys 0..<S
+                            BLAS.sgemm(transB: true, m: nb, n: S, k: E, alpha: scale, a: q + i0 * qDim + h * E, lda: qDim,
+                                       b: k, ldb: kvDim, c: P, ldc: S)
+                            BLAS.sgemm(transB: true, m: nb, n: S, k: E, a: dO + i0 * qDim + h * E, lda: qDim,
+                                       b: v, ldb: kvDim, c: dS, ldc: S)
+                            for i in i0..<i1 {
+                                let pr = P + (i - i0) * S, dr = dS + (i - i0) * S
+                                let lo = max(Int(vs[b * T + i]), c.firstVisiblePosition(i))
+                                var dsum: Float = 0
+                                for e in 0..<E { dsum += dO[i * qDim + h * E + e] * o[i * qDim + h * E + e] }
+                                if lo > 0 { pr.update(repeating: 0, count: lo); dr.update(repeating: 0, count: lo) }
+                                Activations.attentionBackwardRow(p: pr + lo, d: dr + lo, count: i + 1 - lo, lse: lse[i], dsum: dsum)
+                                if i + 1 < S {
+                                    (pr + i + 1).update(repeating: 0, count: S - i - 1)
+                                    (dr + i + 1).update(repeating: 0, count: S - i - 1)
+                                }
                             }
+                            BLAS.sgemm(m: nb, n: E, k: S, alpha: scale, a: dS, lda: S, b: k, ldb: kvDim,
+                                       c: dQ + i0 * qDim + h * E, ldc: qDim)
+                            BLAS.sgemm(transA: true, m: S, n: E, k: nb, alpha: scale, a: dS, lda: S, b: q + i0 * qDim + h * E,
+                                       ldb: qDim, beta: 1, c: dK, ldc: kvDim)
+                            BLAS.sgemm(transA: true, m: S, n: E, k: nb, a: P, lda: S, b: dO + i0 * qDim + h * E, ldb: qDim,
+                                       beta: 1, c: dV, ldc: kvDim)
+                            i0 = i1
                         }
                     }
-                    BLAS.sgemm(m: T, n: E, k: T, alpha: scale, a: dS, lda: T, b: k + kvh * E, ldb: kvDim,
-                               c: dQ + h * E, ldc: qDim)
-                    BLAS.sgemm(transA: true, m: T, n: E, k: T, alpha: scale, a: dS, lda: T, b: q + h * E, ldb: qDim,
-                               beta: 1, c: dK + kvh * E, ldc: kvDim)
-                    BLAS.sgemm(transA: true, m: T, n: E, k: T, a: P, lda: T, b: dO + h * E, ldb: qDim,
-                               beta: 1, c: dV + kvh * E, ldc: kvDim)
                 }
             }
         }

@@ -55,7 +55,70 @@ final class GradientTests: XCTestCase {
         }
     }
 
-    func checkGradients(_ model: LlamaModel, _ label: String) throws {
+    /// Rows longer than the attention's row block (`LlamaModel.attentionRowBlock`, 64: query rows go in
+    /// blocks, each against the keys up to the block's end, and the attention's (record, head) pairs are
+    /// split over the pool): a row of 150 packed tokens (blocks of 64, 64 and 22) whose records of 60, 60
+    /// and 30 tokens start inside the blocks, and a padded row of 41, with and without a sliding window
+    /// shorter than a block. Loss and gradients against the Float64 reference.
+    func testAttentionRowBlocksGiveTheReferenceLossAndGradients() throws {
+        XCTAssertEqual(LlamaModel.attentionRowBlock, 64, "the rows below are sized for blocks of 64")
+        func record(_ n: Int, _ seed: Int) -> TokenizedRecord {
+            let ids = (0..<n).map { 1 + (($0 * 7 + seed * 5 + 3) % 28) }
+            return TokenizedRecord(tokens: ids, scored: ids.indices.map { $0 > 0 })
+        }
+        let batch = MicroBatch.packed([[record(60, 1), record(60, 2), record(30, 3)], [record(41, 4)]], length: 150)
+        XCTAssertEqual(batch.length, 150)
+        // Attention sums run over at most one record's 60 visible keys (the rest are exact zeros).
+        let tolerance = FP32.chain(products: 32, innerDimension: 64)
+        // RandomModel.training's model with room for 150 positions (packed records continue the row's positions).
+        func model(seed: UInt64, tied: Bool, heads: Int, kvHeads: Int, headDim: Int, slidingWindow: Int?) -> LlamaModel {
+            RandomModel.make(seed: seed, vocab: 29, d: 16, f: 24, layers: 2, heads: heads, kvHeads: kvHeads, headDim: headDim,
+                             tied: tied, weightScale: 0.4, normScale: 0.3, rmsNormEps: 1e-5, maxPositions: 160, bosTokenId: nil,
+                             eosTokenIds: [1], biases: false, slidingWindow: slidingWindow, ropeScaling: nil)
+        }
+        try checkGradients(model(seed: 25, tied: true, heads: 4, kvHeads: 2, headDim: 8, slidingWindow: nil),
+                           "row blocks", batch: batch, tolerance: tolerance)
+        try checkGradients(model(seed: 26, tied: false, heads: 3, kvHeads: 1, headDim: 6, slidingWindow: 20),
+                           "row blocks, window 20", batch: batch, tolerance: tolerance)
+    }
+
+    /// The training engine keeps no attention output: the backward rebuilds it (`attentionOutput`) from
+    /// the saved q, k, v with the forward's own attention, and it must be the bits the forward multiplied.
+    /// Rows of 150 (several row blocks, packed records) through one block, kept vs rebuilt.
+    func testRebuiltAttentionOutputHasTheForwardsBits() throws {
+        let model = Self.tinyModel(seed: 27)
+        let c = model.config
+        func record(_ n: Int, _ seed: Int) -> TokenizedRecord {
+            let ids = (0..<n).map { 1 + (($0 * 11 + seed * 3 + 2) % 28) }
+            return TokenizedRecord(tokens: ids, scored: ids.indices.map { $0 > 0 })
+        }
+        let batch = MicroBatch.packed([[record(60, 1), record(60, 2), record(30, 3)], [record(41, 4)]], length: 150)
+        let N = batch.count
+        let rows = BlockRows.records(batch.rows, length: batch.length, positions: batch.positions,
+                                     firstKey: batch.visibleStart, adapters: .none)
+        let ws = Workspace()
+        ws.plan(config: c, rows: rows, saving: true)
+        let kept = BlockActivations(keepingNorms: false, keepingAttention: true)
+        let rebuilt = BlockActivations(keepingNorms: false, keepingAttention: false)
+        kept.plan(c, rows: N); rebuilt.plan(c, rows: N)
+        var x1 = [Float](repeating: 0, count: N * c.hiddenSize)
+        x1.withUnsafeMutableBufferPointer { x in
+            for i in 0..<N { model.weights.embed(batch.tokens[i], dim: c.hiddenSize, into: x.baseAddress! + i * c.hiddenSize) }
+        }
+        var x2 = x1
+        x1.withUnsafeMutableBufferPointer { model.blockForward(0, rows: rows, x: $0.baseAddress!, workspace: ws, saving: kept) }
+        x2.withUnsafeMutableBufferPointer { model.blockForward(0, rows: rows, x: $0.baseAddress!, workspace: ws, saving: rebuilt) }
+        XCTAssertEqual(x1.map(\.bitPattern), x2.map(\.bitPattern), "the block's output does not depend on keeping")
+        let att = model.attentionOutput(0, rows: rows, saved: rebuilt, workspace: ws)
+        let keptAtt = model.attentionOutput(0, rows: rows, saved: kept, workspace: ws)
+        XCTAssertEqual(keptAtt, UnsafePointer(kept.att.pointer))
+        let n = N * c.qDim
+        XCTAssertEqual((0..<n).map { att[$0].bitPattern }, (0..<n).map { keptAtt[$0].bitPattern })
+        XCTAssertTrue((0..<n).contains { keptAtt[$0] != 0 }, "a non-trivial attention output")
+    }
+
+    func checkGradients(_ model: LlamaModel, _ label: String, batch: MicroBatch = batch(),
+                        tolerance: Double = reorderedTolerance) throws {
         do {
             let adapter = LoRAAdapter(config: LoRAConfig(rank: 3, alpha: 6, dropout: 0), base: model.config)
             adapter.initialize(seed: 5)
@@ -63,13 +126,12 @@ final class GradientTests: XCTestCase {
             var rng = SeededGenerator(seed: 77)
             for p in adapter.pairs { for i in 0..<p.bCount { adapter.parameters[p.bOffset + i] = Float(rng.nextUnitFloat() - 0.5) * 0.4 } }
             let engine = TrainingEngine(model: model, adapter: adapter)
-            let batch = Self.batch()
             let scale = 1 / Float(batch.scoredCount)
             let loss = try engine.accumulate(batch, lossScale: scale, dropoutSeed: 0)
             let params = adapter.parameters.map(Double.init)
             let refLoss = DoubleReference.loss(model: model, adapter: adapter, params: params, batch: batch, lossScale: 1)
             // fp32 against the Float64 reference: each of the chain's products rounds once per term.
-            assertRelative(loss.sum, refLoss, within: Self.reorderedTolerance, label)
+            assertRelative(loss.sum, refLoss, within: tolerance, label)
             XCTAssertEqual(loss.scored, batch.scoredCount)
 
             var num = 0.0, den = 0.0

@@ -113,14 +113,22 @@ public final class BlockActivations {
     /// backward recomputes them from xIn and xMid (`RMSNorm.forward`, the same bits): 2·N·D floats
     /// less per layer for two norms more.
     public let keepsNorms: Bool
+    /// Whether the attention output is kept. Without, the block writes it to workspace scratch and the
+    /// backward rebuilds it from the saved q, k, v (`LlamaModel.attentionOutput`, the same bits):
+    /// N·H·E floats less per layer for one more attention forward.
+    public let keepsAttention: Bool
 
-    public init(keepingNorms: Bool = true) { keepsNorms = keepingNorms }
+    public init(keepingNorms: Bool = true, keepingAttention: Bool = true) {
+        keepsNorms = keepingNorms
+        keepsAttention = keepingAttention
+    }
 
     public func plan(_ c: LlamaConfig, rows n: Int) {
         xIn.reserve(n * c.hiddenSize)
         if keepsNorms { xn1.reserve(n * c.hiddenSize); xn2.reserve(n * c.hiddenSize) }
         q.reserve(n * c.qDim); k.reserve(n * c.kvDim); v.reserve(n * c.kvDim)
-        lse.reserve(n * c.numHeads); att.reserve(n * c.qDim)
+        lse.reserve(n * c.numHeads)
+        if keepsAttention { att.reserve(n * c.qDim) }
         xMid.reserve(n * c.hiddenSize)
         gate.reserve(n * c.intermediateSize); up.reserve(n * c.intermediateSize)
     }
@@ -147,7 +155,7 @@ extension LlamaModel {
         let layer = weights.layers[l]
         let xn1 = s.map { $0.keepsNorms ? $0.xn1.pointer : ws.xn.pointer } ?? ws.xn.pointer
         let q = s?.q.pointer ?? ws.q.pointer, k = s?.k.pointer ?? ws.k.pointer, v = s?.v.pointer ?? ws.v.pointer
-        let att = s?.att.pointer ?? ws.att.pointer
+        let att = s.map { $0.keepsAttention ? $0.att.pointer : ws.att.pointer } ?? ws.att.pointer
         let xn2 = s.map { $0.keepsNorms ? $0.xn2.pointer : ws.xn.pointer } ?? ws.xn.pointer
         let gate = s?.gate.pointer ?? ws.gate.pointer, up = s?.up.pointer ?? ws.up.pointer
         // Training keeps the pre-activation gate for its backward; inference overwrites it.
@@ -186,6 +194,19 @@ extension LlamaModel {
     /// Rows of a segment per attention task: a block of queries attends to the keys its last row sees.
     public static let attentionBlockRows = 64
 
+    /// Block `l`'s attention output [T, H*E] (the o_proj input) for the backward: the saved one, or,
+    /// when `s` did not keep it, rebuilt into `ws`'s scratch by the forward's own `attention` from the
+    /// saved q, k, v (post-RoPE), so the same bits the forward multiplied. Training rows only (segments
+    /// without a cache); overwrites `ws`'s attention scores.
+    public func attentionOutput(_ l: Int, rows: BlockRows, saved s: BlockActivations,
+                                workspace ws: Workspace) -> UnsafePointer<Float> {
+        if s.keepsAttention { return UnsafePointer(s.att.pointer) }
+        precondition(rows.segments.allSatisfy { $0.cache == nil }, "rebuilding attention needs the rows' own keys")
+        attention(l, rows, q: s.q.pointer, k: s.k.pointer, v: s.v.pointer, out: ws.att.pointer,
+                  scores: ws.scores.pointer, lse: nil)
+        return UnsafePointer(ws.att.pointer)
+    }
+
     /// Causal attention per segment and head: each row's scores against its segment's visible keys,
     /// a softmax, the weighted sum of values. Stores segments' new keys and values in their caches.
     /// lse (when given) gets each row's log-sum-exp at [(r0 * H) + h * n + t] for segment rows r0..<r0+n.
@@ -196,9 +217,16 @@ extension LlamaModel {
     /// spread their tasks over the pool (one region per segment and layer; each task's products are
     /// single-threaded, in the thread's `ThreadScratch`); a decode row's few tasks run in turn on the
     /// calling thread. A task's arithmetic depends on its own rows and keys only, never on the split.
+    /// When every segment's keys are its own rows (training, scoring: no cache, no past) the same
+    /// blocks go through `attentionOwnKeys`, which spreads all (segment, head) pairs over one region:
+    /// the same products in the same shapes, so the same bits.
     func attention(_ l: Int, _ rows: BlockRows, q: UnsafePointer<Float>, k: UnsafeMutablePointer<Float>,
                    v: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>,
                    lse: UnsafeMutablePointer<Float>?) {
+        if rows.segments.allSatisfy({ $0.cache == nil && $0.past == 0 }) {
+            attentionOwnKeys(rows, q: q, k: k, v: v, out: out, scores: scores, lse: lse)
+            return
+        }
         let c = config
         let E = c.headDim, H = c.numHeads, Hk = c.numKVHeads
         let qDim = c.qDim, kvDim = c.kvDim
@@ -254,6 +282,77 @@ extension LlamaModel {
             } else {
                 // In turn on this thread: `scores` holds n * S floats, every block's rb * Sb.
                 run(0..<tasks, scores)
+            }
+        }
+    }
+
+    /// Query rows per block of `attentionOwnKeys` (the same blocks as `attention`'s tasks).
+    public static var attentionRowBlock: Int { attentionBlockRows }
+
+    /// At most this many chunks (each with its own scores scratch) in `attentionOwnKeys`, whatever the
+    /// thread count, so the scratch planned by `Workspace.plan` fits any budget the forward runs under.
+    public static let ownKeyChunkLimit = 8
+
+    /// How `tasks` are cut for the pool (`Parallel.forEachChunk(tasks, minChunk:, chunksPerThread: 3)`):
+    /// the minChunk that keeps the chunks within `ownKeyChunkLimit`, the number of chunks and each one's
+    /// tasks, so chunk c (the one starting at c · per) may use scratch c.
+    public static func ownKeySplit(_ tasks: Int) -> (minChunk: Int, chunks: Int, per: Int) {
+        let minChunk = max(1, (tasks + ownKeyChunkLimit - 1) / ownKeyChunkLimit)
+        let chunks = Parallel.chunkCount(tasks, minChunk: minChunk, chunksPerThread: 3)
+        return (minChunk, chunks, (tasks + chunks - 1) / max(1, chunks))
+    }
+
+    /// Scratch floats `attentionOwnKeys` needs in `scores` for `rows` (0 when a segment has a cache).
+    static func ownKeyScores(_ c: LlamaConfig, _ rows: BlockRows) -> Int {
+        guard !rows.segments.isEmpty, rows.segments.allSatisfy({ $0.cache == nil && $0.past == 0 }) else { return 0 }
+        let n = rows.segments.map(\.rows.count).max() ?? 0
+        return min(rows.segments.count * c.numHeads, ownKeyChunkLimit) * min(n, attentionRowBlock) * n
+    }
+
+    /// `attention` when every segment's keys are its own rows (training's records, `past` 0): the same
+    /// scores, softmax and weighted sums, but (segment, head) pairs split over the pool, each pair's
+    /// products whole on its thread (chunk c's scores at c · RB · n, `ownKeySplit`), and a head's query rows in blocks of
+    /// `attentionRowBlock` multiplied only with the keys 0..<(block end) they can see: at 256 rows, 62.5% of
+    /// the T x T products. A row's scores are the same dot products; its weighted sum leaves out only keys
+    /// whose weight is exactly 0. Deterministic, whatever the split (the backward rebuilds from it).
+    func attentionOwnKeys(_ rows: BlockRows, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                          out: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>,
+                          lse: UnsafeMutablePointer<Float>?) {
+        let c = config
+        let E = c.headDim, H = c.numHeads, Hk = c.numKVHeads
+        let qDim = c.qDim, kvDim = c.kvDim
+        let scale = 1 / Float(E).squareRoot()
+        let group = H / Hk
+        let maxN = rows.segments.map(\.rows.count).max() ?? 0
+        let RB = min(maxN, Self.attentionRowBlock)
+        let tasks = rows.segments.count * H
+        let split = Self.ownKeySplit(tasks), per = split.per
+        Parallel.forEachChunk(tasks, minChunk: split.minChunk, chunksPerThread: 3) { part in
+            let P = scores + (part.lowerBound / per) * RB * maxN
+            for task in part {
+                let seg = rows.segments[task / H], h = task % H, kvh = h / group
+                let r0 = seg.rows.lowerBound, n = seg.rows.count
+                let qs = q + r0 * qDim + h * E, K = k + r0 * kvDim + kvh * E, V = v + r0 * kvDim + kvh * E
+                let os = out + r0 * qDim + h * E
+                var i0 = 0
+                while i0 < n {
+                    let i1 = min(n, i0 + RB), nb = i1 - i0, S = i1  // rows i0..<i1 see keys 0..<S at most
+                    // scores[nb, S] = Q_h[i0..<i1] · K_h[0..<S]ᵀ * scale
+                    BLAS.sgemm(transB: true, m: nb, n: S, k: E, alpha: scale, a: qs + i0 * qDim, lda: qDim,
+                               b: K, ldb: kvDim, c: P, ldc: S)
+                    for t in i0..<i1 {
+                        let row = P + (t - i0) * S
+                        let first = rows.firstKey.map { Int($0[r0 + t]) } ?? 0
+                        let lo = max(first, c.firstVisiblePosition(t))
+                        let logSum = Activations.softmax(row + lo, count: t + 1 - lo)
+                        if let lse { lse[r0 * H + h * n + t] = logSum }
+                        if lo > 0 { row.update(repeating: 0, count: lo) }
+                        if t + 1 < S { (row + t + 1).update(repeating: 0, count: S - t - 1) }
+                    }
+                    // out_h[i0..<i1] = scores[nb, S] · V_h[0..<S]
+                    BLAS.sgemm(m: nb, n: E, k: S, a: P, lda: S, b: V, ldb: kvDim, c: os + i0 * qDim, ldc: qDim)
+                    i0 = i1
+                }
             }
         }
     }

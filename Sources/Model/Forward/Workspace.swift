@@ -8,7 +8,8 @@ public final class Workspace {
     var q = FloatBuffer(count: 0)        // [T, H*E]
     var k = FloatBuffer(count: 0)        // [T, Hk*E]
     var v = FloatBuffer(count: 0)        // [T, Hk*E]
-    var att = FloatBuffer(count: 0)      // [T, H*E] attention output before o_proj
+    /// [T, H*E] attention output before o_proj (also of saving blocks that do not keep it).
+    public private(set) var att = FloatBuffer(count: 0)
     var gate = FloatBuffer(count: 0)     // [T, F]
     var up = FloatBuffer(count: 0)       // [T, F]
     /// [n, S] one head's attention weights for one segment (the largest n * S of the call).
@@ -29,13 +30,14 @@ public final class Workspace {
     public init() {}
 
     /// Reserves what `blockForward` over `rows` uses: with `saving`, only the scratch that is not
-    /// saved (scores, act, xn); without, every intermediate, plus the residual stream of `forwardBatch`.
+    /// saved (scores, act, xn, att); without, every intermediate, plus the residual stream of `forwardBatch`.
     public func plan(config c: LlamaConfig, rows: BlockRows, saving: Bool) {
         let t = rows.count
-        scores.reserve(rows.maxScores)
+        scores.reserve(max(rows.maxScores, LlamaModel.ownKeyScores(c, rows)))
         if saving {
             act.reserve(t * c.intermediateSize)
             xn.reserve(t * c.hiddenSize)  // the normed inputs of blocks that do not keep them
+            att.reserve(t * c.qDim)       // the attention output of blocks that do not keep it
             return
         }
         x.reserve(t * c.hiddenSize)
