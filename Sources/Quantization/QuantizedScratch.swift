@@ -5,70 +5,19 @@ import Darwin
 #endif
 import Kernels
 
-/// A per-thread fp32 buffer for dequantized weight tiles, so `forward` / `backwardInput` allocate nothing
-/// once a thread has seen its largest tile, and concurrent callers never share a tile.
-/// The buffer grows to the largest request and is freed when the thread exits.
+/// The per-thread buffers of the quantized weights (`ThreadScratch` slots): dequantized weight tiles,
+/// so `forward` / `backwardInput` allocate nothing once a thread has seen its largest tile and concurrent
+/// callers never share a tile; and quantized decode activations (`Q8ActivationRows`), a slot apart so
+/// that a caller holding one never sees the other overwritten.
 enum QuantizedScratch {
-    final class Buffer {
-        var pointer: UnsafeMutablePointer<Float>
-        var capacity: Int
-        init(_ n: Int) {
-            capacity = n
-            pointer = .allocate(capacity: n)
-        }
-        deinit { pointer.deallocate() }
-    }
+    private static let tiles = ThreadScratch()
+    private static let q8 = ThreadScratch()
 
-    private static let key: pthread_key_t = {
-        var k = pthread_key_t()
-        pthread_key_create(&k) { raw in
-            guard let raw else { return }
-            Unmanaged<Buffer>.fromOpaque(raw).release()
-        }
-        return k
-    }()
+    /// The calling thread's tile buffer, at least `count` floats long. Contents are unspecified.
+    static func floats(_ count: Int) -> UnsafeMutablePointer<Float> { tiles.floats(count) }
 
-    /// The calling thread's buffer, at least `count` floats long. Contents are unspecified.
-    static func floats(_ count: Int) -> UnsafeMutablePointer<Float> {
-        let k = key
-        if let raw = pthread_getspecific(k) {
-            let buffer = Unmanaged<Buffer>.fromOpaque(raw).takeUnretainedValue()
-            if buffer.capacity >= count { return buffer.pointer }
-            buffer.pointer.deallocate()
-            buffer.pointer = .allocate(capacity: count)
-            buffer.capacity = count
-            return buffer.pointer
-        }
-        let buffer = Buffer(max(count, 1))
-        pthread_setspecific(k, Unmanaged.passRetained(buffer).toOpaque())
-        return buffer.pointer
-    }
-
-    private static let q8Key: pthread_key_t = {
-        var k = pthread_key_t()
-        pthread_key_create(&k) { raw in
-            guard let raw else { return }
-            Unmanaged<Buffer>.fromOpaque(raw).release()
-        }
-        return k
-    }()
-
-    /// The calling thread's buffer for quantized decode activations (`Q8ActivationRows`), at least `count`
-    /// floats long; apart from `floats` so that a caller holding one never sees the other overwritten.
-    static func q8Activations(_ count: Int) -> UnsafeMutablePointer<Float> {
-        let k = q8Key
-        if let raw = pthread_getspecific(k) {
-            let buffer = Unmanaged<Buffer>.fromOpaque(raw).takeUnretainedValue()
-            if buffer.capacity >= count { return buffer.pointer }
-            buffer.pointer.deallocate()
-            buffer.pointer = .allocate(capacity: count)
-            buffer.capacity = count
-            return buffer.pointer
-        }
-        let buffer = Buffer(max(count, 1))
-        pthread_setspecific(k, Unmanaged.passRetained(buffer).toOpaque())
-        return buffer.pointer
-    }
+    /// The calling thread's buffer for quantized decode activations, at least `count` floats long.
+    static func q8Activations(_ count: Int) -> UnsafeMutablePointer<Float> { q8.floats(count) }
 }
 
 /// Shared driver for quantized linear weights: tiles of rows dequantized to fp32, multiplied with sgemm.

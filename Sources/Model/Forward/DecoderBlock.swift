@@ -255,7 +255,7 @@ extension LlamaModel {
                     let kvh = h / group
                     let t0 = b * block, t1 = min(n, t0 + block), rb = t1 - t0
                     let Sb = p0 + t1   // keys the block's last row sees
-                    let sc = scratch ?? ThreadScratch.floats(rb * Sb)
+                    let sc = scratch ?? ThreadScratch.attention.floats(rb * Sb)
                     // scores[rb, Sb] = Q_h[t0..<t1, E] · K_h[0..<Sb]ᵀ * scale
                     BLAS.sgemm(transB: true, m: rb, n: Sb, k: E, alpha: scale,
                                a: qs + t0 * qDim + h * E, lda: qDim, b: K + kvh * E, ldb: kvDim, c: sc, ldc: Sb)
