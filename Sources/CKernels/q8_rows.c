@@ -4,9 +4,9 @@
 //
 // Activation blocks follow llama.cpp's Q8_0 / Q8_1 (ggml-common.h `block_q8_0`, `block_q8_1`: 32 int8
 // q with d = amax / 127, Q8_1 also s = d * Σ q for Q4_1's min term; ggml-quants.c
-// `quantize_row_q8_0_ref`), with three differences, all ours: d and s stay fp32 (ggml stores fp16), q
-// rounds to nearest with ties to even (ggml: `roundf`, ties away from zero), and s is kept per group of
-// 4 consecutive elements (8 sums a block) so the min term is added lane by lane like the rest.
+// `quantize_row_q8_0_ref`), with differences, all ours: d and s stay fp32 (ggml stores fp16), q rounds to
+// nearest with ties to even (ggml: `roundf`, ties away from zero), and d and s are stored apart from q,
+// the 8 rows of a group side by side per block (so the kernels load the 8 scales of a tile as one vector).
 #include "CKernels.h"
 #include <math.h>
 
@@ -14,12 +14,22 @@
 static inline float ck_max_ps1(float a, float b) { return a > b ? a : b; }
 static inline float ck_min_ps1(float a, float b) { return a < b ? a : b; }
 
+/// Where row t's block b keeps its d and s: the 8 rows of group t / 8 side by side per block.
+static inline long ck_q8_scale_index(long t, long b, long bpr) { return ((t / 8) * bpr + b) * 8 + t % 8; }
+
 void ck_q8_quantize_rows_ref(const float *x, long T, long K, int8_t *q, float *d, float *s) {
-    const long bpr = K / 32;
-    for (long t = 0; t < T; t++) {
+    const long bpr = K / 32, padded = (T + 7) / 8 * 8;
+    for (long t = 0; t < padded; t++) {
         for (long b = 0; b < bpr; b++) {
-            const float *xb = x + t * K + b * 32;
             int8_t *qb = q + t * K + b * 32;
+            const long at = ck_q8_scale_index(t, b, bpr);
+            if (t >= T) {   // the group's padding: zeros, so a tile may compute on it and drop the result
+                for (int i = 0; i < 32; i++) qb[i] = 0;
+                d[at] = 0.0f;
+                s[at] = 0.0f;
+                continue;
+            }
+            const float *xb = x + t * K + b * 32;
             // amax in 8 lanes (lane l: elements l, l + 8, l + 16, l + 24 in order), then the tree of ck_hsum.
             float m[8];
             for (int l = 0; l < 8; l++) {
@@ -30,30 +40,29 @@ void ck_q8_quantize_rows_ref(const float *x, long T, long K, int8_t *q, float *d
             for (int l = 0; l < 4; l++) h[l] = ck_max_ps1(m[l], m[l + 4]);
             const float amax = ck_max_ps1(ck_max_ps1(h[0], h[2]), ck_max_ps1(h[1], h[3]));
             const float db = amax / 127.0f;
-            d[t * bpr + b] = db;
+            d[at] = db;
+            int32_t sum = 0;
             for (int i = 0; i < 32; i++) {
                 float v = db != 0.0f ? xb[i] / db : 0.0f;
                 v = ck_min_ps1(ck_max_ps1(v, -127.0f), 127.0f);   // never -128 (the sign trick negates q)
                 qb[i] = (int8_t)(int)rintf(v);                     // nearest, ties to even (default rounding mode)
+                sum += qb[i];
             }
-            for (int l = 0; l < 8; l++)
-                s[(t * bpr + b) * 8 + l] = db * (float)(qb[4 * l] + qb[4 * l + 1] + qb[4 * l + 2] + qb[4 * l + 3]);
+            s[at] = db * (float)sum;   // |sum| <= 4,064: exact in fp32; one rounding
         }
     }
 }
 
-/// One block's 8 lane sums of products (lane l: elements 4l..4l+3), exact in int32.
-static inline void ck_q8_isums(int fmt, const uint8_t *wb, const int8_t *a, int32_t isum[8]) {
-    for (int l = 0; l < 8; l++) {
-        int32_t acc = 0;
-        for (int i = 4 * l; i < 4 * l + 4; i++) {
-            int w;
-            if (fmt == CK_Q8_FMT_Q4_1) w = i < 16 ? (wb[4 + i] & 0x0F) : (wb[4 + i - 16] >> 4);
-            else w = (int8_t)wb[2 + i];
-            acc += w * a[i];
-        }
-        isum[l] = acc;
+/// One block's sum of products Σ q_w · q_a over its 32 elements, exact in int32.
+static inline int32_t ck_q8_isum(int fmt, const uint8_t *wb, const int8_t *a) {
+    int32_t acc = 0;
+    for (int i = 0; i < 32; i++) {
+        int w;
+        if (fmt == CK_Q8_FMT_Q4_1) w = i < 16 ? (wb[4 + i] & 0x0F) : (wb[4 + i - 16] >> 4);
+        else w = (int8_t)wb[2 + i];
+        acc += w * a[i];
     }
+    return acc;
 }
 
 static inline float ck_q8_half(const uint8_t *p) {
@@ -73,21 +82,17 @@ static void ck_q8_rows_ref(int fmt, const uint8_t *blocks, long bpr, long r0, lo
     const long bb = fmt == CK_Q8_FMT_Q4_1 ? 20 : 34, K = bpr * 32;
     for (long t = 0; t < T; t++) {
         for (long r = r0; r < r1; r++) {
-            float acc[8] = {0};
+            float acc = 0.0f;
             for (long b = 0; b < bpr; b++) {
                 const uint8_t *wb = blocks + (r * bpr + b) * bb;
-                int32_t isum[8];
-                ck_q8_isums(fmt, wb, xq + t * K + b * 32, isum);
-                const float dd = ck_q8_half(wb) * xd[t * bpr + b];
-                for (int l = 0; l < 8; l++) acc[l] = fmaf(dd, (float)isum[l], acc[l]);
-                if (fmt == CK_Q8_FMT_Q4_1) {
-                    const float mw = ck_q8_half(wb + 2);
-                    for (int l = 0; l < 8; l++) acc[l] = fmaf(mw, xs[(t * bpr + b) * 8 + l], acc[l]);
-                }
+                const long at = ck_q8_scale_index(t, b, bpr);
+                const float isum = (float)ck_q8_isum(fmt, wb, xq + t * K + b * 32);   // |isum| < 2^24: exact
+                float p = (ck_q8_half(wb) * xd[at]) * isum;
+                if (fmt == CK_Q8_FMT_Q4_1) p = fmaf(ck_q8_half(wb + 2), xs[at], p);
+                acc = acc + p;
             }
-            const float v = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
             float *yp = y + t * ldy + r;
-            *yp = accumulate ? *yp + v : v;
+            *yp = accumulate ? *yp + acc : acc;
         }
     }
 }
@@ -135,10 +140,18 @@ CK_Q8_INLINE __m256i ck_q8_round(__m256 x, __m256 vd, __m256 nonzero) {
 
 __attribute__((target("avx2,fma,f16c")))
 void ck_q8_quantize_rows(const float *x, long T, long K, int8_t *q, float *d, float *s) {
-    const long bpr = K / 32;
+    const long bpr = K / 32, padded = (T + 7) / 8 * 8;
     const __m256 signless = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
-    for (long t = 0; t < T; t++) {
+    for (long t = 0; t < padded; t++) {
         for (long b = 0; b < bpr; b++) {
+            int8_t *qb = q + t * K + b * 32;
+            const long at = ck_q8_scale_index(t, b, bpr);
+            if (t >= T) {   // the group's padding (as the portable twin)
+                _mm256_storeu_si256((__m256i *)qb, _mm256_setzero_si256());
+                d[at] = 0.0f;
+                s[at] = 0.0f;
+                continue;
+            }
             const float *xb = x + t * K + b * 32;
             const __m256 x0 = _mm256_loadu_ps(xb), x1 = _mm256_loadu_ps(xb + 8);
             const __m256 x2 = _mm256_loadu_ps(xb + 16), x3 = _mm256_loadu_ps(xb + 24);
@@ -147,7 +160,7 @@ void ck_q8_quantize_rows(const float *x, long T, long K, int8_t *q, float *d, fl
             m = _mm256_max_ps(m, _mm256_and_ps(x2, signless));
             m = _mm256_max_ps(m, _mm256_and_ps(x3, signless));
             const float db = ck_q8_hmax(m) / 127.0f;
-            d[t * bpr + b] = db;
+            d[at] = db;
             const __m256 vd = _mm256_set1_ps(db);
             const __m256 nonzero = _mm256_cmp_ps(vd, _mm256_setzero_ps(), _CMP_NEQ_UQ);
             const __m256i i0 = ck_q8_round(x0, vd, nonzero), i1 = ck_q8_round(x1, vd, nonzero);
@@ -156,10 +169,13 @@ void ck_q8_quantize_rows(const float *x, long T, long K, int8_t *q, float *d, fl
             // half, the permute puts the 8 groups of 4 back in element order.
             const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
             const __m256i qv = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-            _mm256_storeu_si256((__m256i *)(q + t * K + b * 32), qv);
-            // Lane sums of 4 consecutive q (|sum| <= 508: exact in int16 and int32).
-            const __m256i sums = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), qv), _mm256_set1_epi16(1));
-            _mm256_storeu_ps(s + (t * bpr + b) * 8, _mm256_mul_ps(vd, _mm256_cvtepi32_ps(sums)));
+            _mm256_storeu_si256((__m256i *)qb, qv);
+            // Σ q, exact in int32 (|Σ q| <= 4,064), then one rounding as the portable twin.
+            const __m256i sums = _mm256_add_epi32(i0, _mm256_add_epi32(i1, _mm256_add_epi32(i2, i3)));
+            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1));
+            h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
+            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 1));
+            s[at] = db * (float)_mm_cvtsi128_si32(h);
         }
     }
 }

@@ -1,4 +1,4 @@
-// The AVX2 build of the integer-dot decode-row kernels (q8_tile.h): maddubs + madd, 16 vector registers.
+// The AVX2 build of the integer-dot decode-row kernels (q8_tile.h): maddubs + madd.
 #include "CKernels.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -8,12 +8,12 @@
 
 void ck_q4_1_q8_rows(const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq, const float *xd,
                      const float *xs, long T, float *y, long ldy, int accumulate) {
-    ck8_rows(CK_Q8_FMT_Q4_1, 3, blocks, bpr, r0, r1, xq, xd, xs, T, y, ldy, accumulate);
+    ck8_rows(CK_Q8_FMT_Q4_1, blocks, bpr, r0, r1, xq, xd, xs, T, y, ldy, accumulate);
 }
 
 void ck_q8_0_q8_rows(const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq, const float *xd,
                      const float *xs, long T, float *y, long ldy, int accumulate) {
-    ck8_rows(CK_Q8_FMT_Q8_0, 3, blocks, bpr, r0, r1, xq, xd, xs, T, y, ldy, accumulate);
+    ck8_rows(CK_Q8_FMT_Q8_0, blocks, bpr, r0, r1, xq, xd, xs, T, y, ldy, accumulate);
 }
 #pragma clang attribute pop
 #else

@@ -1,7 +1,13 @@
 // The integer-dot row kernels of q8_rows_avx2.c and q8_rows_vnni.c: one body, included by each file
-// under its own target attribute (`#pragma clang attribute`) with CK_Q8_VNNI 0 or 1 and CK_Q8_PAIR_MAX
-// (the largest input tile a pair of weight rows takes together: what the register file holds).
+// under its own target attribute (`#pragma clang attribute`) with CK_Q8_VNNI 0 or 1.
 // Their portable twin is `ck_q8_rows_ref` in q8_rows.c; the arithmetic is described in CKernels.h.
+//
+// A tile is 8 outputs (t, r) at once: TT inputs x RR = 8 / TT weight rows (8 x 1, 4 x 2, 2 x 4, 1 x 8).
+// Per block, the 8 integer dots (8 int32 lanes each) are reduced to ONE vector holding the 8 exact block
+// sums (a transpose-add tree), and the float work is done once for the 8 outputs in that vector:
+// acc = fma(d_w * d_a, float(isum), acc), then (Q4_1) acc = fma(m_w, s_a, acc). Each lane of acc is one
+// output's scalar chain, so there is no horizontal sum at the end and the bits are those of the portable
+// twin whatever the tile shape, the row count T or the split of the weight rows.
 #ifndef CK_Q8_TILE_H
 #define CK_Q8_TILE_H
 #include "CKernels.h"
@@ -28,119 +34,142 @@ CK_Q8_IN __m256i ck8_dot(__m256i u, __m256i s) {
 #endif
 }
 
-/// A weight block unpacked once for every input of a tile: the 32 unsigned bytes `u` fed to ck8_dot (Q4_1:
-/// nibbles 0..15 in element order; Q8_0: |q|), the raw q (Q8_0: its signs go onto the activations, so
-/// |w| · sign(w)·a = w·a), the scale d and (Q4_1) the min m in 8 lanes.
-struct ck8_wblock { __m256i u, raw; __m256 d, m; };
+/// Lane j of the result = Σ_l v[j][l]: 8 vectors of 8 int32 lanes transposed and added (exact, so the
+/// order of the integer additions does not matter). hadd(a, b) = per 128-bit half [a0+a1, a2+a3, b0+b1,
+/// b2+b3]; two levels leave [v0..v3 low-half sums | v0..v3 high-half sums], and the halves are added.
+CK_Q8_IN __m256i ck8_reduce8(const __m256i v[8]) {
+    const __m256i a = _mm256_hadd_epi32(v[0], v[1]), b = _mm256_hadd_epi32(v[2], v[3]);
+    const __m256i c = _mm256_hadd_epi32(v[4], v[5]), d = _mm256_hadd_epi32(v[6], v[7]);
+    const __m256i ab = _mm256_hadd_epi32(a, b), cd = _mm256_hadd_epi32(c, d);
+    return _mm256_add_epi32(_mm256_permute2x128_si256(ab, cd, 0x20), _mm256_permute2x128_si256(ab, cd, 0x31));
+}
+
+/// The 4 bytes at p as an int (unaligned).
+CK_Q8_IN int ck8_dword(const uint8_t *p) {
+    int v;
+    __builtin_memcpy(&v, p, 4);
+    return v;
+}
+
+/// A weight block's 32 bytes for ck8_dot: Q4_1 the nibbles 0..15 in element order (the 16 bytes in both
+/// halves, the high half shifted right by 4, then masked); Q8_0 the raw q (signs, see ck8_signed) and |q|.
+struct ck8_wblock { __m256i u, raw; };
 
 CK_Q8_IN void ck8_unpack(int fmt, const uint8_t *p, struct ck8_wblock *w) {
-    w->d = ck8_half8(p);
     if (fmt == CK_Q8_FMT_Q4_1) {
-        w->m = ck8_half8(p + 2);
-        const __m128i qs = _mm_loadu_si128((const __m128i *)(p + 4));
-        const __m128i mask = _mm_set1_epi8(0x0F);
-        const __m128i lo = _mm_and_si128(qs, mask);                      // elements 0..15
-        const __m128i hi = _mm_and_si128(_mm_srli_epi16(qs, 4), mask);   // elements 16..31
-        w->u = _mm256_set_m128i(hi, lo);
+        const __m256i qs = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p + 4)));
+        w->u = _mm256_and_si256(_mm256_srlv_epi64(qs, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0F));
         w->raw = w->u;
     } else {
-        w->m = _mm256_setzero_ps();
         w->raw = _mm256_loadu_si256((const __m256i *)(p + 2));
         w->u = _mm256_abs_epi8(w->raw);   // |-128| = 128 as an unsigned byte
     }
 }
 
-/// Horizontal sum in a fixed order: ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)).
-CK_Q8_IN float ck8_hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    return _mm_cvtss_f32(s);
+/// The activation bytes as ck8_dot's signed operand: Q4_1 as they are; Q8_0 with the weight's signs moved
+/// onto them (|w| · sign(w)·a = w·a; a is never -128, so the negation is exact).
+CK_Q8_IN __m256i ck8_signed(int fmt, __m256i a, const struct ck8_wblock *w) {
+    return fmt == CK_Q8_FMT_Q4_1 ? a : _mm256_sign_epi8(a, w->raw);
 }
 
-/// A register tile: ROWS consecutive weight rows against TT quantized inputs. Per (t, r), block by block:
-/// acc = fma(d_w · d_a, float(isum), acc), then (Q4_1) acc = fma(m_w, s_a, acc), lane by lane; then
-/// the fixed horizontal sum. The same operations in the same order whatever ROWS, TT or the tiling.
-CK_Q8_IN void ck8_tile(int fmt, int ROWS, int TT, const uint8_t *pa, long bpr, const int8_t *xq, const float *xd,
-                       const float *xs, long K, float *y, long ldy, long r, int accumulate) {
+/// The 8 activation scales of a block in the tile's lane order (lane j = i * TT + t, input t of TT): the
+/// group's 8 consecutive floats at p (inputs 0..7), the first TT of them repeated 8 / TT times.
+CK_Q8_IN __m256 ck8_lanes(int TT, const float *p) {
+    if (TT == 8) return _mm256_loadu_ps(p);
+    if (TT == 4) return _mm256_broadcast_ps((const __m128 *)p);
+    if (TT == 2) return _mm256_castpd_ps(_mm256_broadcast_sd((const double *)p));
+    return _mm256_broadcast_ss(p);
+}
+
+/// One tile: TT inputs (rows t0..t0+TT-1 of the group whose quantized rows start at xq, whose scales and
+/// sums start at xd, xs) against RR = 8 / TT weight rows starting at pa; rn <= RR of those rows and tn <= TT
+/// of the inputs are stored (the others are computed on row pa's data or on the zero padding of the group
+/// and dropped). y points at output (t0, r).
+CK_Q8_IN void ck8_tile(int fmt, int TT, const uint8_t *pa, long bpr, long rowBytes, long rn, const int8_t *xq,
+                       const float *xd, const float *xs, long K, float *y, long ldy, long tn, int accumulate) {
+    const int RR = 8 / TT;
     const long bb = fmt == CK_Q8_FMT_Q4_1 ? 20 : 34;
-    __m256 acc[2][8];
+    const uint8_t *rows[8];
 #pragma clang loop unroll(full)
-    for (int i = 0; i < ROWS; i++)
-#pragma clang loop unroll(full)
-        for (int t = 0; t < TT; t++) acc[i][t] = _mm256_setzero_ps();
+    for (int i = 0; i < RR; i++) rows[i] = pa + (i < rn ? i : rn - 1) * rowBytes;
+    const __m256i halves = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15,
+                                            0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+    __m256 acc = _mm256_setzero_ps();
     for (long b = 0; b < bpr; b++) {
-        struct ck8_wblock w[2];
+        __m256i v[8];
+        __m256i a[8];
 #pragma clang loop unroll(full)
-        for (int i = 0; i < ROWS; i++) ck8_unpack(fmt, pa + i * bpr * bb + b * bb, &w[i]);
+        for (int t = 0; t < TT; t++) a[t] = _mm256_loadu_si256((const __m256i *)(xq + t * K + b * 32));
+        // The next tile's weight rows (they follow these), this block's share of them: 8 weight rows
+        // streamed side by side are more than the hardware prefetcher follows (T = 1 read 1.5x slower).
+        // A prefetch past the weight's end is harmless (it never faults).
+        const char *next = (const char *)pa + RR * rowBytes + b * RR * bb;
 #pragma clang loop unroll(full)
-        for (int t = 0; t < TT; t++) {
-            const __m256i a = _mm256_loadu_si256((const __m256i *)(xq + t * K + b * 32));
-            const __m256 da = _mm256_broadcast_ss(xd + t * bpr + b);
+        for (int o = 0; o < RR * bb; o += 64) _mm_prefetch(next + o, _MM_HINT_T0);
 #pragma clang loop unroll(full)
-            for (int i = 0; i < ROWS; i++) {
-                const __m256i sa = fmt == CK_Q8_FMT_Q4_1 ? a : _mm256_sign_epi8(a, w[i].raw);
-                const __m256 isum = _mm256_cvtepi32_ps(ck8_dot(w[i].u, sa));
-                acc[i][t] = _mm256_fmadd_ps(_mm256_mul_ps(w[i].d, da), isum, acc[i][t]);
-                if (fmt == CK_Q8_FMT_Q4_1)
-                    acc[i][t] = _mm256_fmadd_ps(w[i].m, _mm256_loadu_ps(xs + (t * bpr + b) * 8), acc[i][t]);
-            }
+        for (int i = 0; i < RR; i++) {
+            struct ck8_wblock w;
+            ck8_unpack(fmt, rows[i] + b * bb, &w);
+#pragma clang loop unroll(full)
+            for (int t = 0; t < TT; t++) v[i * TT + t] = ck8_dot(w.u, ck8_signed(fmt, a[t], &w));
         }
+        const __m256 isum = _mm256_cvtepi32_ps(ck8_reduce8(v));   // |isum| < 2^24: exact
+        __m256 dw, mw;
+        if (RR == 1) {
+            dw = ck8_half8(pa + b * bb);
+            mw = fmt == CK_Q8_FMT_Q4_1 ? ck8_half8(pa + b * bb + 2) : _mm256_setzero_ps();
+        } else if (RR == 2) {
+            dw = _mm256_blend_ps(ck8_half8(rows[0] + b * bb), ck8_half8(rows[1] + b * bb), 0xF0);
+            mw = fmt == CK_Q8_FMT_Q4_1 ? _mm256_blend_ps(ck8_half8(rows[0] + b * bb + 2), ck8_half8(rows[1] + b * bb + 2), 0xF0)
+                                       : _mm256_setzero_ps();
+        } else {
+            // The first dword of each lane's row block (f16 d | f16 m or 2 q bytes) by scalar loads (a
+            // `vpgatherdd` doubled the time of a tile here), then d of the 8 lanes in the low 128 bits and the
+            // second halves (Q4_1: m) in the high 128 bits.
+#define CK8_DW(j) ck8_dword(rows[(j) / TT] + b * bb)
+            const __m256i g = _mm256_setr_epi32(CK8_DW(0), CK8_DW(1), CK8_DW(2), CK8_DW(3), CK8_DW(4), CK8_DW(5),
+                                                CK8_DW(6), CK8_DW(7));
+#undef CK8_DW
+            const __m256i h = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(g, halves), 0xD8);
+            dw = _mm256_cvtph_ps(_mm256_castsi256_si128(h));
+            mw = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
+        }
+        __m256 p = _mm256_mul_ps(_mm256_mul_ps(dw, ck8_lanes(TT, xd + b * 8)), isum);
+        if (fmt == CK_Q8_FMT_Q4_1) p = _mm256_fmadd_ps(mw, ck8_lanes(TT, xs + b * 8), p);
+        acc = _mm256_add_ps(acc, p);   // the only operation on acc: one add of latency per block
     }
-#pragma clang loop unroll(full)
-    for (int t = 0; t < TT; t++)
-#pragma clang loop unroll(full)
-        for (int i = 0; i < ROWS; i++) {
-            float *yp = y + t * ldy + r + i;
-            const float v = ck8_hsum(acc[i][t]);
-            *yp = accumulate ? *yp + v : v;
+    float out[8];
+    _mm256_storeu_ps(out, acc);
+    for (long i = 0; i < rn; i++)
+        for (long t = 0; t < tn; t++) {
+            float *yp = y + t * ldy + i;
+            *yp = accumulate ? *yp + out[i * TT + t] : out[i * TT + t];
         }
 }
 
-#define CK8_TILE_ARGS pa, bpr, xq + t0 * K, xd + t0 * bpr, xs + t0 * bpr * 8, K, y + t0 * ldy, ldy
-
-/// ck8_tile with a run-time input count 1 <= tn <= 8.
-CK_Q8_IN void ck8_tile_n(int fmt, int ROWS, long tn, const uint8_t *pa, long bpr, const int8_t *xq, const float *xd,
-                         const float *xs, long K, float *y, long ldy, long r, int accumulate) {
-    switch (tn) {
-    case 1: ck8_tile(fmt, ROWS, 1, pa, bpr, xq, xd, xs, K, y, ldy, r, accumulate); break;
-    case 2: ck8_tile(fmt, ROWS, 2, pa, bpr, xq, xd, xs, K, y, ldy, r, accumulate); break;
-    case 3: ck8_tile(fmt, ROWS, 3, pa, bpr, xq, xd, xs, K, y, ldy, r, accumulate); break;
-    case 4: ck8_tile(fmt, ROWS, 4, pa, bpr, xq, xd, xs, K, y, ldy, r, accumulate); break;
-    case 5: ck8_tile(fmt, ROWS, 5, pa, bpr, xq, xd, xs, K, y, ldy, r, accumulate); break;
-    case 6: ck8_tile(fmt, ROWS, 6, pa, bpr, xq, xd, xs, K, y, ldy, r, accumulate); break;
-    case 7: ck8_tile(fmt, ROWS, 7, pa, bpr, xq, xd, xs, K, y, ldy, r, accumulate); break;
-    default: ck8_tile(fmt, ROWS, 8, pa, bpr, xq, xd, xs, K, y, ldy, r, accumulate); break;
-    }
-}
-
-/// The driver (as `ck_rows` in quant_rows.c): weight rows two at a time (the odd last one alone), inputs in
-/// tiles of up to 8; a pair takes a tile together up to `pairMax` inputs, row by row beyond.
-CK_Q8_IN void ck8_rows(int fmt, int pairMax, const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq,
+/// The driver: weight rows in runs of 8 (kept in L1 while every group of 8 inputs passes over them); a
+/// group of tn inputs takes tiles of TT = 1, 2, 4 or 8 (the smallest >= tn) inputs by 8 / TT weight rows.
+CK_Q8_IN void ck8_rows(int fmt, const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq,
                        const float *xd, const float *xs, long T, float *y, long ldy, int accumulate) {
     const long K = bpr * 32, rowBytes = bpr * (fmt == CK_Q8_FMT_Q4_1 ? 20 : 34);
-    long r = r0;
-    if (T == 1) {
-        for (; r + 1 < r1; r += 2) ck8_tile(fmt, 2, 1, blocks + r * rowBytes, bpr, xq, xd, xs, K, y, ldy, r, accumulate);
-        if (r < r1) ck8_tile(fmt, 1, 1, blocks + r * rowBytes, bpr, xq, xd, xs, K, y, ldy, r, accumulate);
-        return;
-    }
-    for (; r + 1 < r1; r += 2) {
-        const uint8_t *pa = blocks + r * rowBytes;
+    for (long r = r0; r < r1; r += 8) {
+        const long rend = r + 8 < r1 ? r + 8 : r1;
         for (long t0 = 0; t0 < T; t0 += 8) {
             const long tn = T - t0 < 8 ? T - t0 : 8;
-            if (tn <= pairMax) {
-                ck8_tile_n(fmt, 2, tn, CK8_TILE_ARGS, r, accumulate);
-            } else {
-                ck8_tile_n(fmt, 1, tn, CK8_TILE_ARGS, r, accumulate);
-                ck8_tile_n(fmt, 1, tn, pa + rowBytes, bpr, xq + t0 * K, xd + t0 * bpr, xs + t0 * bpr * 8, K, y + t0 * ldy, ldy,
-                           r + 1, accumulate);
-            }
+            // Group t0 / 8: its rows at xq + t0 * K, its scales and sums at (t0 / 8) * bpr * 8 = t0 * bpr.
+            const int8_t *q = xq + t0 * K;
+            const float *d = xd + t0 * bpr, *s = xs + t0 * bpr;
+            float *yt = y + t0 * ldy;
+#define CK8_TILES(TT)                                                                                   \
+    for (long rr = r; rr < rend; rr += 8 / (TT))                                                        \
+        ck8_tile(fmt, (TT), blocks + rr * rowBytes, bpr, rowBytes, rend - rr < 8 / (TT) ? rend - rr : 8 / (TT), \
+                 q, d, s, K, yt + rr, ldy, tn, accumulate)
+            if (tn == 1) CK8_TILES(1);
+            else if (tn == 2) CK8_TILES(2);
+            else if (tn <= 4) CK8_TILES(4);
+            else CK8_TILES(8);
+#undef CK8_TILES
         }
-    }
-    for (; r < r1; r++) {
-        const uint8_t *pa = blocks + r * rowBytes;
-        for (long t0 = 0; t0 < T; t0 += 8) ck8_tile_n(fmt, 1, T - t0 < 8 ? T - t0 : 8, CK8_TILE_ARGS, r, accumulate);
     }
 }
 

@@ -13,9 +13,13 @@ import Kernels
 public enum Q8ActivationRows {
     public enum Format: Sendable { case q4_1, q8_0 }
 
-    /// Floats of scratch for T rows of K: d [T, K/32], s [T, K/32, 8], then q [T, K] bytes.
+    /// T rounded up to the quantizer's groups of 8 rows (CKernels.h: the padding rows are zeros).
     @inline(__always)
-    static func scratchFloats(rows T: Int, k: Int) -> Int { T * (k / 32) * 9 + (T * k + 3) / 4 }
+    static func paddedRows(_ T: Int) -> Int { (T + 7) / 8 * 8 }
+
+    /// Floats of scratch for T rows of K: d and s [Tp / 8, K/32, 8] each, then q [Tp, K] bytes (Tp = paddedRows(T)).
+    @inline(__always)
+    static func scratchFloats(rows T: Int, k: Int) -> Int { paddedRows(T) * (k / 32) * 2 + (paddedRows(T) * k + 3) / 4 }
 
     /// The kernel the current dispatch selects for `format`.
     @inline(__always)
@@ -37,8 +41,9 @@ public enum Q8ActivationRows {
         if T <= 0 { return }
         let k = bpr * 32
         let scratch = QuantizedScratch.q8Activations(scratchFloats(rows: T, k: k))
-        let xd = scratch, xs = scratch + T * bpr
-        let xq = UnsafeMutableRawPointer(scratch + T * bpr * 9).assumingMemoryBound(to: Int8.self)
+        let tp = paddedRows(T)
+        let xd = scratch, xs = scratch + tp * bpr
+        let xq = UnsafeMutableRawPointer(scratch + tp * bpr * 2).assumingMemoryBound(to: Int8.self)
         if QuantizedKernelDispatch.useAVX2 {
             ck_q8_quantize_rows(x, T, k, xq, xd, xs)
         } else {

@@ -4,10 +4,12 @@ import Quantization
 import TestSupport
 import XCTest
 
-/// int8 activations for decode rows: the quantizer's definition and its AVX2 build against the portable
-/// twin, the integer-dot kernels' AVX2, VNNI and portable builds bit for bit at odd sizes, each row the
-/// same bits alone or in any batch or row range, and every output within the derived bound
-/// (`Q8Decode.dotBound`) of the exact product of the dequantized weights with the unquantized input.
+/// int8 activations for decode rows: the quantizer's definition and layout (groups of 8 rows, zero padding)
+/// and its AVX2 build against the portable twin, the integer-dot kernels' AVX2, VNNI and portable builds bit
+/// for bit at odd sizes (every tile shape: T = 1...17 takes tiles of 1, 2, 4 and 8 inputs, N = 1, 7, 33, 77
+/// leaves partial runs of weight rows), each row the same bits alone (quantized alone) or in any batch, row
+/// range or thread count, and every output within the derived bound (`Q8Decode.dotBound`) of the exact
+/// product of the dequantized weights with the unquantized input.
 final class Q8ActivationTests: XCTestCase {
     static func floats(_ n: Int, seed: UInt64, scale: Float = 1) -> [Float] {
         var rng = TestRNG(seed: seed)
@@ -31,9 +33,17 @@ final class Q8ActivationTests: XCTestCase {
 
     struct Quantized { var q: [Int8]; var d: [Float]; var s: [Float] }
 
+    /// Rows rounded up to the quantizer's groups of 8.
+    static func padded(_ T: Int) -> Int { (T + 7) / 8 * 8 }
+
+    /// Where row t's block b keeps d and s (CKernels.h): the 8 rows of a group side by side per block.
+    static func scaleIndex(_ t: Int, _ b: Int, bpr: Int) -> Int { ((t / 8) * bpr + b) * 8 + t % 8 }
+
     static func quantize(_ x: [Float], rows T: Int, k: Int, simd: Bool) -> Quantized {
-        var out = Quantized(q: [Int8](repeating: 0, count: T * k), d: [Float](repeating: 0, count: T * k / 32),
-                            s: [Float](repeating: 0, count: T * k / 4))
+        // NaN fill: whatever the quantizer leaves unwritten shows up in the comparisons.
+        let tp = padded(T)
+        var out = Quantized(q: [Int8](repeating: 99, count: tp * k), d: [Float](repeating: .nan, count: tp * k / 32),
+                            s: [Float](repeating: .nan, count: tp * k / 32))
         if simd { ck_q8_quantize_rows(x, T, k, &out.q, &out.d, &out.s) } else { ck_q8_quantize_rows_ref(x, T, k, &out.q, &out.d, &out.s) }
         return out
     }
@@ -58,19 +68,26 @@ final class Q8ActivationTests: XCTestCase {
                 let x = Self.inputs(rows: T, k: k, seed: UInt64(k * 7 + T))
                 let ref = Self.quantize(x, rows: T, k: k, simd: false)
                 // The definition, computed here independently.
+                let bpr = k / 32
+                for t in T..<Self.padded(T) {
+                    XCTAssertTrue(ref.q[(t * k)..<((t + 1) * k)].allSatisfy { $0 == 0 }, "K=\(k) padding row \(t): q")
+                    for b in 0..<bpr {
+                        let at = Self.scaleIndex(t, b, bpr: bpr)
+                        XCTAssertEqual([ref.d[at].bitPattern, ref.s[at].bitPattern], [0, 0], "K=\(k) padding row \(t) block \(b)")
+                    }
+                }
                 for t in 0..<T {
-                    for b in 0..<(k / 32) {
+                    for b in 0..<bpr {
                         let xb = x[(t * k + b * 32)..<(t * k + b * 32 + 32)]
                         let d = xb.map(abs).max()! / 127
-                        XCTAssertEqual(ref.d[t * k / 32 + b].bitPattern, d.bitPattern, "K=\(k) row \(t) block \(b): d")
+                        let at = Self.scaleIndex(t, b, bpr: bpr)
+                        XCTAssertEqual(ref.d[at].bitPattern, d.bitPattern, "K=\(k) row \(t) block \(b): d")
                         for (j, v) in xb.enumerated() {
                             let expected = d == 0 ? 0 : Int8(min(127, max(-127, v / d)).rounded(.toNearestOrEven))
                             XCTAssertEqual(ref.q[t * k + b * 32 + j], expected, "K=\(k) row \(t) block \(b) element \(j): q of \(v)")
                         }
-                        for l in 0..<8 {
-                            let qs = (0..<4).map { Int(ref.q[t * k + b * 32 + 4 * l + $0]) }.reduce(0, +)
-                            XCTAssertEqual(ref.s[(t * k / 32 + b) * 8 + l].bitPattern, (d * Float(qs)).bitPattern, "K=\(k) lane sum \(l)")
-                        }
+                        let qs = (0..<32).map { Int(ref.q[t * k + b * 32 + $0]) }.reduce(0, +)
+                        XCTAssertEqual(ref.s[at].bitPattern, (d * Float(qs)).bitPattern, "K=\(k) row \(t) block \(b): s = d * sum q")
                     }
                 }
                 if k >= 128 {
@@ -106,7 +123,7 @@ final class Q8ActivationTests: XCTestCase {
     func testIntegerDotBuildsAreBitIdenticalBatchInvariantAndWithinTheDerivedBound() throws {
         for format in [Q8ActivationRows.Format.q4_1, .q8_0] {
             let builds = Self.builds(format)
-            for (n, k) in [(1, 32), (7, 224), (33, 608)] {
+            for (n, k) in [(1, 32), (7, 224), (33, 608), (77, 1376)] {
                 let bpr = k / 32
                 let w = Self.blocks(format, n: n, k: k, seed: UInt64(n * 131 + k))
                 let weights = Self.dequantizedExact(format, w, n: n, k: k)
@@ -120,17 +137,17 @@ final class Q8ActivationTests: XCTestCase {
                             let y = run(kernel, w, bpr: bpr, rows: 0..<n, a, rows: T, n: n, y0: y0, accumulate: accumulate)
                             XCTAssertEqual(y.map(\.bitPattern), reference.map(\.bitPattern), "\(format) \(name) N=\(n) K=\(k) T=\(T)")
                         }
-                        // Each row alone, and the weight rows in two ranges: the same bits.
-                        let (name, fast) = builds.last!
+                        // Each row quantized alone, and the weight rows in two ranges: the same bits, on every build.
+                        for (name, fast) in builds {
                         for t in 0..<T {
-                            let one = Quantized(q: Array(a.q[(t * k)..<((t + 1) * k)]), d: Array(a.d[(t * bpr)..<((t + 1) * bpr)]),
-                                                s: Array(a.s[(t * bpr * 8)..<((t + 1) * bpr * 8)]))
-                            let split = n / 2
+                            let one = Self.quantize(Array(x[(t * k)..<((t + 1) * k)]), rows: 1, k: k, simd: false)
+                            let split = n / 3
                             var y = Array(y0[(t * n)..<((t + 1) * n)])
                             y = run(fast, w, bpr: bpr, rows: 0..<split, one, rows: 1, n: n, y0: y, accumulate: accumulate)
                             y = run(fast, w, bpr: bpr, rows: split..<n, one, rows: 1, n: n, y0: y, accumulate: accumulate)
                             XCTAssertEqual(y.map(\.bitPattern), reference[(t * n)..<((t + 1) * n)].map(\.bitPattern),
                                            "\(format) \(name) N=\(n) K=\(k) row \(t) of \(T): depends on the batch")
+                        }
                         }
                     }
                     // Within the derived bound of the exact fp64 product (accumulate off).
@@ -140,7 +157,7 @@ final class Q8ActivationTests: XCTestCase {
                             var exact = 0.0, exactMagnitude = 0.0, terms = 0.0
                             var scales: [Double] = [], magnitudes: [Double] = []
                             for b in 0..<bpr {
-                                let d = Double(a.d[t * bpr + b])
+                                let d = Double(a.d[Self.scaleIndex(t, b, bpr: bpr)])
                                 var sw = 0.0
                                 for j in 0..<32 {
                                     let i = b * 32 + j
@@ -193,7 +210,7 @@ final class Q8ActivationTests: XCTestCase {
             QuantizedKernelDispatch.decodeActivations = saved.2
         }
         QuantizedKernelDispatch.decodeActivations = .q8
-        let (n, k, T) = (77, 608, 9)
+        let (n, k, T) = (301, 608, 9)
         let x = Self.inputs(rows: T, k: k, seed: 5)
         let a = Self.quantize(x, rows: T, k: k, simd: false)
         for format in [Q8ActivationRows.Format.q4_1, .q8_0] {
@@ -208,9 +225,12 @@ final class Q8ActivationTests: XCTestCase {
             for (avx2, vnni) in paths {
                 QuantizedKernelDispatch.useAVX2 = avx2
                 QuantizedKernelDispatch.useVNNI = vnni
-                var y = [Float](repeating: 0, count: T * n)
-                weight.forwardRows(x, rows: T, into: &y, accumulate: false)
-                XCTAssertEqual(y.map(\.bitPattern), expected.map(\.bitPattern), "\(format) avx2=\(avx2) vnni=\(vnni)")
+                // 1 to 3 threads: the weight rows split differently, the same bits.
+                for threads in 1...3 {
+                    var y = [Float](repeating: 0, count: T * n)
+                    ComputeContext.run(ComputeContext(threads: threads)) { weight.forwardRows(x, rows: T, into: &y, accumulate: false) }
+                    XCTAssertEqual(y.map(\.bitPattern), expected.map(\.bitPattern), "\(format) avx2=\(avx2) vnni=\(vnni) threads=\(threads)")
+                }
                 var one = [Float](repeating: 0, count: n)
                 weight.forward(Array(x[(4 * k)..<(5 * k)]), tokens: 1, into: &one, accumulate: false)
                 XCTAssertEqual(one.map(\.bitPattern), expected[(4 * n)..<(5 * n)].map(\.bitPattern), "\(format): one-token forward")

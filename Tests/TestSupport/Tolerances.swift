@@ -135,10 +135,12 @@ public enum ReferenceScale {
 ///    128·u; a clamp only moves it back toward xᵢ/d; rounding to an integer adds at most 1/2. So
 ///    |xᵢ − d·qᵢ| ≤ d·(1/2 + 128·u), and Σᵢ wᵢ·xᵢ differs from Σᵢ wᵢ·d·qᵢ by at most
 ///    E_q = Σ_blocks d·(1/2 + 128·u)·Σ_block |wᵢ|.
-/// 2. The kernel's fp32 part. Σᵢ wᵢ·d·qᵢ = Σ_blocks Σ_lanes (d_w·d)·isum_l (+ m_w·s_l) with isum_l exact
-///    integers; each term passes through at most 2 roundings before its lane's sum (d_w·d, or s_l =
-///    fl(d·Σq)) and at most 2·B fused adds in its lane plus 3 in the final tree: within
-///    γ_{2B+5}·Σ|terms| ≤ γ_{2B+5}·Σᵢ (|d_w·q_w,ᵢ| + |m_w|)·|d·qᵢ| (Higham §3.1, each term's own chain).
+/// 2. The kernel's fp32 part. Σᵢ wᵢ·d·qᵢ = Σ_blocks (d_w·d)·isum (+ m_w·s) with isum exact integers
+///    (float(isum) exact: |isum| < 2²⁴) and s = fl(d·Σq). Per block p = fl(fl(d_w·d)·isum), (Q4_1)
+///    p = fl(m_w·s + p) (one fma), then acc = fl(acc + p), block by block, no final tree. Each of the two
+///    terms passes through at most 3 roundings before the running sum (fl(d_w·d), the product, the fma;
+///    or fl(d·Σq) and the fma) and at most B adds in it: within γ_{B+3}·Σ|terms| ≤
+///    γ_{B+3}·Σᵢ (|d_w·q_w,ᵢ| + |m_w|)·|d·qᵢ| (Higham §3.1, each term's own chain).
 /// 3. The fp64 reference sum itself: γ⁽⁶⁴⁾_K·Σᵢ|wᵢ·xᵢ|, u₆₄ = 2⁻⁵³.
 /// The bound is E_q + (2) + (3): computed from the data, not tuned.
 public enum Q8Decode {
@@ -149,7 +151,7 @@ public enum Q8Decode {
         var quantization = 0.0
         for b in 0..<blocks { quantization += scales[b] * (0.5 + 128 * u) * weightMagnitudes[b] }
         let k64 = Double(32 * blocks) * 0x1p-53
-        return quantization + FP32.gamma(2 * blocks + 5) * termMagnitude + k64 / (1 - k64) * exactMagnitude
+        return quantization + FP32.gamma(blocks + 3) * termMagnitude + k64 / (1 - k64) * exactMagnitude
     }
 
     /// A whole network's decode logits under int8 activations vs fp32 ones, norm-relative: every linear layer's

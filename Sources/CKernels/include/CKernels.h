@@ -130,28 +130,33 @@ void ck_rope_ref(float *x, long T, long heads, long E, const float *cs, const fl
 //
 // A decode row's input x [T, K] is quantized per row per block of 32 (llama.cpp's Q8_0 / Q8_1 activation
 // blocks, ggml-common.h): d = amax / 127, q = round(x / d) in -127..127 (round to nearest, ties to even;
-// q = 0 when d = 0), and for Q4_1's min term s[l] = d * (q[4l] + q[4l+1] + q[4l+2] + q[4l+3]), l < 8.
-// d and s stay fp32. The weight blocks are then multiplied with integer dots, exact in int32.
+// q = 0 when d = 0), and for Q4_1's min term s = d * Σ q (the block's 32 q, one rounding). d and s stay
+// fp32. The weight blocks are then multiplied with integer dots, exact in int32.
+//
+// Layout, for Tp = T rounded up to a multiple of 8 (rows in groups of 8; the padding rows are zeros):
+// q [Tp, K] int8 row-major; d and s [Tp / 8, K / 32, 8] fp32: row t's block b at ((t / 8) * (K / 32) + b) * 8
+// + t % 8, so the 8 rows of a group are side by side per block.
 
 /// Weight formats of the integer-dot kernels.
 enum { CK_Q8_FMT_Q4_1 = 0, CK_Q8_FMT_Q8_0 = 1 };
 
-/// Quantizes x [T, K] (K a multiple of 32) into q [T, K] int8, d [T, K/32] and s [T, K/32, 8] as above.
+/// Quantizes x [T, K] (K a multiple of 32) into q, d and s as above (Tp rows each, padding included).
 /// amax is taken in 8 lanes (element i in lane i mod 8) then a fixed tree (`maxps` semantics). AVX2
 /// (call only when `ck_cpu_has_avx2_fma`); `_ref` is the portable twin, the same bits.
 void ck_q8_quantize_rows(const float *x, long T, long K, int8_t *q, float *d, float *s);
 void ck_q8_quantize_rows_ref(const float *x, long T, long K, int8_t *q, float *d, float *s);
 
 /// Y[t, r] (= or +=) Σ_k W[r, k] · X[t, k] for weight rows r0 <= r < r1 and t < T with X quantized by
-/// `ck_q8_quantize_rows` (xq [T, K], xd [T, bpr], xs [T, bpr, 8]), W in Q4_1 blocks (see `ck_q4_1_rows`),
-/// K = 32 * bpr, Y [T, ldy]. Per (t, r), 8 fp32 lanes, block by block: isum[l] = Σ q_w · q_a over the
-/// block's elements 4l..4l+3 (int32, exact); acc[l] = fma(d_w * d_a, float(isum[l]), acc[l]); then
-/// acc[l] = fma(m_w, s[l], acc[l]); finally the fixed tree ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)).
-/// The result does not depend on T, r0, r1 or the build, so every row is the same bits alone or in a batch,
-/// in the AVX2, VNNI and portable builds.
+/// `ck_q8_quantize_rows` (xq, xd, xs in its layout, the padding included), W in Q4_1 blocks (see
+/// `ck_q4_1_rows`), K = 32 * bpr, Y [T, ldy]. Per (t, r), one fp32 accumulator, block by block:
+/// isum = Σ q_w · q_a over the block's 32 elements (int32, exact; float(isum) exact, |isum| < 2^24);
+/// acc = fma(d_w * d_a, float(isum), acc); then acc = fma(m_w, s_a, acc); y = acc (or y + acc). No
+/// horizontal sum: the AVX2 / VNNI builds reduce 8 outputs' integer dots into one vector and do this float
+/// work for the 8 in its lanes. The result does not depend on T, r0, r1, the tile or the build, so every
+/// row is the same bits alone or in a batch, in the AVX2, VNNI and portable builds.
 void ck_q4_1_q8_rows(const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq, const float *xd,
                      const float *xs, long T, float *y, long ldy, int accumulate);
-/// As `ck_q4_1_q8_rows` for Q8_0 blocks (w = d_w * q_w; no min term).
+/// As `ck_q4_1_q8_rows` for Q8_0 blocks (w = d_w * q_w; no min term, xs unread).
 void ck_q8_0_q8_rows(const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq, const float *xd,
                      const float *xs, long T, float *y, long ldy, int accumulate);
 /// The AVX-512 VNNI builds (256-bit `vpdpbusd`); call only when `ck_cpu_has_avx512vnni`.
