@@ -123,9 +123,9 @@ CK_Q8_IN void ck8_tile(int fmt, int TT, const uint8_t *pa, long bpr, long rowByt
             mw = fmt == CK_Q8_FMT_Q4_1 ? _mm256_blend_ps(ck8_half8(rows[0] + b * bb + 2), ck8_half8(rows[1] + b * bb + 2), 0xF0)
                                        : _mm256_setzero_ps();
         } else {
-            // The first dword of each lane's row block (f16 d | f16 m or 2 q bytes) by scalar loads (a
-            // `vpgatherdd` doubled the time of a tile here), then d of the 8 lanes in the low 128 bits and the
-            // second halves (Q4_1: m) in the high 128 bits.
+            // The first dword of each lane's row block (f16 d | f16 m or 2 q bytes) by scalar loads
+            // (`vpgatherdd` made these tiles up to 1.4x slower here), then d of the 8 lanes in the low 128
+            // bits and the second halves (Q4_1: m) in the high 128 bits.
 #define CK8_DW(j) ck8_dword(rows[(j) / TT] + b * bb)
             const __m256i g = _mm256_setr_epi32(CK8_DW(0), CK8_DW(1), CK8_DW(2), CK8_DW(3), CK8_DW(4), CK8_DW(5),
                                                 CK8_DW(6), CK8_DW(7));
