@@ -217,4 +217,38 @@ final class Q8ActivationTests: XCTestCase {
             }
         }
     }
+
+    /// The setting is per role (`DecodeActivations.quantizesInput`): under `q8` a layer's decode rows take
+    /// the integer kernel and an output head's the fp32 kernel (its bits under `f32`); under `q8-all` both
+    /// take the integer kernel; under `f32` neither. Both formats, on the dispatch this CPU selects.
+    func testOutputHeadKeepsFP32ActivationsUnderQ8AndTakesInt8OnesUnderQ8All() throws {
+        let saved = QuantizedKernelDispatch.decodeActivations
+        defer { QuantizedKernelDispatch.decodeActivations = saved }
+        let (n, k, T) = (77, 608, 3)
+        let x = Self.inputs(rows: T, k: k, seed: 7)
+        let a = Self.quantize(x, rows: T, k: k, simd: false)
+        for format in [Q8ActivationRows.Format.q4_1, .q8_0] {
+            let blocks = Self.blocks(format, n: n, k: k, seed: 13)
+            func weight(head: Bool) throws -> LinearWeight {
+                format == .q4_1 ? try Q4_1Weight(outFeatures: n, inFeatures: k, blocks: blocks, outputHead: head)
+                                : try Q8_0Weight(outFeatures: n, inFeatures: k, blocks: blocks, outputHead: head)
+            }
+            let layer = try weight(head: false), head = try weight(head: true)
+            func rows(_ w: LinearWeight, _ setting: DecodeActivations) -> [UInt32] {
+                QuantizedKernelDispatch.decodeActivations = setting
+                var y = [Float](repeating: 0, count: T * n)
+                w.forwardRows(x, rows: T, into: &y, accumulate: false)
+                return y.map(\.bitPattern)
+            }
+            let int8 = run(Self.builds(format)[0].1, blocks, bpr: k / 32, rows: 0..<n, a, rows: T, n: n,
+                           y0: [Float](repeating: 0, count: T * n), accumulate: false).map(\.bitPattern)
+            let fp32 = rows(layer, .f32)
+            XCTAssertNotEqual(fp32, int8, "\(format): the two kernels must differ for this test to tell them apart")
+            XCTAssertEqual(rows(head, .f32), fp32, "\(format): head under f32")
+            XCTAssertEqual(rows(layer, .q8), int8, "\(format): layer under q8")
+            XCTAssertEqual(rows(head, .q8), fp32, "\(format): head under q8 keeps fp32 activations")
+            XCTAssertEqual(rows(layer, .q8All), int8, "\(format): layer under q8-all")
+            XCTAssertEqual(rows(head, .q8All), int8, "\(format): head under q8-all")
+        }
+    }
 }
