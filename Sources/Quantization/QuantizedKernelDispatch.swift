@@ -61,9 +61,11 @@ public enum QuantizedKernelDispatch {
     }()
 
     /// What the quantized weights' decode rows (`gemv`, `forwardRows`) multiply with: the fp32 input, or the
-    /// input quantized to int8 per block of 32 (`Q8ActivationRows`). `LORA_DECODE_ACTIVATIONS=f32|q8` sets
-    /// it at start (default f32, see `DecodeActivations.defaultForThisCPU`); tests switch it (never while a forward pass runs). Every decode row of every step goes
-    /// through the same choice, so batch invariance holds under either.
+    /// input quantized to int8 per block of 32 (`Q8ActivationRows`), chosen per weight by its role
+    /// (`DecodeActivations.quantizesInput(outputHead:)`). `LORA_DECODE_ACTIVATIONS=f32|q8|q8-all` sets it at
+    /// start (default `DecodeActivations.defaultForThisCPU`); tests switch it (never while a forward pass runs).
+    /// Every decode row of every step goes through the same choice for a given weight, so batch invariance
+    /// holds under each setting.
     public static var decodeActivations: DecodeActivations {
         get { _decodeActivations }
         set { _decodeActivations = newValue }
@@ -71,16 +73,36 @@ public enum QuantizedKernelDispatch {
 }
 
 /// The activations of decode rows through Q4_1 / Q8_0 weights (`QuantizedKernelDispatch.decodeActivations`).
+///
+/// The setting is per role, not per format: the output head's logits are what greedy decoding compares,
+/// and its int8 input error lands on them unattenuated, where a layer's is one of 210 (30 layers x 7) that
+/// the residual stream and the norms carry. Measured on the default model: int8 activations everywhere turn the greedy chat answer to "What
+/// is the capital of France?" into "L'Étoile, la Cité, ..."; int8 in the layers with the head on fp32 keeps
+/// transformers' "The capital of France is Paris." (ChatCLITests, OpenAIClientReplayTests). The head is the
+/// output projection whatever its format (the default model's is the tied Q8_0 embedding; an untied Q4_1
+/// `output.weight` is a head too), and a Q8_0 layer decodes with int8 inputs like a Q4_1 one.
 public enum DecodeActivations: String, Sendable, CaseIterable {
-    /// fp32 inputs, each weight block decoded to fp32 (`ck_q4_1_rows`).
+    /// fp32 inputs everywhere, each weight block decoded to fp32 (`ck_q4_1_rows`, `ck_q8_0_rows`).
     case f32
-    /// Inputs quantized to int8 per block of 32, integer dots (`ck_q4_1_q8_rows`).
+    /// Layers' inputs quantized to int8 per block of 32, integer dots (`ck_q4_1_q8_rows`, `ck_q8_0_q8_rows`);
+    /// the output head on fp32 inputs.
     case q8
+    /// int8 inputs for the output head too (faster, but not the reference answers: see above).
+    case q8All = "q8-all"
 
-    /// f32: under q8 the default model's greedy chat answer to "What is the capital of France?" is no
-    /// longer transformers' (ChatCLITests), so q8 is opt-in (`LORA_DECODE_ACTIVATIONS=q8`). Where the CPU
-    /// lacks AVX2 q8 is also slow (the portable twin calls `fmaf`, a library call without FMA hardware).
-    public static var defaultForThisCPU: DecodeActivations { .f32 }
+    /// Whether a weight in this role multiplies int8 activations under this setting.
+    @inline(__always)
+    public func quantizesInput(outputHead: Bool) -> Bool {
+        switch self {
+        case .f32: return false
+        case .q8: return !outputHead
+        case .q8All: return true
+        }
+    }
+
+    /// q8 where the CPU has AVX2 (every test of the default model's answers passes under it); f32 elsewhere,
+    /// where the integer kernels' portable twin is slow (it calls `fmaf`, a library call without FMA hardware).
+    public static var defaultForThisCPU: DecodeActivations { QuantizedKernelDispatch.cpuHasAVX2 ? .q8 : .f32 }
 }
 
 /// A decode GEMV on the pool (`ck_rows_job` / `ck_rows_task`): weight rows cut as `Parallel.forEachChunk`

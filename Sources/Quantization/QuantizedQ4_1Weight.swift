@@ -19,18 +19,27 @@ public final class Q4_1Weight: RowDequantizedWeight, @unchecked Sendable {
     public let inFeatures: Int    // K
     /// N * K / 32 blocks, `blockBytes` each, row-major.
     public let blocks: [UInt8]
+    /// Whether this weight is a model's output head (the LM head): under `DecodeActivations.q8` its decode
+    /// rows keep fp32 inputs while the layers' take int8 ones (`DecodeActivations.quantizesInput`).
+    public let isOutputHead: Bool
 
     /// Takes the raw block bytes of a [N, K] tensor (e.g. a GGUF tensor's data), checking the size.
-    public init(outFeatures: Int, inFeatures: Int, blocks: [UInt8]) throws {
+    public init(outFeatures: Int, inFeatures: Int, blocks: [UInt8], outputHead: Bool = false) throws {
         try QuantizedGGUFRows.check(format: "q4_1", n: outFeatures, k: inFeatures, blockElements: Self.blockElements,
                                     blockBytes: Self.blockBytes, actual: blocks.count)
         self.outFeatures = outFeatures
         self.inFeatures = inFeatures
         self.blocks = blocks
+        self.isOutputHead = outputHead
     }
 
-    public convenience init(outFeatures: Int, inFeatures: Int, blocks: UnsafeRawBufferPointer) throws {
-        try self.init(outFeatures: outFeatures, inFeatures: inFeatures, blocks: [UInt8](blocks))
+    public convenience init(outFeatures: Int, inFeatures: Int, blocks: UnsafeRawBufferPointer, outputHead: Bool = false) throws {
+        try self.init(outFeatures: outFeatures, inFeatures: inFeatures, blocks: [UInt8](blocks), outputHead: outputHead)
+    }
+
+    /// Whether decode rows through this weight multiply int8 activations under the current setting.
+    public var decodesWithInt8Activations: Bool {
+        QuantizedKernelDispatch.decodeActivations.quantizesInput(outputHead: isOutputHead)
     }
 
     public var residentBytes: Int { blocks.count }
@@ -98,7 +107,7 @@ public final class Q4_1Weight: RowDequantizedWeight, @unchecked Sendable {
     func gemvRows(_ x: UnsafePointer<Float>, rows T: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         if T <= 0 { return }
         let k = inFeatures, bpr = k / 32, n = outFeatures
-        if QuantizedKernelDispatch.decodeActivations == .q8 {
+        if decodesWithInt8Activations {
             // int8 activations, integer dots (`Q8ActivationRows`); the same bits for any T as well.
             blocks.withUnsafeBytes { raw in
                 Q8ActivationRows.run(.q4_1, blocks: raw.baseAddress!.assumingMemoryBound(to: UInt8.self), blocksPerRow: bpr, n: n,

@@ -168,6 +168,12 @@ final class GGUFLoadingTests: XCTestCase {
         }
         XCTAssertEqual(params, 134_515_008)
         XCTAssertTrue(w.lmHead.outFeatures == 49152 && w.lmHead.inFeatures == 576)
+        // Kept as stored, the tied Q8_0 head is marked as the output head (fp32 decode activations under the
+        // default q8), the layers' Q4_1 weights are not.
+        let kept = try ModelLoader.load(url, quantization: .keep).weights
+        XCTAssertEqual((kept.lmHead as? Q8_0Weight)?.isOutputHead, true)
+        XCTAssertEqual((kept.layers[0].q as? Q4_1Weight)?.isOutputHead, false)
+        XCTAssertEqual((kept.layers[29].down as? Q4_1Weight)?.isOutputHead, false)
         XCTAssertTrue(w.embedding.allSatisfy { $0.isFinite })
 
         guard case let .gguf(t) = m.tokenizer else { return XCTFail("expected a GGUF tokenizer") }

@@ -67,11 +67,21 @@ final class ReferenceParityTests: XCTestCase {
         try withDecodeActivations(.f32) { try checkGreedyAndCachedLogits(tolerance: Self.logitTolerance) }
     }
 
-    /// Decode rows with int8 activations (the default where the CPU has AVX2): the bound adds each decode
-    /// product's activation quantization error to the fp32 chain (`Q8Decode.chain`, the same 16 products).
+    /// Decode rows with int8 activations in the layers (`q8`, the default where the CPU has AVX2): the bound
+    /// adds each int8 product's activation quantization error to the fp32 chain (`Q8Decode.chain`, the same
+    /// 16 products, of which the 2 layers' 7 linear weights take int8 inputs; the head keeps fp32 ones).
     /// Only the "-gguf" models have Q4_1 / Q8_0 weights, the others decode in fp32 either way.
     func testGreedyContinuationsAndCachedLogitsWithInt8DecodeActivations() throws {
-        try withDecodeActivations(.q8) { try checkGreedyAndCachedLogits(tolerance: Q8Decode.chain(products: 16, innerDimension: 160)) }
+        try withDecodeActivations(.q8) {
+            try checkGreedyAndCachedLogits(tolerance: Q8Decode.chain(products: 16, int8Products: 2 * 7, innerDimension: 160))
+        }
+    }
+
+    /// The same with int8 activations for the output head too (`q8-all`): one int8 product more.
+    func testGreedyContinuationsAndCachedLogitsWithInt8DecodeActivationsEverywhere() throws {
+        try withDecodeActivations(.q8All) {
+            try checkGreedyAndCachedLogits(tolerance: Q8Decode.chain(products: 16, int8Products: 2 * 7 + 1, innerDimension: 160))
+        }
     }
 
     /// Greedy tokens may differ from HF only where HF's top two logits are within twice the logit

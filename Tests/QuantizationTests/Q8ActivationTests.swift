@@ -237,4 +237,102 @@ final class Q8ActivationTests: XCTestCase {
             }
         }
     }
+
+    /// The setting is per role (`DecodeActivations.quantizesInput`): under `q8` a layer's decode rows take
+    /// the integer kernel and an output head's the fp32 kernel (its bits under `f32`); under `q8-all` both
+    /// take the integer kernel; under `f32` neither. Both formats, on the dispatch this CPU selects.
+    func testOutputHeadKeepsFP32ActivationsUnderQ8AndTakesInt8OnesUnderQ8All() throws {
+        let saved = QuantizedKernelDispatch.decodeActivations
+        defer { QuantizedKernelDispatch.decodeActivations = saved }
+        let (n, k, T) = (77, 608, 3)
+        let x = Self.inputs(rows: T, k: k, seed: 7)
+        let a = Self.quantize(x, rows: T, k: k, simd: false)
+        for format in [Q8ActivationRows.Format.q4_1, .q8_0] {
+            let blocks = Self.blocks(format, n: n, k: k, seed: 13)
+            func weight(head: Bool) throws -> LinearWeight {
+                format == .q4_1 ? try Q4_1Weight(outFeatures: n, inFeatures: k, blocks: blocks, outputHead: head)
+                                : try Q8_0Weight(outFeatures: n, inFeatures: k, blocks: blocks, outputHead: head)
+            }
+            let layer = try weight(head: false), head = try weight(head: true)
+            func rows(_ w: LinearWeight, _ setting: DecodeActivations) -> [UInt32] {
+                QuantizedKernelDispatch.decodeActivations = setting
+                var y = [Float](repeating: 0, count: T * n)
+                w.forwardRows(x, rows: T, into: &y, accumulate: false)
+                return y.map(\.bitPattern)
+            }
+            let int8 = run(Self.builds(format)[0].1, blocks, bpr: k / 32, rows: 0..<n, a, rows: T, n: n,
+                           y0: [Float](repeating: 0, count: T * n), accumulate: false).map(\.bitPattern)
+            let fp32 = rows(layer, .f32)
+            XCTAssertNotEqual(fp32, int8, "\(format): the two kernels must differ for this test to tell them apart")
+            XCTAssertEqual(rows(head, .f32), fp32, "\(format): head under f32")
+            XCTAssertEqual(rows(layer, .q8), int8, "\(format): layer under q8")
+            XCTAssertEqual(rows(head, .q8), fp32, "\(format): head under q8 keeps fp32 activations")
+            XCTAssertEqual(rows(layer, .q8All), int8, "\(format): layer under q8-all")
+            XCTAssertEqual(rows(head, .q8All), int8, "\(format): head under q8-all")
+        }
+    }
+
+    /// `forwardRowsGroup` (q/k/v or gate/up as one pool region, the input quantized once) writes the bits of
+    /// separate `forwardRows` calls, for two and three parts of either format and odd sizes, on every path;
+    /// it refuses (returning false, writing nothing) when a weight keeps fp32 activations (f32, or an output
+    /// head under q8), is not a quantized weight, or the widths differ.
+    func testGroupedDecodeRowsAreTheBitsOfSeparateProductsAndRefuseOtherWeights() throws {
+        let saved = (QuantizedKernelDispatch.useAVX2, QuantizedKernelDispatch.useVNNI, QuantizedKernelDispatch.decodeActivations)
+        defer {
+            QuantizedKernelDispatch.useAVX2 = saved.0; QuantizedKernelDispatch.useVNNI = saved.1
+            QuantizedKernelDispatch.decodeActivations = saved.2
+        }
+        QuantizedKernelDispatch.decodeActivations = .q8
+        let k = 608
+        func weight(_ f: Q8ActivationRows.Format, _ n: Int, seed: UInt64, head: Bool = false) throws -> LinearWeight {
+            let b = Self.blocks(f, n: n, k: k, seed: seed)
+            return f == .q4_1 ? try Q4_1Weight(outFeatures: n, inFeatures: k, blocks: b, outputHead: head)
+                              : try Q8_0Weight(outFeatures: n, inFeatures: k, blocks: b, outputHead: head)
+        }
+        let a = try weight(.q4_1, 577, seed: 1), b = try weight(.q8_0, 193, seed: 2), c = try weight(.q4_1, 65, seed: 3)
+        var paths = [(false, false)]
+        if QuantizedKernelDispatch.cpuHasAVX2 { paths.append((true, false)) }
+        if QuantizedKernelDispatch.cpuHasVNNI { paths.append((true, true)) }
+        for (avx2, vnni) in paths {
+            QuantizedKernelDispatch.useAVX2 = avx2
+            QuantizedKernelDispatch.useVNNI = vnni
+            for T in [1, 3, 9] {
+                let x = Self.inputs(rows: T, k: k, seed: UInt64(T))
+                var ea = [Float](repeating: 0, count: T * 577), eb = [Float](repeating: 0, count: T * 193)
+                var ec = [Float](repeating: 0, count: T * 65)
+                a.forwardRows(x, rows: T, into: &ea, accumulate: false)
+                b.forwardRows(x, rows: T, into: &eb, accumulate: false)
+                c.forwardRows(x, rows: T, into: &ec, accumulate: false)
+                for three in [false, true] {
+                    var ya = [Float](repeating: .nan, count: T * 577), yb = [Float](repeating: .nan, count: T * 193)
+                    var yc = [Float](repeating: .nan, count: T * 65)
+                    let done = ya.withUnsafeMutableBufferPointer { pa in
+                        yb.withUnsafeMutableBufferPointer { pb in
+                            yc.withUnsafeMutableBufferPointer { pc in
+                                Q8ActivationRows.forwardRowsGroup(a, into: pa.baseAddress!, b, into: pb.baseAddress!,
+                                                                  three ? c : nil, into: three ? pc.baseAddress! : nil, x: x, rows: T)
+                            }
+                        }
+                    }
+                    let label = "T=\(T) three=\(three) avx2=\(avx2) vnni=\(vnni)"
+                    XCTAssertTrue(done, label)
+                    XCTAssertEqual(ya.map(\.bitPattern), ea.map(\.bitPattern), label)
+                    XCTAssertEqual(yb.map(\.bitPattern), eb.map(\.bitPattern), label)
+                    if three { XCTAssertEqual(yc.map(\.bitPattern), ec.map(\.bitPattern), label) }
+                    else { XCTAssertTrue(yc.allSatisfy(\.isNaN), "\(label): the absent third part is not written") }
+                }
+            }
+        }
+        let head = try weight(.q8_0, 64, seed: 4, head: true)
+        let dense = DenseWeight(outFeatures: 64, inFeatures: k, data: Self.floats(64 * k, seed: 5))
+        let narrow = try Q4_1Weight(outFeatures: 64, inFeatures: 32, blocks: Self.blocks(.q4_1, n: 64, k: 32, seed: 6))
+        let x = Self.inputs(rows: 1, k: k, seed: 9)
+        var y1 = [Float](repeating: .nan, count: 577), y2 = [Float](repeating: .nan, count: 577)
+        for (other, setting) in [(head, DecodeActivations.q8), (dense, .q8), (narrow, .q8), (b, .f32)] as [(LinearWeight, DecodeActivations)] {
+            QuantizedKernelDispatch.decodeActivations = setting
+            XCTAssertFalse(Q8ActivationRows.forwardRowsGroup(a, into: &y1, other, into: &y2, nil, into: nil, x: x, rows: 1),
+                           "\(type(of: other)) under \(setting)")
+        }
+        XCTAssertTrue(y1.allSatisfy(\.isNaN) && y2.allSatisfy(\.isNaN), "a refused group writes nothing")
+    }
 }

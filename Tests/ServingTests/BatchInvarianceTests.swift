@@ -89,9 +89,15 @@ final class BatchInvarianceTests: XCTestCase {
         }
     }
 
-    /// The same under int8 decode activations (`LORA_DECODE_ACTIVATIONS=q8`).
-    func testDecodeLogitsAreBitIdenticalAloneAndInAMixedBatchWithInt8Activations() throws {
-        try withDecodeActivations(.q8) { try testDecodeLogitsAreBitIdenticalAloneAndInAMixedBatch() }
+    /// The same with fp32 decode activations everywhere (`LORA_DECODE_ACTIVATIONS=f32`; the test below runs
+    /// under the default, int8 in the layers where the CPU has AVX2).
+    func testDecodeLogitsAreBitIdenticalAloneAndInAMixedBatchWithFP32Activations() throws {
+        try withDecodeActivations(.f32) { try testDecodeLogitsAreBitIdenticalAloneAndInAMixedBatch() }
+    }
+
+    /// The same with int8 activations for the output head too (`LORA_DECODE_ACTIVATIONS=q8-all`).
+    func testDecodeLogitsAreBitIdenticalAloneAndInAMixedBatchWithInt8ActivationsEverywhere() throws {
+        try withDecodeActivations(.q8All) { try testDecodeLogitsAreBitIdenticalAloneAndInAMixedBatch() }
     }
 
     func testDecodeLogitsAreBitIdenticalAloneAndInAMixedBatch() throws {

@@ -46,7 +46,8 @@ final class RowKernelTests: XCTestCase {
                 }
                 XCTAssertEqual(batched.map(\.bitPattern), single.map(\.bitPattern),
                                "N=\(n) K=\(k) rows=\(rows) accumulate=\(accumulate): a row depends on its neighbours", file: file, line: line)
-                if QuantizedKernelDispatch.decodeActivations == .q8 && w is RowDequantizedWeight {
+                let int8 = (w as? Q4_1Weight)?.decodesWithInt8Activations ?? (w as? Q8_0Weight)?.decodesWithInt8Activations ?? false
+                if int8 {
                     // int8 activations: every path is the portable integer kernel's bits (its bound against
                     // the exact product is Q8ActivationTests').
                     let savedAVX2 = QuantizedKernelDispatch.useAVX2
@@ -68,7 +69,7 @@ final class RowKernelTests: XCTestCase {
 
     /// Runs `body` with the portable Swift kernels and, where the CPU has them, with the AVX2 kernels
     /// and their AVX-512VL build.
-    /// Each path under both decode activations (fp32 and int8, `DecodeActivations`).
+    /// Each path under every decode-activations setting (`DecodeActivations`: f32, q8, q8-all).
     func forEachKernelPath(_ body: () throws -> Void) rethrows {
         let saved = (QuantizedKernelDispatch.useAVX2, QuantizedKernelDispatch.useAVX512VL, QuantizedKernelDispatch.useVNNI,
                      QuantizedKernelDispatch.decodeActivations)

@@ -48,9 +48,15 @@ final class SpeculativeDecodingTests: XCTestCase {
         return (0..<rows).map { Array(all[($0 * V)..<(($0 + 1) * V)]) }
     }
 
-    /// The same under int8 decode activations (`LORA_DECODE_ACTIVATIONS=q8`).
-    func testVerificationRowsAreBitIdenticalToLoneDecodeStepsWithInt8Activations() throws {
-        try withDecodeActivations(.q8) { try testVerificationRowsAreBitIdenticalToLoneDecodeStepsAndRollBackCleanly() }
+    /// The same with fp32 decode activations everywhere (`LORA_DECODE_ACTIVATIONS=f32`; the test below runs
+    /// under the default, int8 in the layers where the CPU has AVX2).
+    func testVerificationRowsAreBitIdenticalToLoneDecodeStepsWithFP32Activations() throws {
+        try withDecodeActivations(.f32) { try testVerificationRowsAreBitIdenticalToLoneDecodeStepsAndRollBackCleanly() }
+    }
+
+    /// The same with int8 activations for the output head too (`LORA_DECODE_ACTIVATIONS=q8-all`).
+    func testVerificationRowsAreBitIdenticalToLoneDecodeStepsWithInt8ActivationsEverywhere() throws {
+        try withDecodeActivations(.q8All) { try testVerificationRowsAreBitIdenticalToLoneDecodeStepsAndRollBackCleanly() }
     }
 
     /// One verification forward of K + 1 rows computes, row for row, the logits of K + 1 lone decode

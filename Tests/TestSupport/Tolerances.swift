@@ -158,10 +158,14 @@ public enum Q8Decode {
     /// input moves by the quantization error of (1) above, at most d/2·(1 + 256·u) ≤ amax/254 per element
     /// (amax/127 · 1/2), relative to the block's largest element, so in norm by at most 1/254·√(32)/√(32) =
     /// 1/254 relative to the input (a block's ‖x − dq‖₂ ≤ √32·amax/254 ≤ ‖x‖₂·√32/254: amax ≤ ‖x‖₂).
-    /// Through `products` chained layers (relative errors add to first order, as in `FP32.chain`) that is
-    /// products·√32/254 relative, plus the fp32 chain. Loose (worst case per block) but derived; for tiny
-    /// fixture models, whose chains are short, it still separates a right answer from a wrong one.
-    public static func chain(products: Int, innerDimension: Int) -> Double {
-        Double(products) * (32.0.squareRoot() / 254 * (1 + 256 * FP32.unitRoundoff)) + FP32.chain(products: products, innerDimension: innerDimension)
+    /// Through a chain of `products` layers of which `int8Products` take int8 inputs (relative errors add to
+    /// first order, as in `FP32.chain`) that is int8Products·√32/254 relative, plus the fp32 chain of all
+    /// `products`. Under `DecodeActivations.q8` the output head keeps fp32 inputs (one int8 product fewer than
+    /// `q8-all`). Loose (worst case per block) but derived; for tiny fixture models, whose chains are short,
+    /// it still separates a right answer from a wrong one.
+    public static func chain(products: Int, int8Products: Int, innerDimension: Int) -> Double {
+        precondition(int8Products <= products, "\(int8Products) int8 products in a chain of \(products)")
+        return Double(int8Products) * (32.0.squareRoot() / 254 * (1 + 256 * FP32.unitRoundoff))
+            + FP32.chain(products: products, innerDimension: innerDimension)
     }
 }

@@ -194,4 +194,22 @@ struct ck_q8_rows_job {
 void ck_q8_rows_task(void *ctx, long index);
 // ---- end of int8 activations ----
 
+// ---- several int8-activation products as one pool region (q8_rows_group.c; branch q8def) ----
+
+/// Up to `CK_Q8_GROUP_MAX` integer-dot products over the same quantized input (a layer's q/k/v, or
+/// gate/up, on decode rows), for `ck_pool_run` with `ck_q8_rows_group_task`: chunk c belongs to part p
+/// when first[p] <= c < first[p + 1] (first[0] = 0, first[parts] = the total) and runs as chunk
+/// c - first[p] of job[p] (`ck_q8_rows_task`): the same kernel calls as each part's own region, so the
+/// same bits, with one fork and join instead of one per part.
+#define CK_Q8_GROUP_MAX 3
+struct ck_q8_rows_group {
+    long parts;
+    long first[CK_Q8_GROUP_MAX + 1];
+    struct ck_q8_rows_job job[CK_Q8_GROUP_MAX];
+};
+
+/// Runs chunk `index` of the `struct ck_q8_rows_group` at ctx.
+void ck_q8_rows_group_task(void *ctx, long index);
+// ---- end of several int8-activation products ----
+
 #endif

@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import Quantization
 
 /// A run of consecutive rows of one sequence in a block forward: its queries attend to keys
 /// 0..<past already stored, then to its own rows' keys, causally.
@@ -166,9 +167,10 @@ extension LlamaModel {
             layer.attnNorm.withUnsafeBufferPointer { w in
                 RMSNorm.forward(x, weight: w.baseAddress!, eps: c.rmsNormEps, tokens: T, dim: D, into: xn1)
             }
-            linear(layer.q, .q, l, rows, xn1, q)
-            linear(layer.k, .k, l, rows, xn1, k)
-            linear(layer.v, .v, l, rows, xn1, v)
+            let qkvGrouped = baseRowsGroup(rows, xn1, (layer.q, q), (layer.k, k), (layer.v, v))
+            linear(layer.q, .q, l, rows, xn1, q, baseDone: qkvGrouped)
+            linear(layer.k, .k, l, rows, xn1, k, baseDone: qkvGrouped)
+            linear(layer.v, .v, l, rows, xn1, v, baseDone: qkvGrouped)
             // Frozen biases (Qwen2): constants, so the backward is unchanged.
             LayerWeights.addBias(layer.qBias, to: q, tokens: T)
             LayerWeights.addBias(layer.kBias, to: k, tokens: T)
@@ -184,8 +186,9 @@ extension LlamaModel {
             layer.mlpNorm.withUnsafeBufferPointer { w in
                 RMSNorm.forward(x, weight: w.baseAddress!, eps: c.rmsNormEps, tokens: T, dim: D, into: xn2)
             }
-            linear(layer.gate, .gate, l, rows, xn2, gate)
-            linear(layer.up, .up, l, rows, xn2, up)
+            let gateUpGrouped = baseRowsGroup(rows, xn2, (layer.gate, gate), (layer.up, up), nil)
+            linear(layer.gate, .gate, l, rows, xn2, gate, baseDone: gateUpGrouped)
+            linear(layer.up, .up, l, rows, xn2, up, baseDone: gateUpGrouped)
             Activations.swiglu(gate: gate, up: up, into: act, count: T * F)
             linear(layer.down, .down, l, rows, act, x, accumulate: true)
         }
@@ -404,15 +407,32 @@ extension LlamaModel {
         }
     }
 
+    /// Decode rows only (one `.rows` group, as in a decode or serving step without prefill chunks): the base
+    /// products of two or three weights sharing the input x (q/k/v, gate/up) as one pool region when all of
+    /// them take int8 activations (`Q8ActivationRows.forwardRowsGroup`: x quantized once, one fork and join
+    /// instead of one per weight, the same bits). Returns whether it did; then `linear(..., baseDone: true)`
+    /// adds each module's adapter terms.
+    @inline(__always)
+    func baseRowsGroup(_ rows: BlockRows, _ x: UnsafePointer<Float>, _ a: (LinearWeight, UnsafeMutablePointer<Float>),
+                       _ b: (LinearWeight, UnsafeMutablePointer<Float>), _ c: (LinearWeight, UnsafeMutablePointer<Float>)?) -> Bool {
+        guard rows.groups.count == 1, case let .rows(r, _) = rows.groups[0] else { return false }
+        let K = a.0.inFeatures, t0 = r.lowerBound
+        return Q8ActivationRows.forwardRowsGroup(a.0, into: a.1 + t0 * a.0.outFeatures, b.0, into: b.1 + t0 * b.0.outFeatures,
+                                                 c?.0, into: c.map { $0.1 + t0 * $0.0.outFeatures }, x: x + t0 * K, rows: r.count)
+    }
+
     /// Y[T, N] = X[T, K] · Wᵀ (+ Y) plus each group's adapters' low-rank update for this module.
+    /// `baseDone`: `baseRowsGroup` already wrote the base product of the (single) `.rows` group.
     @inline(__always)
     func linear(_ w: LinearWeight, _ module: LinearModule, _ layer: Int, _ rows: BlockRows,
-                _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
+                _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, accumulate: Bool = false, baseDone: Bool = false) {
         let K = w.inFeatures, N = w.outFeatures
         for g in rows.groups {
             switch g {
             case let .rows(r, setRange):
-                w.forwardRows(x + r.lowerBound * K, rows: r.count, into: y + r.lowerBound * N, accumulate: accumulate)
+                if !baseDone {
+                    w.forwardRows(x + r.lowerBound * K, rows: r.count, into: y + r.lowerBound * N, accumulate: accumulate)
+                }
                 // Runs of consecutive rows under the same adapters take their low-rank terms in one
                 // `applyRows` (each adapter matrix read once for the run; each row's bits as if alone),
                 // and runs are spread over the pool: with many adapters this is the step's memory traffic.

@@ -149,18 +149,19 @@ enum WeightLoader {
         }
         let finalNorm = try tensor(names.finalNorm, [D])
         // Tied: the head shares the embedding's storage (copy-on-write array, no copy made), or its
-        // kept blocks. The head is never NF4/int8: transformers leaves lm_head unquantized.
+        // kept blocks. The head is never NF4/int8: transformers leaves lm_head unquantized. Kept blocks are
+        // marked as the output head: its decode rows keep fp32 activations under the default `DecodeActivations.q8`.
         let lmHead: LinearWeight
         if c.tieWordEmbeddings {
             if let q = quantizedEmbedding {
-                lmHead = q.type == .q4_1 ? try Q4_1Weight(outFeatures: V, inFeatures: D, blocks: q.bytes)
-                                         : try Q8_0Weight(outFeatures: V, inFeatures: D, blocks: q.bytes)
+                lmHead = q.type == .q4_1 ? try Q4_1Weight(outFeatures: V, inFeatures: D, blocks: q.bytes, outputHead: true)
+                                         : try Q8_0Weight(outFeatures: V, inFeatures: D, blocks: q.bytes, outputHead: true)
             } else {
                 lmHead = DenseWeight(outFeatures: V, inFeatures: D, data: embedding)
             }
         } else if let (type, bytes) = try keptBlocks(names.lmHead, V, D, unpermuteHeads: nil) {
-            lmHead = type == .q4_1 ? try Q4_1Weight(outFeatures: V, inFeatures: D, blocks: bytes)
-                                   : try Q8_0Weight(outFeatures: V, inFeatures: D, blocks: bytes)
+            lmHead = type == .q4_1 ? try Q4_1Weight(outFeatures: V, inFeatures: D, blocks: bytes, outputHead: true)
+                                   : try Q8_0Weight(outFeatures: V, inFeatures: D, blocks: bytes, outputHead: true)
         } else {
             lmHead = DenseWeight(outFeatures: V, inFeatures: D, data: try tensor(names.lmHead, [V, D]))
         }
