@@ -37,14 +37,7 @@ extension Q8ActivationRows {
             fc = f
         }
         let bpr = k / 32
-        let scratch = QuantizedScratch.q8Activations(scratchFloats(rows: T, k: k))
-        let xd = scratch, xs = scratch + T * bpr
-        let xq = UnsafeMutableRawPointer(scratch + T * bpr * 9).assumingMemoryBound(to: Int8.self)
-        if QuantizedKernelDispatch.useAVX2 {
-            ck_q8_quantize_rows(x, T, k, xq, xd, xs)
-        } else {
-            ck_q8_quantize_rows_ref(x, T, k, xq, xd, xs)
-        }
+        let (xq, xd, xs) = quantize(x, rows: T, k: k)
         let blocksC = c.map(Self.blocks) ?? []
         Self.blocks(a).withUnsafeBytes { ra in
             Self.blocks(b).withUnsafeBytes { rb in

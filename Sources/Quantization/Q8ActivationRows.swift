@@ -34,14 +34,13 @@ public enum Q8ActivationRows {
         }
     }
 
-    /// Y[T, N] = X[T, K] · Wᵀ (+ Y), W's N * K / 32 blocks at `blocks`.
+    /// X[T, K] quantized into the calling thread's scratch in the kernels' layout (CKernels.h): q [Tp, K]
+    /// bytes, d and s [Tp / 8, K/32, 8] (Tp = paddedRows(T)). Valid until this thread's next quantization.
     @inline(__always)
-    static func run(_ format: Format, blocks: UnsafePointer<UInt8>, blocksPerRow bpr: Int, n: Int,
-                    x: UnsafePointer<Float>, rows T: Int, y: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        if T <= 0 { return }
-        let k = bpr * 32
+    static func quantize(_ x: UnsafePointer<Float>, rows T: Int, k: Int)
+        -> (q: UnsafeMutablePointer<Int8>, d: UnsafeMutablePointer<Float>, s: UnsafeMutablePointer<Float>) {
         let scratch = QuantizedScratch.q8Activations(scratchFloats(rows: T, k: k))
-        let tp = paddedRows(T)
+        let tp = paddedRows(T), bpr = k / 32
         let xd = scratch, xs = scratch + tp * bpr
         let xq = UnsafeMutableRawPointer(scratch + tp * bpr * 2).assumingMemoryBound(to: Int8.self)
         if QuantizedKernelDispatch.useAVX2 {
@@ -49,6 +48,15 @@ public enum Q8ActivationRows {
         } else {
             ck_q8_quantize_rows_ref(x, T, k, xq, xd, xs)
         }
+        return (xq, xd, xs)
+    }
+
+    /// Y[T, N] = X[T, K] · Wᵀ (+ Y), W's N * K / 32 blocks at `blocks`.
+    @inline(__always)
+    static func run(_ format: Format, blocks: UnsafePointer<UInt8>, blocksPerRow bpr: Int, n: Int,
+                    x: UnsafePointer<Float>, rows T: Int, y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        if T <= 0 { return }
+        let (xq, xd, xs) = quantize(x, rows: T, k: bpr * 32)
         let kernel = Self.kernel(format)
         let chunks = Parallel.chunkCount(n, minChunk: 64, chunksPerThread: 4)
         if chunks <= 1 {
