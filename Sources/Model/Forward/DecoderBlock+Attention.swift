@@ -188,7 +188,9 @@ extension LlamaModel {
             let first = firstKey.map { Int($0[r]) } ?? 0
             let lo = max(first, c.firstVisiblePosition(seg.past))
             let K = cache.keys[layer] + kvh * E, V = cache.values[layer] + kvh * E
-            let scores = ThreadScratch.attention.floats(S)
+            // Rounded up: a decode step's S is one more than the last step's, and growing the thread's
+            // buffer every step would allocate per token.
+            let scores = ThreadScratch.attention.floats((S + 1023) & ~1023)
             let scale = 1 / Float(E).squareRoot()
             for h in (kvh * group)..<((kvh + 1) * group) {
                 let logSum = AttentionRow.forward(q: q + r * qDim + h * E, keys: K, values: V, ld: kvDim, headSize: E,
