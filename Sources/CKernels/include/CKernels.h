@@ -212,4 +212,18 @@ struct ck_q8_rows_group {
 void ck_q8_rows_group_task(void *ctx, long index);
 // ---- end of several int8-activation products ----
 
+// ---- decode-row attention (attention_rows.c) ----
+/// One decode row's attention for one head against its sequence's keys: scores[j] = scale * (q · K[j])
+/// for lo <= j < S (q [E], K and V [S, ldk] rows of the head's columns), the softmax over them in place
+/// (`ck_softmax`, or `ck_softmax_ref` when simdSoftmax is 0), out[e] = Σ_j scores[j] * V[j, e] in order
+/// of j; returns the log-sum-exp. scores holds S floats (0..<lo untouched). Each score is 8 lanes of
+/// products in order plus a fixed tree, each output one sum in order of j: the same bits with AVX2
+/// or without, whatever other rows are computed beside it.
+float ck_attention_row(const float *q, const float *K, const float *V, long ldk, long E, long lo, long S,
+                       float scale, float *scores, float *out, int simdSoftmax);
+/// `ck_attention_row` without AVX2 (the portable build), for tests.
+float ck_attention_row_portable(const float *q, const float *K, const float *V, long ldk, long E, long lo, long S,
+                                float scale, float *scores, float *out, int simdSoftmax);
+// ---- end of decode-row attention ----
+
 #endif

@@ -51,8 +51,6 @@ public struct BlockRows {
     public internal(set) var adapterSets: [AdapterSet]
     /// The row ranges `.chunks` groups index.
     public internal(set) var chunkRanges: [Range<Int>]
-    /// Largest n * (past + n) over segments: one head's score matrix.
-    var maxScores: Int
 
     public init(positions: [Int32], firstKey: [Int32]? = nil, segments: [AttentionSegment], groups: [LinearGroup],
                 adapterSets: [AdapterSet], chunkRanges: [Range<Int>] = []) {
@@ -64,13 +62,6 @@ public struct BlockRows {
         self.groups = groups
         self.adapterSets = adapterSets
         self.chunkRanges = chunkRanges
-        maxScores = 0
-        updateMaxScores()
-    }
-
-    mutating func updateMaxScores() {
-        maxScores = 0
-        for s in segments { maxScores = max(maxScores, s.rows.count * (s.past + s.rows.count)) }
     }
 
     /// Empties every array, keeping its capacity (the next `serving` build reuses it).
@@ -82,7 +73,6 @@ public struct BlockRows {
         groups.removeAll(keepingCapacity: true)
         adapterSets.removeAll(keepingCapacity: true)
         chunkRanges.removeAll(keepingCapacity: true)
-        maxScores = 0
     }
 
     /// B records of T rows each (a training micro-batch, rows flattened to N = B*T): each record
@@ -178,7 +168,7 @@ extension LlamaModel {
             let angles = ws.rotaryTable(rope, positions: rows.positions)
             rope.apply(q, tokens: T, heads: c.numHeads, cos: angles.cos, sin: angles.sin)
             rope.apply(k, tokens: T, heads: c.numKVHeads, cos: angles.cos, sin: angles.sin)
-            attention(l, rows, q: q, k: k, v: v, out: att, scores: ws.scores.pointer, lse: s?.lse.pointer)
+            attention(l, rows, q: q, k: k, v: v, out: att, lse: s?.lse.pointer)
             linear(layer.o, .o, l, rows, att, x, accumulate: true)
             if let s { s.xMid.pointer.update(from: x, count: T * D) }
 
@@ -194,199 +184,37 @@ extension LlamaModel {
         }
     }
 
-    /// Rows of a segment per attention task: a block of queries attends to the keys its last row sees.
-    public static let attentionBlockRows = 64
-
-    /// Block `l`'s attention output [T, H*E] (the o_proj input) for the backward: the saved one, or,
-    /// when `s` did not keep it, rebuilt into `ws`'s scratch by the forward's own `attention` from the
-    /// saved q, k, v (post-RoPE), so the same bits the forward multiplied. Training rows only (segments
-    /// without a cache); overwrites `ws`'s attention scores.
-    public func attentionOutput(_ l: Int, rows: BlockRows, saved s: BlockActivations,
-                                workspace ws: Workspace) -> UnsafePointer<Float> {
-        if s.keepsAttention { return UnsafePointer(s.att.pointer) }
-        precondition(rows.segments.allSatisfy { $0.cache == nil }, "rebuilding attention needs the rows' own keys")
-        attention(l, rows, q: s.q.pointer, k: s.k.pointer, v: s.v.pointer, out: ws.att.pointer,
-                  scores: ws.scores.pointer, lse: nil)
-        return UnsafePointer(ws.att.pointer)
-    }
-
-    /// Causal attention per segment and head: each row's scores against its segment's visible keys,
-    /// a softmax, the weighted sum of values. Stores segments' new keys and values in their caches.
-    /// lse (when given) gets each row's log-sum-exp at [(r0 * H) + h * n + t] for segment rows r0..<r0+n.
-    ///
-    /// A segment's work is cut into tasks of (head, block of `attentionBlockRows` rows): a block's
-    /// scores cover only the keys its last row sees (past + the block's end), not the segment's
-    /// later keys, so a long prefill chunk skips most of the causal mask's zeros. Large segments
-    /// spread their tasks over the pool (one region per segment and layer; each task's products are
-    /// single-threaded, in the thread's `ThreadScratch`); a decode row's few tasks run in turn on the
-    /// calling thread. A task's arithmetic depends on its own rows and keys only, never on the split.
-    /// When every segment's keys are its own rows (training, scoring: no cache, no past) the same
-    /// blocks go through `attentionOwnKeys`, which spreads all (segment, head) pairs over one region:
-    /// the same products in the same shapes, so the same bits.
-    func attention(_ l: Int, _ rows: BlockRows, q: UnsafePointer<Float>, k: UnsafeMutablePointer<Float>,
-                   v: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>,
-                   lse: UnsafeMutablePointer<Float>?) {
-        if rows.segments.allSatisfy({ $0.cache == nil && $0.past == 0 }) {
-            attentionOwnKeys(rows, q: q, k: k, v: v, out: out, scores: scores, lse: lse)
-            return
-        }
-        let c = config
-        let E = c.headDim, H = c.numHeads, Hk = c.numKVHeads
-        let qDim = c.qDim, kvDim = c.kvDim
-        let scale = 1 / Float(E).squareRoot()
-        let group = H / Hk
-        let block = Self.attentionBlockRows
-        for seg in rows.segments {
-            let r0 = seg.rows.lowerBound, n = seg.rows.count
-            let p0 = seg.past, S = p0 + n
-            let K: UnsafeMutablePointer<Float>, V: UnsafeMutablePointer<Float>
-            if let cache = seg.cache {
-                K = cache.keys[l]; V = cache.values[l]
-                (K + p0 * kvDim).update(from: k + r0 * kvDim, count: n * kvDim)
-                (V + p0 * kvDim).update(from: v + r0 * kvDim, count: n * kvDim)
-            } else {
-                precondition(p0 == 0, "a segment without a cache has no earlier keys")
-                K = k + r0 * kvDim; V = v + r0 * kvDim
-            }
-            let qs = q + r0 * qDim, os = out + r0 * qDim
-            let blocks = (n + block - 1) / block
-            let tasks = H * blocks
-            // Tasks h-major: task i is head i / blocks, row block i % blocks.
-            func run(_ part: Range<Int>, _ scratch: UnsafeMutablePointer<Float>?) {
-                for task in part {
-                    let h = task / blocks, b = task % blocks
-                    let kvh = h / group
-                    let t0 = b * block, t1 = min(n, t0 + block), rb = t1 - t0
-                    let Sb = p0 + t1   // keys the block's last row sees
-                    let sc = scratch ?? ThreadScratch.attention.floats(rb * Sb)
-                    // scores[rb, Sb] = Q_h[t0..<t1, E] · K_h[0..<Sb]ᵀ * scale
-                    BLAS.sgemm(transB: true, m: rb, n: Sb, k: E, alpha: scale,
-                               a: qs + t0 * qDim + h * E, lda: qDim, b: K + kvh * E, ldb: kvDim, c: sc, ldc: Sb)
-                    // Causal: row t (key index p0+t) sees keys lo...p0+t; lo from the record start
-                    // (packing) and the sliding window, when the model has one.
-                    for t in t0..<t1 {
-                        let row = sc + (t - t0) * Sb
-                        let visible = p0 + t + 1
-                        let first = rows.firstKey.map { Int($0[r0 + t]) } ?? 0
-                        let lo = max(first, c.firstVisiblePosition(p0 + t))
-                        let logSum = Activations.softmax(row + lo, count: visible - lo)
-                        if let lse { lse[r0 * H + h * n + t] = logSum }
-                        if lo > 0 { row.update(repeating: 0, count: lo) }
-                        if visible < Sb { (row + visible).update(repeating: 0, count: Sb - visible) }
-                    }
-                    // out_h[t0..<t1, E] = scores[rb, Sb] · V_h[0..<Sb, E]
-                    BLAS.sgemm(m: rb, n: E, k: Sb, a: sc, lda: Sb, b: V + kvh * E, ldb: kvDim,
-                               c: os + t0 * qDim + h * E, ldc: qDim)
-                }
-            }
-            // Multiply-adds of the segment's products, the causal half skipped: about H·n·S·E.
-            if Parallel.threads > 1 && !Parallel.insideRegion && tasks > 1 && H * n * S * E >= Self.attentionParallelMACs {
-                Parallel.forEachChunk(tasks, chunksPerThread: tasks) { part in run(part, nil) }
-            } else {
-                // In turn on this thread: `scores` holds n * S floats, every block's rb * Sb.
-                run(0..<tasks, scores)
-            }
-        }
-    }
-
-    /// Query rows per block of `attentionOwnKeys` (the same blocks as `attention`'s tasks).
-    public static var attentionRowBlock: Int { attentionBlockRows }
-
-    /// At most this many chunks (each with its own scores scratch) in `attentionOwnKeys`, whatever the
-    /// thread count, so the scratch planned by `Workspace.plan` fits any budget the forward runs under.
-    public static let ownKeyChunkLimit = 8
-
-    /// How `tasks` are cut for the pool (`Parallel.forEachChunk(tasks, minChunk:, chunksPerThread: 3)`):
-    /// the minChunk that keeps the chunks within `ownKeyChunkLimit`, the number of chunks and each one's
-    /// tasks, so chunk c (the one starting at c · per) may use scratch c.
-    public static func ownKeySplit(_ tasks: Int) -> (minChunk: Int, chunks: Int, per: Int) {
-        let minChunk = max(1, (tasks + ownKeyChunkLimit - 1) / ownKeyChunkLimit)
-        let chunks = Parallel.chunkCount(tasks, minChunk: minChunk, chunksPerThread: 3)
-        return (minChunk, chunks, (tasks + chunks - 1) / max(1, chunks))
-    }
-
-    /// Scratch floats `attentionOwnKeys` needs in `scores` for `rows` (0 when a segment has a cache).
-    static func ownKeyScores(_ c: LlamaConfig, _ rows: BlockRows) -> Int {
-        guard !rows.segments.isEmpty, rows.segments.allSatisfy({ $0.cache == nil && $0.past == 0 }) else { return 0 }
-        let n = rows.segments.map(\.rows.count).max() ?? 0
-        return min(rows.segments.count * c.numHeads, ownKeyChunkLimit) * min(n, attentionRowBlock) * n
-    }
-
-    /// `attention` when every segment's keys are its own rows (training's records, `past` 0): the same
-    /// scores, softmax and weighted sums, but (segment, head) pairs split over the pool, each pair's
-    /// products whole on its thread (chunk c's scores at c · RB · n, `ownKeySplit`), and a head's query rows in blocks of
-    /// `attentionRowBlock` multiplied only with the keys 0..<(block end) they can see: at 256 rows, 62.5% of
-    /// the T x T products. A row's scores are the same dot products; its weighted sum leaves out only keys
-    /// whose weight is exactly 0. Deterministic, whatever the split (the backward rebuilds from it).
-    func attentionOwnKeys(_ rows: BlockRows, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                          out: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>,
-                          lse: UnsafeMutablePointer<Float>?) {
-        let c = config
-        let E = c.headDim, H = c.numHeads, Hk = c.numKVHeads
-        let qDim = c.qDim, kvDim = c.kvDim
-        let scale = 1 / Float(E).squareRoot()
-        let group = H / Hk
-        let maxN = rows.segments.map(\.rows.count).max() ?? 0
-        let RB = min(maxN, Self.attentionRowBlock)
-        let tasks = rows.segments.count * H
-        let split = Self.ownKeySplit(tasks), per = split.per
-        Parallel.forEachChunk(tasks, minChunk: split.minChunk, chunksPerThread: 3) { part in
-            let P = scores + (part.lowerBound / per) * RB * maxN
-            for task in part {
-                let seg = rows.segments[task / H], h = task % H, kvh = h / group
-                let r0 = seg.rows.lowerBound, n = seg.rows.count
-                let qs = q + r0 * qDim + h * E, K = k + r0 * kvDim + kvh * E, V = v + r0 * kvDim + kvh * E
-                let os = out + r0 * qDim + h * E
-                var i0 = 0
-                while i0 < n {
-                    let i1 = min(n, i0 + RB), nb = i1 - i0, S = i1  // rows i0..<i1 see keys 0..<S at most
-                    // scores[nb, S] = Q_h[i0..<i1] · K_h[0..<S]ᵀ * scale
-                    BLAS.sgemm(transB: true, m: nb, n: S, k: E, alpha: scale, a: qs + i0 * qDim, lda: qDim,
-                               b: K, ldb: kvDim, c: P, ldc: S)
-                    for t in i0..<i1 {
-                        let row = P + (t - i0) * S
-                        let first = rows.firstKey.map { Int($0[r0 + t]) } ?? 0
-                        let lo = max(first, c.firstVisiblePosition(t))
-                        let logSum = Activations.softmax(row + lo, count: t + 1 - lo)
-                        if let lse { lse[r0 * H + h * n + t] = logSum }
-                        if lo > 0 { row.update(repeating: 0, count: lo) }
-                        if t + 1 < S { (row + t + 1).update(repeating: 0, count: S - t - 1) }
-                    }
-                    // out_h[i0..<i1] = scores[nb, S] · V_h[0..<S]
-                    BLAS.sgemm(m: nb, n: E, k: S, a: P, lda: S, b: V, ldb: kvDim, c: os + i0 * qDim, ldc: qDim)
-                    i0 = i1
-                }
-            }
-        }
-    }
-
-    /// Segments with fewer multiply-adds run their attention on the calling thread (a region costs
-    /// more than a decode row's few heads).
-    public static let attentionParallelMACs = 1 << 20
-
-    /// Maximal runs of consecutive rows whose adapter sets (`sets[within]`) hold the same adapters:
-    /// run number `run`'s indices into `sets`, or with `run` -1 the number of runs as 0..<count.
-    /// Scans a step's few rows without allocating.
+    /// Pieces of at most `piece` consecutive rows within runs of rows whose adapter sets (`sets[within]`)
+    /// hold the same adapters, runs without adapters (the base) left out: piece number `index`'s indices
+    /// into `sets`, or with `index` -1 the number of pieces as 0..<count. Scans a step's few rows without
+    /// allocating.
     @inline(__always)
-    static func adapterRuns(_ sets: UnsafeBufferPointer<AdapterSet>, within: Range<Int>, run: Int) -> Range<Int> {
+    static func adapterPieces(_ sets: UnsafeBufferPointer<AdapterSet>, within: Range<Int>, piece: Int, index: Int) -> Range<Int> {
         var i = within.lowerBound, n = 0
         while i < within.upperBound {
             var j = i + 1
             while j < within.upperBound && sets[j].isSame(as: sets[i]) { j += 1 }
-            if n == run { return i..<j }
-            n += 1
+            if !sets[i].isEmpty {
+                let pieces = (j - i + piece - 1) / piece
+                if index >= n && index < n + pieces {
+                    let p0 = i + (index - n) * piece
+                    return p0..<min(j, p0 + piece)
+                }
+                n += pieces
+            }
             i = j
         }
         return 0..<n
     }
 
-    /// One `.rows` group's adapter runs for one module, as pool tasks: task i applies run i's low-rank
-    /// terms to its rows. Lives on the caller's stack for the region (`Parallel.runTasks`), so spreading
-    /// the runs over the pool allocates nothing (a Swift closure region allocates once per call).
+    /// One `.rows` group's low-rank terms for one module, as pool tasks: task i applies piece i's adapters
+    /// to its rows (`adapterPieces`). Lives on the caller's stack for the region (`Parallel.runTasks`), so
+    /// spreading the pieces over the pool allocates nothing (a Swift closure region allocates once per call).
     struct AdapterRunsTask {
         let sets: UnsafeBufferPointer<AdapterSet>
         let within: Range<Int>          // the group's indices into `sets`
         let firstRow: Int               // the group's first row (sets index within.lowerBound)
+        let piece: Int                  // rows per piece at most
         let layer: Int
         let module: LinearModule
         let x: UnsafePointer<Float>, k: Int
@@ -394,11 +222,10 @@ extension LlamaModel {
         let context: ComputeContext
 
         func run(_ i: Int) {
-            let rr = LlamaModel.adapterRuns(sets, within: within, run: i)
-            let set = sets[rr.lowerBound]
-            if set.isEmpty { return }
+            let rr = LlamaModel.adapterPieces(sets, within: within, piece: piece, index: i)
             let row = firstRow + (rr.lowerBound - within.lowerBound)
-            set.applyRows(layer: layer, module: module, x: x + row * k, ldx: k, rows: rr.count, y: y + row * n, ldy: n)
+            sets[rr.lowerBound].applyRows(layer: layer, module: module, x: x + row * k, ldx: k, rows: rr.count,
+                                          y: y + row * n, ldy: n)
         }
 
         static let poolTask: @convention(c) (UnsafeMutableRawPointer?, Int) -> Void = { raw, i in
@@ -433,18 +260,22 @@ extension LlamaModel {
                 if !baseDone {
                     w.forwardRows(x + r.lowerBound * K, rows: r.count, into: y + r.lowerBound * N, accumulate: accumulate)
                 }
-                // Runs of consecutive rows under the same adapters take their low-rank terms in one
-                // `applyRows` (each adapter matrix read once for the run; each row's bits as if alone),
-                // and runs are spread over the pool: with many adapters this is the step's memory traffic.
+                // Runs of consecutive rows under the same adapters take their low-rank terms in pieces of
+                // a few rows, one `applyRows` each (each adapter matrix read once for the piece; each row's
+                // bits as if alone), spread over the pool: with many adapters this is the step's memory
+                // traffic, and with one adapter on every row its terms no longer run on one thread while
+                // the others wait. About two pieces a thread, so one that starts late takes fewer.
                 rows.adapterSets.withUnsafeBufferPointer { sets in
-                    let runs = Self.adapterRuns(sets, within: setRange, run: -1).count
-                    var task = AdapterRunsTask(sets: sets, within: setRange, firstRow: r.lowerBound, layer: layer, module: module,
-                                               x: x, k: K, y: y, n: N, context: .current)
-                    if runs <= 1 || Parallel.chunkCount(runs) <= 1 {
-                        for i in 0..<runs { task.run(i) }
-                    } else if !withUnsafeMutablePointer(to: &task, { Parallel.runTasks(runs, AdapterRunsTask.poolTask, $0) }) {
+                    let context = ComputeContext.current
+                    let piece = !Self.spreadDecodeRows ? r.count : max(1, (r.count + 2 * context.threads - 1) / (2 * context.threads))
+                    let tasks = Self.adapterPieces(sets, within: setRange, piece: piece, index: -1).count
+                    var task = AdapterRunsTask(sets: sets, within: setRange, firstRow: r.lowerBound, piece: piece, layer: layer,
+                                               module: module, x: x, k: K, y: y, n: N, context: context)
+                    if tasks <= 1 || Parallel.chunkCount(tasks, context: context) <= 1 {
+                        for i in 0..<tasks { task.run(i) }
+                    } else if !withUnsafeMutablePointer(to: &task, { Parallel.runTasks(tasks, AdapterRunsTask.poolTask, $0) }) {
                         // The pool is busy (a nested call, another budget's region): `forEachChunk`'s other way.
-                        Parallel.forEachChunk(runs) { chunk in for i in chunk { task.run(i) } }
+                        Parallel.forEachChunk(tasks) { chunk in for i in chunk { task.run(i) } }
                     }
                 }
             case let .chunks(chunkIndices, setRange):

@@ -110,7 +110,6 @@ extension BlockRows {
             first += n
         }
         count = first
-        updateMaxScores()
         var i = 0
         first = 0
         while i < segments.count {

@@ -12,8 +12,6 @@ public final class Workspace {
     public private(set) var att = FloatBuffer(count: 0)
     var gate = FloatBuffer(count: 0)     // [T, F]
     var up = FloatBuffer(count: 0)       // [T, F]
-    /// [n, S] one head's attention weights for one segment (the largest n * S of the call).
-    public private(set) var scores = FloatBuffer(count: 0)
     /// [T, F] silu(gate) ⊙ up when the block saves activations (the saved gate stays pre-activation).
     public private(set) var act = FloatBuffer(count: 0)
     /// [T, E/2] cos and sin of the rotary angles of `ropePositions` under `ropeFrequencies`: every
@@ -29,11 +27,10 @@ public final class Workspace {
 
     public init() {}
 
-    /// Reserves what `blockForward` over `rows` uses: with `saving`, only the scratch that is not
-    /// saved (scores, act, xn, att); without, every intermediate, plus the residual stream of `forwardBatch`.
+    /// Reserves what `blockForward` over `rows` uses (attention's score blocks live in each thread's
+    /// `ThreadScratch.attention`): with `saving`, only the scratch that is not saved (act, xn, att); without, every intermediate, plus the residual stream of `forwardBatch`.
     public func plan(config c: LlamaConfig, rows: BlockRows, saving: Bool) {
         let t = rows.count
-        scores.reserve(max(rows.maxScores, LlamaModel.ownKeyScores(c, rows)))
         if saving {
             act.reserve(t * c.intermediateSize)
             xn.reserve(t * c.hiddenSize)  // the normed inputs of blocks that do not keep them
@@ -70,6 +67,6 @@ public final class Workspace {
     }
 
     deinit {
-        for b in [x, xn, q, k, v, att, scores, gate, up, act, ropeCos, ropeSin] { b.free() }
+        for b in [x, xn, q, k, v, att, gate, up, act, ropeCos, ropeSin] { b.free() }
     }
 }
