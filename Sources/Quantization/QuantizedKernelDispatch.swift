@@ -100,7 +100,8 @@ public enum DecodeActivations: String, Sendable, CaseIterable {
         }
     }
 
-    /// q8 where the CPU has AVX2 (every test of the default model's answers passes under it); f32 elsewhere,
+    /// q8 where the CPU has AVX2 (the default model's greedy answers follow transformers' up to a near-tie
+    /// in transformers' own logits, where they take its runner-up: ChatCLITests); f32 elsewhere,
     /// where the integer kernels' portable twin is slow (it calls `fmaf`, a library call without FMA hardware).
     public static var defaultForThisCPU: DecodeActivations { QuantizedKernelDispatch.cpuHasAVX2 ? .q8 : .f32 }
 }

@@ -25,7 +25,12 @@ final class QuantizedGGUFBlockWeightTests: XCTestCase {
         return out
     }
 
+    /// The fp32 kernels (`LORA_DECODE_ACTIVATIONS=f32`; the int8 ones against their bound: Q8ActivationTests).
     func testQ4_1FastKernelsMatchReferenceTwinsAtOddSizes() throws {
+        try withDecodeActivations(.f32) { try checkQ4_1FastKernelsMatchReferenceTwinsAtOddSizesFP32() }
+    }
+
+    func checkQ4_1FastKernelsMatchReferenceTwinsAtOddSizesFP32() throws {
         for (n, k) in [(77, 192), (5, 96), (3, 32)] {
             let w = try Q4_1Weight(outFeatures: n, inFeatures: k, blocks: randomBlocks(n: n, k: k, blockBytes: 20, scales: 2, seed: UInt64(n + k)))
             for t in [1, 3, 17] {
@@ -70,7 +75,12 @@ final class QuantizedGGUFBlockWeightTests: XCTestCase {
         }
     }
 
+    /// The fp32 kernels (`LORA_DECODE_ACTIVATIONS=f32`; the int8 ones against their bound: Q8ActivationTests).
     func testQ8_0FastKernelsMatchReferenceTwinsAtOddSizes() throws {
+        try withDecodeActivations(.f32) { try checkQ8_0FastKernelsMatchReferenceTwinsAtOddSizesFP32() }
+    }
+
+    func checkQ8_0FastKernelsMatchReferenceTwinsAtOddSizesFP32() throws {
         for (n, k) in [(77, 192), (5, 96), (3, 32)] {
             let w = try Q8_0Weight(outFeatures: n, inFeatures: k, blocks: randomBlocks(n: n, k: k, blockBytes: 34, scales: 1, seed: UInt64(n * k)))
             for t in [1, 3, 17] {
@@ -106,7 +116,12 @@ final class QuantizedGGUFBlockWeightTests: XCTestCase {
         XCTAssertEqual(out[31], 0.25)
     }
 
+    /// The fp32 kernels (`LORA_DECODE_ACTIVATIONS=f32`; the int8 ones against their bound: Q8ActivationTests).
     func testDequantizationMatchesGGUFPyOnItsOwnBlocks() throws {
+        try withDecodeActivations(.f32) { try checkDequantizationMatchesGGUFPyOnItsOwnBlocksFP32() }
+    }
+
+    func checkDequantizationMatchesGGUFPyOnItsOwnBlocksFP32() throws {
         let gguf = try XCTUnwrap(try NF4Fixtures.index()["gguf"] as? [String: Any])
         let cases = try XCTUnwrap(gguf["cases"] as? [String: [String: Any]])
         for (name, c) in cases {
