@@ -42,6 +42,24 @@ static void ck_dense_rows_base(const float *w, long K, long r0, long r1, const f
     CK_DENSE_ROWS_BODY(ck_dot_fixed)
 }
 
+// ---- LoRA's B product on decode rows: outputs side by side, rank in order ----
+
+/// The plain body of `ck_low_rank_rows` (see CKernels.h): per (t, n) one running sum over r in order,
+/// started from the first product, then y + alpha * sum.
+static void ck_low_rank_rows_base(const float *B, long N, long R, long n0, const float *h, long ldh, long T,
+                                  float *y, long ldy, float alpha) {
+    for (long t = 0; t < T; t++) {
+        const float *ht = h + t * ldh;
+        float *yt = y + t * ldy;
+        for (long n = n0; n < N; n++) {
+            const float *bn = B + n * R;
+            float s = ht[0] * bn[0];
+            for (long r = 1; r < R; r++) s = s + ht[r] * bn[r];
+            yt[n] = yt[n] + alpha * s;
+        }
+    }
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -59,11 +77,131 @@ __attribute__((target("avx2"), always_inline)) static inline float ck_dot_fixed_
     return ck_dot_finish(acc, w, x, K16, K);
 }
 
+/// (t, r)'s result from its 16 lane sums (`ck_dot_finish`), times alpha, stored or added.
+__attribute__((target("avx2"), always_inline)) static inline void ck_dense_put(__m256 lo, __m256 hi, const float *wr, const float *xt,
+                                                               long K16, long K, float *yr, float alpha, int accumulate) {
+    float acc[CK_LANES];
+    _mm256_storeu_ps(acc, lo);
+    _mm256_storeu_ps(acc + 8, hi);
+    const float v = alpha * ck_dot_finish(acc, wr, xt, K16, K);
+    *yr = accumulate ? *yr + v : v;
+}
+
+/// Tiles of 2 weight rows x 2 inputs (each weight and input vector loaded once for two products), the
+/// rest one (t, r) at a time; every (t, r) takes `ck_dot_fixed`'s operations in its order.
 __attribute__((target("avx2")))
 static void ck_dense_rows_avx2(const float *w, long K, long r0, long r1, const float *x, long ldx, long T,
                                float *y, long ldy, float alpha, int accumulate) {
-    CK_DENSE_ROWS_BODY(ck_dot_fixed_avx2)
+    const long K16 = K - K % CK_LANES;
+    long r = r0;
+    for (; r + 2 <= r1; r += 2) {
+        const float *w0 = w + r * K, *w1 = w0 + K;
+        long t = 0;
+        for (; t + 2 <= T; t += 2) {
+            const float *x0 = x + t * ldx, *x1 = x0 + ldx;
+            __m256 a00l = _mm256_setzero_ps(), a00h = a00l, a01l = a00l, a01h = a00l;
+            __m256 a10l = a00l, a10h = a00l, a11l = a00l, a11h = a00l;
+            for (long k = 0; k < K16; k += CK_LANES) {
+                const __m256 w0l = _mm256_loadu_ps(w0 + k), w0h = _mm256_loadu_ps(w0 + k + 8);
+                const __m256 w1l = _mm256_loadu_ps(w1 + k), w1h = _mm256_loadu_ps(w1 + k + 8);
+                const __m256 x0l = _mm256_loadu_ps(x0 + k), x0h = _mm256_loadu_ps(x0 + k + 8);
+                const __m256 x1l = _mm256_loadu_ps(x1 + k), x1h = _mm256_loadu_ps(x1 + k + 8);
+                a00l = _mm256_add_ps(a00l, _mm256_mul_ps(w0l, x0l)); a00h = _mm256_add_ps(a00h, _mm256_mul_ps(w0h, x0h));
+                a01l = _mm256_add_ps(a01l, _mm256_mul_ps(w0l, x1l)); a01h = _mm256_add_ps(a01h, _mm256_mul_ps(w0h, x1h));
+                a10l = _mm256_add_ps(a10l, _mm256_mul_ps(w1l, x0l)); a10h = _mm256_add_ps(a10h, _mm256_mul_ps(w1h, x0h));
+                a11l = _mm256_add_ps(a11l, _mm256_mul_ps(w1l, x1l)); a11h = _mm256_add_ps(a11h, _mm256_mul_ps(w1h, x1h));
+            }
+            ck_dense_put(a00l, a00h, w0, x0, K16, K, y + t * ldy + r, alpha, accumulate);
+            ck_dense_put(a01l, a01h, w0, x1, K16, K, y + (t + 1) * ldy + r, alpha, accumulate);
+            ck_dense_put(a10l, a10h, w1, x0, K16, K, y + t * ldy + r + 1, alpha, accumulate);
+            ck_dense_put(a11l, a11h, w1, x1, K16, K, y + (t + 1) * ldy + r + 1, alpha, accumulate);
+        }
+        for (; t < T; t++) {
+            const float *xt = x + t * ldx;
+            __m256 a0l = _mm256_setzero_ps(), a0h = a0l, a1l = a0l, a1h = a0l;
+            for (long k = 0; k < K16; k += CK_LANES) {
+                const __m256 xl = _mm256_loadu_ps(xt + k), xh = _mm256_loadu_ps(xt + k + 8);
+                a0l = _mm256_add_ps(a0l, _mm256_mul_ps(_mm256_loadu_ps(w0 + k), xl));
+                a0h = _mm256_add_ps(a0h, _mm256_mul_ps(_mm256_loadu_ps(w0 + k + 8), xh));
+                a1l = _mm256_add_ps(a1l, _mm256_mul_ps(_mm256_loadu_ps(w1 + k), xl));
+                a1h = _mm256_add_ps(a1h, _mm256_mul_ps(_mm256_loadu_ps(w1 + k + 8), xh));
+            }
+            ck_dense_put(a0l, a0h, w0, xt, K16, K, y + t * ldy + r, alpha, accumulate);
+            ck_dense_put(a1l, a1h, w1, xt, K16, K, y + t * ldy + r + 1, alpha, accumulate);
+        }
+    }
+    if (r < r1) { r0 = r; CK_DENSE_ROWS_BODY(ck_dot_fixed_avx2) }
 }
+/// Ranks the AVX2 body of `ck_low_rank_rows` keeps transposed on the stack (8 outputs x R floats);
+/// larger ranks take the plain body, the same bits.
+#define CK_LOW_RANK_MAX 256
+
+/// B's rows n0..n0+7 transposed into bt[r * 8 + i] = B[n0 + i, r]: 8 x 8 blocks through registers,
+/// the R % 8 tail one float at a time.
+__attribute__((target("avx2"), always_inline)) static inline void ck_low_rank_transpose8(const float *B, long R, long n0,
+                                                                                         float *bt) {
+    long r = 0;
+    for (; r + 8 <= R; r += 8) {
+        const float *b = B + n0 * R + r;
+        const __m256 r0 = _mm256_loadu_ps(b), r1 = _mm256_loadu_ps(b + R), r2 = _mm256_loadu_ps(b + 2 * R),
+                     r3 = _mm256_loadu_ps(b + 3 * R), r4 = _mm256_loadu_ps(b + 4 * R), r5 = _mm256_loadu_ps(b + 5 * R),
+                     r6 = _mm256_loadu_ps(b + 6 * R), r7 = _mm256_loadu_ps(b + 7 * R);
+        const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+                     t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+                     t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+        const __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
+                     u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)),
+                     u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2)),
+                     u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+        float *o = bt + r * 8;
+        _mm256_storeu_ps(o, _mm256_permute2f128_ps(u0, u4, 0x20));
+        _mm256_storeu_ps(o + 8, _mm256_permute2f128_ps(u1, u5, 0x20));
+        _mm256_storeu_ps(o + 16, _mm256_permute2f128_ps(u2, u6, 0x20));
+        _mm256_storeu_ps(o + 24, _mm256_permute2f128_ps(u3, u7, 0x20));
+        _mm256_storeu_ps(o + 32, _mm256_permute2f128_ps(u0, u4, 0x31));
+        _mm256_storeu_ps(o + 40, _mm256_permute2f128_ps(u1, u5, 0x31));
+        _mm256_storeu_ps(o + 48, _mm256_permute2f128_ps(u2, u6, 0x31));
+        _mm256_storeu_ps(o + 56, _mm256_permute2f128_ps(u3, u7, 0x31));
+    }
+    for (; r < R; r++)
+        for (int i = 0; i < 8; i++) bt[r * 8 + i] = B[(n0 + i) * R + r];
+}
+
+/// TB rows' sums for 8 outputs: accumulators in registers, r outer (each lane's sum over r in order,
+/// from the first product, as the plain body), then y + alpha * sum.
+#define CK_LOW_RANK_BLOCK(TB)                                                                          \
+    for (; t + TB <= T; t += TB) {                                                                     \
+        __m256 s[TB];                                                                                  \
+        const __m256 b0 = _mm256_loadu_ps(bt);                                                         \
+        for (int i = 0; i < TB; i++) s[i] = _mm256_mul_ps(_mm256_broadcast_ss(h + (t + i) * ldh), b0); \
+        for (long r = 1; r < R; r++) {                                                                 \
+            const __m256 br = _mm256_loadu_ps(bt + r * 8);                                             \
+            for (int i = 0; i < TB; i++)                                                               \
+                s[i] = _mm256_add_ps(s[i], _mm256_mul_ps(_mm256_broadcast_ss(h + (t + i) * ldh + r), br)); \
+        }                                                                                              \
+        for (int i = 0; i < TB; i++) {                                                                 \
+            float *yo = y + (t + i) * ldy + n0;                                                        \
+            _mm256_storeu_ps(yo, _mm256_add_ps(_mm256_loadu_ps(yo), _mm256_mul_ps(va, s[i])));         \
+        }                                                                                              \
+    }
+
+__attribute__((target("avx2")))
+static void ck_low_rank_rows_avx2(const float *B, long N, long R, const float *h, long ldh, long T,
+                                  float *y, long ldy, float alpha) {
+    if (R > CK_LOW_RANK_MAX) { ck_low_rank_rows_base(B, N, R, 0, h, ldh, T, y, ldy, alpha); return; }
+    float bt[CK_LOW_RANK_MAX * 8];
+    const __m256 va = _mm256_set1_ps(alpha);
+    long n0 = 0;
+    for (; n0 + 8 <= N; n0 += 8) {
+        ck_low_rank_transpose8(B, R, n0, bt);
+        long t = 0;
+        CK_LOW_RANK_BLOCK(8)
+        CK_LOW_RANK_BLOCK(4)
+        CK_LOW_RANK_BLOCK(1)
+    }
+    if (n0 < N) ck_low_rank_rows_base(B, N, R, n0, h, ldh, T, y, ldy, alpha);
+}
+#undef CK_LOW_RANK_BLOCK
 #endif
 
 void ck_dense_rows(const float *w, long K, long r0, long r1, const float *x, long ldx, long T,
@@ -79,4 +217,18 @@ void ck_dense_rows(const float *w, long K, long r0, long r1, const float *x, lon
 void ck_dense_rows_portable(const float *w, long K, long r0, long r1, const float *x, long ldx, long T,
                             float *y, long ldy, float alpha, int accumulate) {
     ck_dense_rows_base(w, K, r0, r1, x, ldx, T, y, ldy, alpha, accumulate);
+}
+
+void ck_low_rank_rows(const float *B, long N, long R, const float *h, long ldh, long T, float *y, long ldy, float alpha) {
+#if defined(__x86_64__)
+    static int avx2 = -1;   // a benign race: every thread computes the same answer
+    if (avx2 < 0) avx2 = ck_cpu_has_avx2_fma();
+    if (avx2) { ck_low_rank_rows_avx2(B, N, R, h, ldh, T, y, ldy, alpha); return; }
+#endif
+    ck_low_rank_rows_base(B, N, R, 0, h, ldh, T, y, ldy, alpha);
+}
+
+void ck_low_rank_rows_portable(const float *B, long N, long R, const float *h, long ldh, long T, float *y, long ldy,
+                               float alpha) {
+    ck_low_rank_rows_base(B, N, R, 0, h, ldh, T, y, ldy, alpha);
 }

@@ -99,19 +99,19 @@ public final class LoRAAdapter: LinearDelta, @unchecked Sendable {
         }
     }
 
-    /// Decode rows: h[t, R] = X[t] · Aᵀ, then Y[t] += scaling · h[t] · Bᵀ, both with `DenseRows` (each
-    /// (t, output) in an order fixed by its length alone), so a row's bits do not depend on `rows`:
+    /// Decode rows: h[t, R] = X[t] · Aᵀ (`DenseRows.forward`), then Y[t] += scaling · h[t] · Bᵀ
+    /// (`DenseRows.lowRank`), each (t, output) in an order fixed by its length alone, so a row's bits do not depend on `rows`:
     /// one row decoded alone, with others under this adapter, or under others, gives the same logits.
     public func applyRows(layer: Int, module: LinearModule, x: UnsafePointer<Float>, ldx: Int, rows: Int,
                           y: UnsafeMutablePointer<Float>, ldy: Int) {
-        guard rows > 0, let p = pair(layer: layer, module: module) else { return }
+        guard rows > 0, let p = pair(layer: layer, module: module), p.rank > 0 else { return }
         withUnsafeTemporaryAllocation(of: Float.self, capacity: rows * p.rank) { h in
             parameters.withUnsafeBufferPointer { w in
                 let a = w.baseAddress! + p.aOffset, b = w.baseAddress! + p.bOffset
                 DenseRows.forward(a, k: p.inFeatures, rows: 0..<p.rank, x: x, ldx: ldx, tokens: rows,
                                   into: h.baseAddress!, ldy: p.rank, accumulate: false)
-                DenseRows.forward(b, k: p.rank, rows: 0..<p.outFeatures, x: h.baseAddress!, ldx: p.rank, tokens: rows,
-                                  into: y, ldy: ldy, alpha: p.scaling, accumulate: true)
+                DenseRows.lowRank(b, outputs: p.outFeatures, rank: p.rank, h: h.baseAddress!, ldh: p.rank, tokens: rows,
+                                  into: y, ldy: ldy, alpha: p.scaling)
             }
         }
     }

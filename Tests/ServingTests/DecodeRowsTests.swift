@@ -66,6 +66,51 @@ final class DecodeRowsTests: XCTestCase {
         }
     }
 
+    /// LoRA's B product (`DenseRows.lowRank`): ranks around the 8-wide transpose (tails of every length) and
+    /// above the stack limit (256: the plain body), outputs around the 8-output block, T = 1...11 (blocks of 8,
+    /// 4 and 1 rows): each row the same bits alone, in any row split and in the portable build, and the
+    /// running sum it claims to be.
+    func testLowRankRowsAreEachRowAloneAndTheirPortableTwinAndCloseToTheExactSum() {
+        for r in [1, 3, 7, 8, 9, 16, 17, 64, 300] {
+            for n in [1, 7, 8, 13, 40] {
+                let b = Self.floats(n * r, seed: UInt64(r * 100 + n))
+                for T in 1...11 {
+                    let h = Self.floats(T * r, seed: UInt64(7 + T * r))
+                    let y0 = Self.floats(T * n, seed: UInt64(3 * T + n))
+                    // alpha 0.5: a power of two, so scaling adds no rounding to the bound below.
+                    var all = y0, alone = y0, portable = y0
+                    DenseRows.lowRank(b, outputs: n, rank: r, h: h, ldh: r, tokens: T, into: &all, ldy: n, alpha: 0.5)
+                    h.withUnsafeBufferPointer { hp in
+                        alone.withUnsafeMutableBufferPointer { yp in
+                            for t in 0..<T {
+                                DenseRows.lowRank(b, outputs: n, rank: r, h: hp.baseAddress! + t * r, ldh: r, tokens: 1,
+                                                  into: yp.baseAddress! + t * n, ldy: n, alpha: 0.5)
+                            }
+                        }
+                    }
+                    DenseRows.lowRankPortable(b, outputs: n, rank: r, h: h, ldh: r, tokens: T, into: &portable, ldy: n, alpha: 0.5)
+                    let bits = all.map(\.bitPattern)
+                    XCTAssertEqual(bits, alone.map(\.bitPattern), "R=\(r) N=\(n) T=\(T): a row depends on the other rows")
+                    XCTAssertEqual(bits, portable.map(\.bitPattern), "R=\(r) N=\(n) T=\(T): the AVX2 and portable builds differ")
+                    // One fp32 running sum of R products vs the exact one: γ_R · Σ|h·b| (Higham §3.1); the add
+                    // into y rounds once more, u · |result|.
+                    for t in 0..<T {
+                        for o in 0..<n {
+                            var exact = 0.0, mag = 0.0
+                            for j in 0..<r {
+                                let p = Double(h[t * r + j]) * Double(b[o * r + j])
+                                exact += p; mag += abs(p)
+                            }
+                            let want = Double(y0[t * n + o]) + 0.5 * exact
+                            let bound = 0.5 * FP32.gamma(r) * mag + FP32.roundings(1) * abs(want)
+                            XCTAssertLessThanOrEqual(abs(Double(all[t * n + o]) - want), bound, "R=\(r) N=\(n) T=\(T) t=\(t) o=\(o)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// `applyRows` of rows under one adapter: every row the same bits as that row alone, and close to
     /// the sgemm path (`apply` with T tokens, what prefill uses).
     func testLoRAApplyRowsIsEachRowAloneAndMatchesTheChunkPath() {

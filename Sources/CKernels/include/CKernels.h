@@ -47,6 +47,17 @@ void ck_dense_rows(const float *w, long K, long r0, long r1, const float *x, lon
 void ck_dense_rows_portable(const float *w, long K, long r0, long r1, const float *x, long ldx, long T,
                             float *y, long ldy, float alpha, int accumulate);
 
+/// LoRA's B product on decode rows: Y[t, n] += alpha * Σ_{r<R} H[t, r] · B[n, r] for n < N, t < T;
+/// B [N, R] row-major, H [T, ldh], Y [T, ldy]. Per (t, n) one running sum over r in order (started
+/// from the first product, multiply then add, never fused), then Y + alpha * sum: fixed by R alone,
+/// so a row's result is the same bits alone or in any batch. The AVX2 body keeps 8 outputs side by
+/// side (B transposed 8 rows at a time), no horizontal sums; the same bits either way. R >= 1.
+void ck_low_rank_rows(const float *B, long N, long R, const float *h, long ldh, long T, float *y, long ldy, float alpha);
+
+/// `ck_low_rank_rows` without AVX2 (the portable build), for tests.
+void ck_low_rank_rows_portable(const float *B, long N, long R, const float *h, long ldh, long T, float *y, long ldy,
+                               float alpha);
+
 /// A row kernel's signature (`ck_q4_1_rows` and the others above).
 typedef void (*ck_rows_fn)(const uint8_t *blocks, long blocksPerRow, long r0, long r1,
                            const float *x, long T, float *y, long ldy, int accumulate);

@@ -158,9 +158,11 @@ extension LlamaModel {
                 RMSNorm.forward(x, weight: w.baseAddress!, eps: c.rmsNormEps, tokens: T, dim: D, into: xn1)
             }
             let qkvGrouped = baseRowsGroup(rows, xn1, (layer.q, q), (layer.k, k), (layer.v, v))
-            linear(layer.q, .q, l, rows, xn1, q, baseDone: qkvGrouped)
-            linear(layer.k, .k, l, rows, xn1, k, baseDone: qkvGrouped)
-            linear(layer.v, .v, l, rows, xn1, v, baseDone: qkvGrouped)
+            linear(layer.q, .q, l, rows, xn1, q, baseDone: qkvGrouped, rowsAdapters: false)
+            linear(layer.k, .k, l, rows, xn1, k, baseDone: qkvGrouped, rowsAdapters: false)
+            linear(layer.v, .v, l, rows, xn1, v, baseDone: qkvGrouped, rowsAdapters: false)
+            rowsAdapterTerms(l, rows, xn1, width: D, AdapterParts((.q, q, layer.q.outFeatures), (.k, k, layer.k.outFeatures),
+                                                        (.v, v, layer.v.outFeatures)))
             // Frozen biases (Qwen2): constants, so the backward is unchanged.
             LayerWeights.addBias(layer.qBias, to: q, tokens: T)
             LayerWeights.addBias(layer.kBias, to: k, tokens: T)
@@ -177,8 +179,9 @@ extension LlamaModel {
                 RMSNorm.forward(x, weight: w.baseAddress!, eps: c.rmsNormEps, tokens: T, dim: D, into: xn2)
             }
             let gateUpGrouped = baseRowsGroup(rows, xn2, (layer.gate, gate), (layer.up, up), nil)
-            linear(layer.gate, .gate, l, rows, xn2, gate, baseDone: gateUpGrouped)
-            linear(layer.up, .up, l, rows, xn2, up, baseDone: gateUpGrouped)
+            linear(layer.gate, .gate, l, rows, xn2, gate, baseDone: gateUpGrouped, rowsAdapters: false)
+            linear(layer.up, .up, l, rows, xn2, up, baseDone: gateUpGrouped, rowsAdapters: false)
+            rowsAdapterTerms(l, rows, xn2, width: D, AdapterParts((.gate, gate, layer.gate.outFeatures), (.up, up, layer.up.outFeatures)))
             Activations.swiglu(gate: gate, up: up, into: act, count: T * F)
             linear(layer.down, .down, l, rows, act, x, accumulate: true)
         }
@@ -207,30 +210,77 @@ extension LlamaModel {
         return 0..<n
     }
 
-    /// One `.rows` group's low-rank terms for one module, as pool tasks: task i applies piece i's adapters
-    /// to its rows (`adapterPieces`). Lives on the caller's stack for the region (`Parallel.runTasks`), so
-    /// spreading the pieces over the pool allocates nothing (a Swift closure region allocates once per call).
+    /// The modules whose low-rank terms one pool region adds (1 to 3 sharing the input x: q/k/v, gate/up,
+    /// or one module alone): each module, its output Y [T, n] and n. A fixed-size value, so building one
+    /// allocates nothing.
+    struct AdapterParts {
+        typealias Part = (module: LinearModule, y: UnsafeMutablePointer<Float>, n: Int)
+        let count: Int
+        let p0: Part, p1: Part, p2: Part
+
+        init(_ a: Part, _ b: Part? = nil, _ c: Part? = nil) {
+            count = c != nil ? 3 : b != nil ? 2 : 1
+            p0 = a; p1 = b ?? a; p2 = c ?? a
+        }
+
+        @inline(__always)
+        subscript(i: Int) -> Part { i == 0 ? p0 : i == 1 ? p1 : p2 }
+    }
+
+    /// One `.rows` group's low-rank terms for the modules of `parts` (all over the same input x), as pool
+    /// tasks: task i applies piece i's adapters (`adapterPieces`) to its rows for each module in turn (the
+    /// rows' x stays in cache across the modules' A products; one region for q/k/v instead of three). Lives
+    /// on the caller's stack for the region (`Parallel.runTasks`), so spreading the pieces over the pool
+    /// allocates nothing (a Swift closure region allocates once per call).
     struct AdapterRunsTask {
         let sets: UnsafeBufferPointer<AdapterSet>
         let within: Range<Int>          // the group's indices into `sets`
         let firstRow: Int               // the group's first row (sets index within.lowerBound)
         let piece: Int                  // rows per piece at most
         let layer: Int
-        let module: LinearModule
+        let parts: AdapterParts
         let x: UnsafePointer<Float>, k: Int
-        let y: UnsafeMutablePointer<Float>, n: Int
         let context: ComputeContext
 
         func run(_ i: Int) {
             let rr = LlamaModel.adapterPieces(sets, within: within, piece: piece, index: i)
             let row = firstRow + (rr.lowerBound - within.lowerBound)
-            sets[rr.lowerBound].applyRows(layer: layer, module: module, x: x + row * k, ldx: k, rows: rr.count,
-                                          y: y + row * n, ldy: n)
+            for p in 0..<parts.count {
+                let part = parts[p]
+                sets[rr.lowerBound].applyRows(layer: layer, module: part.module, x: x + row * k, ldx: k, rows: rr.count,
+                                              y: part.y + row * part.n, ldy: part.n)
+            }
         }
 
         static let poolTask: @convention(c) (UnsafeMutableRawPointer?, Int) -> Void = { raw, i in
             let t = raw!.assumingMemoryBound(to: AdapterRunsTask.self)
             Parallel.runChunk(t.pointee.context) { t.pointee.run(i) }
+        }
+    }
+
+    /// The `.rows` groups' low-rank terms of `parts` (modules sharing the input x [T, K], K = `width`): runs of consecutive
+    /// rows under the same adapters take their terms in pieces of a few rows, one `applyRows` per module each
+    /// (each adapter matrix read once for the piece; each row's bits as if alone), spread over the pool in one
+    /// region for all of `parts`: with many adapters this is the step's memory traffic, and with one adapter on
+    /// every row its terms no longer run on one thread while the others wait. About two pieces a thread, so one
+    /// that starts late takes fewer. (`.chunks` groups take theirs in `linear`.)
+    @inline(__always)
+    func rowsAdapterTerms(_ layer: Int, _ rows: BlockRows, _ x: UnsafePointer<Float>, width K: Int, _ parts: AdapterParts) {
+        for g in rows.groups {
+            guard case let .rows(r, setRange) = g else { continue }
+            rows.adapterSets.withUnsafeBufferPointer { sets in
+                let context = ComputeContext.current
+                let piece = !Self.spreadDecodeRows ? r.count : max(1, (r.count + 2 * context.threads - 1) / (2 * context.threads))
+                let tasks = Self.adapterPieces(sets, within: setRange, piece: piece, index: -1).count
+                var task = AdapterRunsTask(sets: sets, within: setRange, firstRow: r.lowerBound, piece: piece, layer: layer,
+                                           parts: parts, x: x, k: K, context: context)
+                if tasks <= 1 || Parallel.chunkCount(tasks, context: context) <= 1 {
+                    for i in 0..<tasks { task.run(i) }
+                } else if !withUnsafeMutablePointer(to: &task, { Parallel.runTasks(tasks, AdapterRunsTask.poolTask, $0) }) {
+                    // The pool is busy (a nested call, another budget's region): `forEachChunk`'s other way.
+                    Parallel.forEachChunk(tasks) { chunk in for i in chunk { task.run(i) } }
+                }
+            }
         }
     }
 
@@ -250,33 +300,18 @@ extension LlamaModel {
 
     /// Y[T, N] = X[T, K] · Wᵀ (+ Y) plus each group's adapters' low-rank update for this module.
     /// `baseDone`: `baseRowsGroup` already wrote the base product of the (single) `.rows` group.
+    /// `rowsAdapters` false: the `.rows` groups' low-rank terms are left to the caller (`rowsAdapterTerms`
+    /// over several modules sharing x, one region for all of them).
     @inline(__always)
     func linear(_ w: LinearWeight, _ module: LinearModule, _ layer: Int, _ rows: BlockRows,
-                _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, accumulate: Bool = false, baseDone: Bool = false) {
+                _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, accumulate: Bool = false, baseDone: Bool = false,
+                rowsAdapters: Bool = true) {
         let K = w.inFeatures, N = w.outFeatures
         for g in rows.groups {
             switch g {
-            case let .rows(r, setRange):
+            case let .rows(r, _):
                 if !baseDone {
                     w.forwardRows(x + r.lowerBound * K, rows: r.count, into: y + r.lowerBound * N, accumulate: accumulate)
-                }
-                // Runs of consecutive rows under the same adapters take their low-rank terms in pieces of
-                // a few rows, one `applyRows` each (each adapter matrix read once for the piece; each row's
-                // bits as if alone), spread over the pool: with many adapters this is the step's memory
-                // traffic, and with one adapter on every row its terms no longer run on one thread while
-                // the others wait. About two pieces a thread, so one that starts late takes fewer.
-                rows.adapterSets.withUnsafeBufferPointer { sets in
-                    let context = ComputeContext.current
-                    let piece = !Self.spreadDecodeRows ? r.count : max(1, (r.count + 2 * context.threads - 1) / (2 * context.threads))
-                    let tasks = Self.adapterPieces(sets, within: setRange, piece: piece, index: -1).count
-                    var task = AdapterRunsTask(sets: sets, within: setRange, firstRow: r.lowerBound, piece: piece, layer: layer,
-                                               module: module, x: x, k: K, y: y, n: N, context: context)
-                    if tasks <= 1 || Parallel.chunkCount(tasks, context: context) <= 1 {
-                        for i in 0..<tasks { task.run(i) }
-                    } else if !withUnsafeMutablePointer(to: &task, { Parallel.runTasks(tasks, AdapterRunsTask.poolTask, $0) }) {
-                        // The pool is busy (a nested call, another budget's region): `forEachChunk`'s other way.
-                        Parallel.forEachChunk(tasks) { chunk in for i in chunk { task.run(i) } }
-                    }
                 }
             case let .chunks(chunkIndices, setRange):
                 // Each chunk's bits are those of its own `forward`; a quantized weight dequantizes
@@ -292,5 +327,6 @@ extension LlamaModel {
                 }
             }
         }
+        if rowsAdapters { rowsAdapterTerms(layer, rows, x, width: K, AdapterParts((module, y, N))) }
     }
 }
