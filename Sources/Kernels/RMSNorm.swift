@@ -1,4 +1,8 @@
+import CKernels
+
 /// RMSNorm as LlamaRMSNorm computes it in fp32: y = w * x / sqrt(mean(x²) + eps).
+/// Rows go through `ck_rmsnorm_rows` (AVX2 where the CPU has it and `Activations.useSIMD`, else its portable
+/// twin, the same bits): the sum of squares in 8 lanes and a fixed tree, so a row's bits depend on that row alone.
 public enum RMSNorm {
     /// X[T, D] -> Y[T, D]. `y` may alias `x`. Many rows are split over `Parallel`'s pool; a row's
     /// arithmetic depends on that row alone, so the bits are those of `forwardRows` over all rows.
@@ -11,12 +15,12 @@ public enum RMSNorm {
     @inline(__always)
     public static func forwardRows(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, eps: Float,
                                    _ rows: Range<Int>, dim: Int, into y: UnsafeMutablePointer<Float>) {
-        for t in rows {
-            let xr = x + t * dim, yr = y + t * dim
-            var ss: Float = 0
-            for i in 0..<dim { ss += xr[i] * xr[i] }
-            let inv = 1 / (ss / Float(dim) + eps).squareRoot()
-            for i in 0..<dim { yr[i] = weight[i] * (xr[i] * inv) }
+        guard !rows.isEmpty else { return }
+        let xr = x + rows.lowerBound * dim, yr = y + rows.lowerBound * dim
+        if Activations.useSIMD {
+            ck_rmsnorm_rows(xr, weight, eps, rows.count, dim, yr)
+        } else {
+            ck_rmsnorm_rows_ref(xr, weight, eps, rows.count, dim, yr)
         }
     }
 
@@ -35,7 +39,8 @@ public enum RMSNorm {
 
 extension RMSNorm {
     /// Backward of `forward` for a frozen weight: dX[T, D] += ∂y/∂x · dY[T, D].
-    /// With r = 1/sqrt(mean(x²) + eps) and g = w ⊙ dy: dx = r·g - x · r³ · Σ(g ⊙ x) / D.
+    /// With r = 1/sqrt(mean(x²) + eps) and g = w ⊙ dy: dx = r·g - x · r³ · Σ(g ⊙ x) / D (`ck_rmsnorm_backward_rows`,
+    /// its sums in the forward's lane order).
     /// Rows split over the pool as in `forward`.
     public static func backward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, eps: Float,
                                 dy: UnsafePointer<Float>, tokens: Int, dim: Int, dx: UnsafeMutablePointer<Float>) {
@@ -46,17 +51,12 @@ extension RMSNorm {
     @inline(__always)
     public static func backwardRows(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, eps: Float,
                                     dy: UnsafePointer<Float>, _ rows: Range<Int>, dim: Int, dx: UnsafeMutablePointer<Float>) {
-        for t in rows {
-            let xr = x + t * dim, dyr = dy + t * dim, dxr = dx + t * dim
-            var ss: Float = 0
-            var gx: Float = 0
-            for i in 0..<dim {
-                ss += xr[i] * xr[i]
-                gx += weight[i] * dyr[i] * xr[i]
-            }
-            let r = 1 / (ss / Float(dim) + eps).squareRoot()
-            let c = r * r * r * gx / Float(dim)
-            for i in 0..<dim { dxr[i] += r * weight[i] * dyr[i] - xr[i] * c }
+        guard !rows.isEmpty else { return }
+        let o = rows.lowerBound * dim
+        if Activations.useSIMD {
+            ck_rmsnorm_backward_rows(x + o, weight, eps, dy + o, rows.count, dim, dx + o)
+        } else {
+            ck_rmsnorm_backward_rows_ref(x + o, weight, eps, dy + o, rows.count, dim, dx + o)
         }
     }
 }

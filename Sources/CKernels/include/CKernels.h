@@ -58,6 +58,16 @@ void ck_low_rank_rows(const float *B, long N, long R, const float *h, long ldh, 
 void ck_low_rank_rows_portable(const float *B, long N, long R, const float *h, long ldh, long T, float *y, long ldy,
                                float alpha);
 
+/// RMSNorm rows (rmsnorm_rows.c): Y[t, i] = w[i] * (X[t, i] * r_t), r_t = 1 / sqrt(Σ_i X[t, i]² / D + eps),
+/// X, Y [T, D] (Y may alias X). The sum of squares is 8 lanes (lane l: i ≡ l mod 8, in order; the D % 8 tail
+/// into lanes 0..) then a fixed tree; AVX2 where the CPU has it, `_ref` the portable twin, the same bits.
+void ck_rmsnorm_rows(const float *x, const float *w, float eps, long T, long D, float *y);
+void ck_rmsnorm_rows_ref(const float *x, const float *w, float eps, long T, long D, float *y);
+/// Backward for a frozen weight: dX[t, i] += (r·w[i])·dY[t, i] - X[t, i]·c, c = r³ · Σ_i (w[i]·dY[t, i])·X[t, i] / D,
+/// both sums in the forward's lane order; the same bits with AVX2 or without.
+void ck_rmsnorm_backward_rows(const float *x, const float *w, float eps, const float *dy, long T, long D, float *dx);
+void ck_rmsnorm_backward_rows_ref(const float *x, const float *w, float eps, const float *dy, long T, long D, float *dx);
+
 /// A row kernel's signature (`ck_q4_1_rows` and the others above).
 typedef void (*ck_rows_fn)(const uint8_t *blocks, long blocksPerRow, long r0, long r1,
                            const float *x, long T, float *y, long ldy, int accumulate);
