@@ -3,9 +3,10 @@ import Foundation
 import Kernels
 
 extension Q8ActivationRows {
-    /// Whether `forwardRowsGroup` groups at all: `LORA_DECODE_GROUPS=off` turns it off (one region per
-    /// weight, as before) for A/B figures; the bits are the same either way. Tests switch it.
-    nonisolated(unsafe) public static var groupsRegions = ProcessInfo.processInfo.environment["LORA_DECODE_GROUPS"] != "off"
+    /// Whether `forwardRowsGroup` groups at all: `LORA_DECODE_GROUPS=off` (or `0`) turns it off (one region per
+    /// weight, as before) for A/B figures; the bits are the same either way. Tests switch it. Parsed by
+    /// `EnvironmentSwitch.decodeGroups` (the CLI refuses a value it does not know).
+    nonisolated(unsafe) public static var groupsRegions = EnvironmentSwitch.decodeGroups.value
 
     /// The format of `w`'s integer-dot kernel when its decode rows take int8 activations now, else nil.
     @inline(__always)

@@ -131,3 +131,19 @@ enum QuantizedRowsJob {
         }
     }
 }
+
+// MARK: - The decode knobs the CLI checks at start
+
+extension QuantizedKernelDispatch {
+    /// Why the decode knobs in this process's environment cannot be used (`LORA_DECODE_ACTIVATIONS`, then each
+    /// `EnvironmentSwitch.all`), naming the variable, its value and the accepted values; nil when every one is
+    /// unset or known. The CLI refuses to start with it (`Lora.main`).
+    public static func decodeKnobsError(in environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+        if let v = environment[decodeActivationsVariable], !v.isEmpty, DecodeActivations(rawValue: v) == nil {
+            return "\(decodeActivationsVariable)=\(v) is not one of "
+                + DecodeActivations.allCases.map(\.rawValue).joined(separator: ", ") + " (decode rows' activations)"
+        }
+        for s in EnvironmentSwitch.all { if let e = s.error(in: environment) { return e } }
+        return nil
+    }
+}

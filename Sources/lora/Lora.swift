@@ -34,10 +34,7 @@ struct Lora: AsyncParsableCommand {
     /// Async, as AsyncParsableCommand's own: `lora serve` runs asynchronously, every other verb synchronously.
     static func main() async {
         do {
-            if let bad = QuantizedKernelDispatch.invalidDecodeActivations {
-                throw ValidationError("\(QuantizedKernelDispatch.decodeActivationsVariable)=\(bad) is not one of "
-                                      + DecodeActivations.allCases.map(\.rawValue).joined(separator: ", ") + " (decode rows' activations)")
-            }
+            if let bad = QuantizedKernelDispatch.decodeKnobsError() { throw ValidationError(bad) }
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()

@@ -93,8 +93,9 @@ extension LlamaModel {
     }
 
     /// Whether decode rows' attention and low-rank terms are spread over the pool (else they run on the
-    /// calling thread, as before; `LORA_DECODE_SPREAD=0`, for A/B figures). Read once at start-up.
-    static let spreadDecodeRows = ProcessInfo.processInfo.environment["LORA_DECODE_SPREAD"] != "0"
+    /// calling thread, as before; `LORA_DECODE_SPREAD=0` or `off`, for A/B figures). Read once at start-up
+    /// (`EnvironmentSwitch.decodeSpread`; the CLI refuses a value it does not know).
+    static let spreadDecodeRows = EnvironmentSwitch.decodeSpread.value
 
     /// Whether a segment's attention goes through `AttentionRow` (one row against a cache).
     @inline(__always)
