@@ -36,11 +36,22 @@ final class AttentionRowTests: XCTestCase {
     /// Head sizes around the 8-lane and 32-element strides (tails of every kind), key counts around the
     /// 4-key stride, with and without keys hidden at the front (a sliding window), keys `ld` apart.
     func testAttentionRowIsItsPortableTwinAndDoubleAttentionWithinTheDerivedBound() {
+        check(heads: [1, 5, 8, 12, 31, 40, 64, 67], keys: [1, 2, 3, 4, 5, 8, 33, 131])
+    }
+
+    /// Every key count from 1 to 200 (odd ones, every tail of the 8- and 4-key passes) at the default model's
+    /// head size 64 and at 24 and 40, odd multiples of 8 (the 8-key pass with a 64-element head's 32- and
+    /// 8-wide value tails).
+    func testEveryKeyCountUpTo200AtHeadSizes64AndOddMultiplesOf8() {
+        check(heads: [24, 40, 64], keys: Array(1...200))
+    }
+
+    func check(heads: [Int], keys: [Int]) {
         let sentinel: Float = -12345
         for simd in Activations.cpuHasSIMD ? [true, false] : [false] {
             Activations.useSIMD = simd
-            for E in [1, 5, 8, 12, 31, 40, 64, 67] {
-                for S in [1, 2, 3, 4, 5, 8, 33, 131] {
+            for E in heads {
+                for S in keys {
                     for lo in Set([0, S / 3, S - 1]).sorted() {
                         let ld = E + 3
                         var rng = TestRNG(seed: UInt64(E * 1000 + S * 10 + lo))
