@@ -2,6 +2,11 @@
 // under its own target attribute (`#pragma clang attribute`) with CK_Q8_VNNI 0 or 1.
 // Their portable twin is `ck_q8_rows_ref` in q8_rows.c; the arithmetic is described in CKernels.h.
 //
+// Inputs have one digit (int8, `ck_q8_quantize_rows`) or two (`ck_q8x2_quantize_rows`: per block the high
+// digits' 32 bytes then the low digits' 32, rows 2K bytes apart); with two, each weight block is dotted with
+// both digits (the same unpacked weight) and the two block sums are combined exactly in int32 as
+// (hi << 8) + lo before the same float work. `digits` is a compile-time constant at every call.
+//
 // A tile is 8 outputs (t, r) at once: TT inputs x RR = 8 / TT weight rows (8 x 1, 4 x 2, 2 x 4, 1 x 8).
 // Per block, the 8 integer dots (8 int32 lanes each) are reduced to ONE vector holding the 8 exact block
 // sums (a transpose-add tree), and the float work is done once for the 8 outputs in that vector:
@@ -84,8 +89,8 @@ CK_Q8_IN __m256 ck8_lanes(int TT, const float *p) {
 /// One tile: TT inputs (rows t0..t0+TT-1 of the group whose quantized rows start at xq, whose scales and
 /// sums start at xd, xs) against RR = 8 / TT weight rows starting at pa; rn <= RR of those rows and tn <= TT
 /// of the inputs are stored (the others are computed on row pa's data or on the zero padding of the group
-/// and dropped). y points at output (t0, r).
-CK_Q8_IN void ck8_tile(int fmt, int TT, const uint8_t *pa, long bpr, long rowBytes, long rn, const int8_t *xq,
+/// and dropped). y points at output (t0, r). Input rows are digits * K bytes apart, a block digits * 32.
+CK_Q8_IN void ck8_tile(int fmt, int digits, int TT, const uint8_t *pa, long bpr, long rowBytes, long rn, const int8_t *xq,
                        const float *xd, const float *xs, long K, float *y, long ldy, long tn, int accumulate) {
     const int RR = 8 / TT;
     const long bb = fmt == CK_Q8_FMT_Q4_1 ? 20 : 34;
@@ -96,10 +101,13 @@ CK_Q8_IN void ck8_tile(int fmt, int TT, const uint8_t *pa, long bpr, long rowByt
                                             0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
     __m256 acc = _mm256_setzero_ps();
     for (long b = 0; b < bpr; b++) {
-        __m256i v[8];
-        __m256i a[8];
+        __m256i v[8], vl[8];
+        __m256i a[8], al[8];
 #pragma clang loop unroll(full)
-        for (int t = 0; t < TT; t++) a[t] = _mm256_loadu_si256((const __m256i *)(xq + t * K + b * 32));
+        for (int t = 0; t < TT; t++) {
+            a[t] = _mm256_loadu_si256((const __m256i *)(xq + (t * K + b * 32) * digits));
+            if (digits == 2) al[t] = _mm256_loadu_si256((const __m256i *)(xq + (t * K + b * 32) * 2 + 32));
+        }
         // The next tile's weight rows (they follow these), this block's share of them: 8 weight rows
         // streamed side by side are more than the hardware prefetcher follows (T = 1 read 1.5x slower).
         // A prefetch past the weight's end is harmless (it never faults).
@@ -111,9 +119,16 @@ CK_Q8_IN void ck8_tile(int fmt, int TT, const uint8_t *pa, long bpr, long rowByt
             struct ck8_wblock w;
             ck8_unpack(fmt, rows[i] + b * bb, &w);
 #pragma clang loop unroll(full)
-            for (int t = 0; t < TT; t++) v[i * TT + t] = ck8_dot(w.u, ck8_signed(fmt, a[t], &w));
+            for (int t = 0; t < TT; t++) {
+                v[i * TT + t] = ck8_dot(w.u, ck8_signed(fmt, a[t], &w));
+                if (digits == 2) vl[i * TT + t] = ck8_dot(w.u, ck8_signed(fmt, al[t], &w));
+            }
         }
-        const __m256 isum = _mm256_cvtepi32_ps(ck8_reduce8(v));   // |isum| < 2^24: exact
+        // One digit: |isum| < 2^24, exact. Two: (hi << 8) + lo exact in int32 (CKernels.h: |.| < 2^27), and
+        // float() exact below 2^24 (Q4_1 always), else one rounding to nearest even (Q8_0), as the twin's cast.
+        __m256i is = ck8_reduce8(v);
+        if (digits == 2) is = _mm256_add_epi32(_mm256_slli_epi32(is, 8), ck8_reduce8(vl));
+        const __m256 isum = _mm256_cvtepi32_ps(is);
         __m256 dw, mw;
         if (RR == 1) {
             dw = ck8_half8(pa + b * bb);
@@ -149,20 +164,20 @@ CK_Q8_IN void ck8_tile(int fmt, int TT, const uint8_t *pa, long bpr, long rowByt
 
 /// The driver: weight rows in runs of 8 (kept in L1 while every group of 8 inputs passes over them); a
 /// group of tn inputs takes tiles of TT = 1, 2, 4 or 8 (the smallest >= tn) inputs by 8 / TT weight rows.
-CK_Q8_IN void ck8_rows(int fmt, const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq,
+CK_Q8_IN void ck8_rows(int fmt, int digits, const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq,
                        const float *xd, const float *xs, long T, float *y, long ldy, int accumulate) {
     const long K = bpr * 32, rowBytes = bpr * (fmt == CK_Q8_FMT_Q4_1 ? 20 : 34);
     for (long r = r0; r < r1; r += 8) {
         const long rend = r + 8 < r1 ? r + 8 : r1;
         for (long t0 = 0; t0 < T; t0 += 8) {
             const long tn = T - t0 < 8 ? T - t0 : 8;
-            // Group t0 / 8: its rows at xq + t0 * K, its scales and sums at (t0 / 8) * bpr * 8 = t0 * bpr.
-            const int8_t *q = xq + t0 * K;
+            // Group t0 / 8: its rows at xq + t0 * K * digits, its scales and sums at (t0 / 8) * bpr * 8 = t0 * bpr.
+            const int8_t *q = xq + t0 * K * digits;
             const float *d = xd + t0 * bpr, *s = xs + t0 * bpr;
             float *yt = y + t0 * ldy;
 #define CK8_TILES(TT)                                                                                   \
     for (long rr = r; rr < rend; rr += 8 / (TT))                                                        \
-        ck8_tile(fmt, (TT), blocks + rr * rowBytes, bpr, rowBytes, rend - rr < 8 / (TT) ? rend - rr : 8 / (TT), \
+        ck8_tile(fmt, digits, (TT), blocks + rr * rowBytes, bpr, rowBytes, rend - rr < 8 / (TT) ? rend - rr : 8 / (TT), \
                  q, d, s, K, yt + rr, ldy, tn, accumulate)
             if (tn == 1) CK8_TILES(1);
             else if (tn == 2) CK8_TILES(2);
