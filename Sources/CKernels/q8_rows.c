@@ -53,6 +53,47 @@ void ck_q8_quantize_rows_ref(const float *x, long T, long K, int8_t *q, float *d
     }
 }
 
+void ck_q8x2_quantize_rows_ref(const float *x, long T, long K, int8_t *q, float *d, float *s) {
+    const long bpr = K / 32, padded = (T + 7) / 8 * 8;
+    for (long t = 0; t < padded; t++) {
+        for (long b = 0; b < bpr; b++) {
+            int8_t *hi = q + (t * K + b * 32) * 2, *lo = hi + 32;
+            const long at = ck_q8_scale_index(t, b, bpr);
+            if (t >= T) {   // the group's padding: zeros
+                for (int i = 0; i < 32; i++) hi[i] = lo[i] = 0;
+                d[at] = 0.0f;
+                s[at] = 0.0f;
+                continue;
+            }
+            const float *xb = x + t * K + b * 32;
+            float m[8];   // amax in ck_q8_quantize_rows_ref's order (the same bits as its SIMD twin's)
+            for (int l = 0; l < 8; l++) {
+                m[l] = 0.0f;
+                for (int c = 0; c < 4; c++) m[l] = ck_max_ps1(m[l], fabsf(xb[c * 8 + l]));
+            }
+            float h[4];
+            for (int l = 0; l < 4; l++) h[l] = ck_max_ps1(m[l], m[l + 4]);
+            const float amax = ck_max_ps1(ck_max_ps1(h[0], h[2]), ck_max_ps1(h[1], h[3]));
+            const float e = amax / 32512.0f, unit = e * 256.0f;   // 32512 = 127 * 256; e * 256 is exact
+            d[at] = e;
+            int32_t sum = 0;
+            for (int i = 0; i < 32; i++) {
+                int qh = 0, ql = 0;
+                if (e != 0.0f) {
+                    const float zh = rintf(ck_min_ps1(ck_max_ps1(xb[i] / unit, -127.0f), 127.0f));
+                    const float r = fmaf(-unit, zh, xb[i]);   // x - unit * q_hi, one rounding
+                    qh = (int)zh;
+                    ql = (int)rintf(ck_min_ps1(ck_max_ps1(r / e, -127.0f), 127.0f));
+                }
+                hi[i] = (int8_t)qh;
+                lo[i] = (int8_t)ql;
+                sum += qh * 256 + ql;
+            }
+            s[at] = e * (float)sum;   // |sum| <= 32 * 32,639 < 2^24: exact in fp32; one rounding
+        }
+    }
+}
+
 /// One block's sum of products Σ q_w · q_a over its 32 elements, exact in int32.
 static inline int32_t ck_q8_isum(int fmt, const uint8_t *wb, const int8_t *a) {
     int32_t acc = 0;
@@ -77,7 +118,7 @@ static inline float ck_q8_half(const uint8_t *p) {
     return v.f;
 }
 
-static void ck_q8_rows_ref(int fmt, const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq,
+static void ck_q8_rows_ref(int fmt, int digits, const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq,
                            const float *xd, const float *xs, long T, float *y, long ldy, int accumulate) {
     const long bb = fmt == CK_Q8_FMT_Q4_1 ? 20 : 34, K = bpr * 32;
     for (long t = 0; t < T; t++) {
@@ -86,7 +127,11 @@ static void ck_q8_rows_ref(int fmt, const uint8_t *blocks, long bpr, long r0, lo
             for (long b = 0; b < bpr; b++) {
                 const uint8_t *wb = blocks + (r * bpr + b) * bb;
                 const long at = ck_q8_scale_index(t, b, bpr);
-                const float isum = (float)ck_q8_isum(fmt, wb, xq + t * K + b * 32);   // |isum| < 2^24: exact
+                const int8_t *a = xq + (t * K + b * 32) * digits;
+                // One digit: |isum| < 2^24, exact. Two: hi * 256 + lo, exact in int32 (|.| < 2^27); the cast
+                // exact below 2^24, else one rounding to nearest even (CKernels.h).
+                const int32_t is = digits == 1 ? ck_q8_isum(fmt, wb, a) : ck_q8_isum(fmt, wb, a) * 256 + ck_q8_isum(fmt, wb, a + 32);
+                const float isum = (float)is;
                 float p = (ck_q8_half(wb) * xd[at]) * isum;
                 if (fmt == CK_Q8_FMT_Q4_1) p = fmaf(ck_q8_half(wb + 2), xs[at], p);
                 acc = acc + p;
@@ -99,12 +144,22 @@ static void ck_q8_rows_ref(int fmt, const uint8_t *blocks, long bpr, long r0, lo
 
 void ck_q4_1_q8_rows_ref(const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq, const float *xd,
                          const float *xs, long T, float *y, long ldy, int accumulate) {
-    ck_q8_rows_ref(CK_Q8_FMT_Q4_1, blocks, bpr, r0, r1, xq, xd, xs, T, y, ldy, accumulate);
+    ck_q8_rows_ref(CK_Q8_FMT_Q4_1, 1, blocks, bpr, r0, r1, xq, xd, xs, T, y, ldy, accumulate);
 }
 
 void ck_q8_0_q8_rows_ref(const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq, const float *xd,
                          const float *xs, long T, float *y, long ldy, int accumulate) {
-    ck_q8_rows_ref(CK_Q8_FMT_Q8_0, blocks, bpr, r0, r1, xq, xd, xs, T, y, ldy, accumulate);
+    ck_q8_rows_ref(CK_Q8_FMT_Q8_0, 1, blocks, bpr, r0, r1, xq, xd, xs, T, y, ldy, accumulate);
+}
+
+void ck_q4_1_q8x2_rows_ref(const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq, const float *xd,
+                           const float *xs, long T, float *y, long ldy, int accumulate) {
+    ck_q8_rows_ref(CK_Q8_FMT_Q4_1, 2, blocks, bpr, r0, r1, xq, xd, xs, T, y, ldy, accumulate);
+}
+
+void ck_q8_0_q8x2_rows_ref(const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq, const float *xd,
+                           const float *xs, long T, float *y, long ldy, int accumulate) {
+    ck_q8_rows_ref(CK_Q8_FMT_Q8_0, 2, blocks, bpr, r0, r1, xq, xd, xs, T, y, ldy, accumulate);
 }
 
 void ck_q8_rows_task(void *ctx, long c) {
@@ -180,9 +235,76 @@ void ck_q8_quantize_rows(const float *x, long T, long K, int8_t *q, float *d, fl
     }
 }
 
+/// The 32 int32 values of a block (in element order, 8 per vector) as int8 at p (values in -127..127).
+CK_Q8_INLINE void ck_q8_store_bytes(int8_t *p, __m256i i0, __m256i i1, __m256i i2, __m256i i3) {
+    // packs work per 128-bit half; the permute puts the 8 groups of 4 back in element order.
+    const __m256i pk = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+    _mm256_storeu_si256((__m256i *)p, _mm256_permutevar8x32_epi32(pk, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+}
+
+/// The two digits of 8 elements (the portable twin's operations, lane by lane): q_hi = rint(clamp(x / unit)),
+/// r = fma(-unit, q_hi, x), q_lo = rint(clamp(r / e)); both 0 where e == 0.
+CK_Q8_INLINE void ck_q8x2_digits(__m256 x, __m256 unit, __m256 ve, __m256 nonzero, __m256i *hi, __m256i *lo) {
+    const __m256 lim = _mm256_set1_ps(127.0f), nlim = _mm256_set1_ps(-127.0f);
+    const __m256 zh = _mm256_round_ps(_mm256_min_ps(_mm256_max_ps(_mm256_div_ps(x, unit), nlim), lim),
+                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 r = _mm256_fnmadd_ps(unit, zh, x);
+    const __m256 zl = _mm256_min_ps(_mm256_max_ps(_mm256_div_ps(r, ve), nlim), lim);
+    *hi = _mm256_cvtps_epi32(_mm256_and_ps(zh, nonzero));
+    *lo = _mm256_cvtps_epi32(_mm256_and_ps(zl, nonzero));
+}
+
+__attribute__((target("avx2,fma,f16c")))
+void ck_q8x2_quantize_rows(const float *x, long T, long K, int8_t *q, float *d, float *s) {
+    const long bpr = K / 32, padded = (T + 7) / 8 * 8;
+    const __m256 signless = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    for (long t = 0; t < padded; t++) {
+        for (long b = 0; b < bpr; b++) {
+            int8_t *hi = q + (t * K + b * 32) * 2, *lo = hi + 32;
+            const long at = ck_q8_scale_index(t, b, bpr);
+            if (t >= T) {   // the group's padding (as the portable twin)
+                _mm256_storeu_si256((__m256i *)hi, _mm256_setzero_si256());
+                _mm256_storeu_si256((__m256i *)lo, _mm256_setzero_si256());
+                d[at] = 0.0f;
+                s[at] = 0.0f;
+                continue;
+            }
+            const float *xb = x + t * K + b * 32;
+            const __m256 x0 = _mm256_loadu_ps(xb), x1 = _mm256_loadu_ps(xb + 8);
+            const __m256 x2 = _mm256_loadu_ps(xb + 16), x3 = _mm256_loadu_ps(xb + 24);
+            __m256 m = _mm256_max_ps(_mm256_setzero_ps(), _mm256_and_ps(x0, signless));
+            m = _mm256_max_ps(m, _mm256_and_ps(x1, signless));
+            m = _mm256_max_ps(m, _mm256_and_ps(x2, signless));
+            m = _mm256_max_ps(m, _mm256_and_ps(x3, signless));
+            const float e = ck_q8_hmax(m) / 32512.0f;
+            d[at] = e;
+            const __m256 ve = _mm256_set1_ps(e), unit = _mm256_set1_ps(e * 256.0f);
+            const __m256 nonzero = _mm256_cmp_ps(ve, _mm256_setzero_ps(), _CMP_NEQ_UQ);
+            __m256i h0, h1, h2, h3, l0, l1, l2, l3;
+            ck_q8x2_digits(x0, unit, ve, nonzero, &h0, &l0);
+            ck_q8x2_digits(x1, unit, ve, nonzero, &h1, &l1);
+            ck_q8x2_digits(x2, unit, ve, nonzero, &h2, &l2);
+            ck_q8x2_digits(x3, unit, ve, nonzero, &h3, &l3);
+            ck_q8_store_bytes(hi, h0, h1, h2, h3);
+            ck_q8_store_bytes(lo, l0, l1, l2, l3);
+            // Σ (256 q_hi + q_lo), exact in int32 (< 2^24), then one rounding as the portable twin.
+            const __m256i hs = _mm256_add_epi32(h0, _mm256_add_epi32(h1, _mm256_add_epi32(h2, h3)));
+            const __m256i ls = _mm256_add_epi32(l0, _mm256_add_epi32(l1, _mm256_add_epi32(l2, l3)));
+            const __m256i sums = _mm256_add_epi32(_mm256_slli_epi32(hs, 8), ls);
+            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1));
+            h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
+            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 1));
+            s[at] = e * (float)_mm_cvtsi128_si32(h);
+        }
+    }
+}
+
 #else
 
 int ck_cpu_has_avx512vnni(void) { return 0; }
+void ck_q8x2_quantize_rows(const float *x, long T, long K, int8_t *q, float *d, float *s) {
+    ck_q8x2_quantize_rows_ref(x, T, K, q, d, s);
+}
 void ck_q8_quantize_rows(const float *x, long T, long K, int8_t *q, float *d, float *s) {
     ck_q8_quantize_rows_ref(x, T, K, q, d, s);
 }

@@ -2,9 +2,15 @@
 // under its own target attribute (`#pragma clang attribute`) with CK_Q8_VNNI 0 or 1.
 // Their portable twin is `ck_q8_rows_ref` in q8_rows.c; the arithmetic is described in CKernels.h.
 //
+// Inputs have one digit (int8, `ck_q8_quantize_rows`) or two (`ck_q8x2_quantize_rows`: per block the high
+// digits' 32 bytes then the low digits' 32, rows 2K bytes apart); with two, each weight block is dotted with
+// both digits (the same unpacked weight) and the two block sums are combined exactly in int32 as
+// (hi << 8) + lo before the same float work. `digits` is a compile-time constant at every call.
+//
 // A tile is 8 outputs (t, r) at once: TT inputs x RR = 8 / TT weight rows (8 x 1, 4 x 2, 2 x 4, 1 x 8).
-// Per block, the 8 integer dots (8 int32 lanes each) are reduced to ONE vector holding the 8 exact block
-// sums (a transpose-add tree), and the float work is done once for the 8 outputs in that vector:
+// Per block, the 8 integer dots are computed two outputs per vector (one per 128-bit half, each half's 4
+// int32 lanes covering the block's 32 products) and reduced to ONE vector holding the 8 exact block sums
+// (3 hadds), and the float work is done once for the 8 outputs in that vector:
 // acc = fma(d_w * d_a, float(isum), acc), then (Q4_1) acc = fma(m_w, s_a, acc). Each lane of acc is one
 // output's scalar chain, so there is no horizontal sum at the end and the bits are those of the portable
 // twin whatever the tile shape, the row count T or the split of the weight rows.
@@ -34,14 +40,21 @@ CK_Q8_IN __m256i ck8_dot(__m256i u, __m256i s) {
 #endif
 }
 
-/// Lane j of the result = Σ_l v[j][l]: 8 vectors of 8 int32 lanes transposed and added (exact, so the
-/// order of the integer additions does not matter). hadd(a, b) = per 128-bit half [a0+a1, a2+a3, b0+b1,
-/// b2+b3]; two levels leave [v0..v3 low-half sums | v0..v3 high-half sums], and the halves are added.
-CK_Q8_IN __m256i ck8_reduce8(const __m256i v[8]) {
-    const __m256i a = _mm256_hadd_epi32(v[0], v[1]), b = _mm256_hadd_epi32(v[2], v[3]);
-    const __m256i c = _mm256_hadd_epi32(v[4], v[5]), d = _mm256_hadd_epi32(v[6], v[7]);
-    const __m256i ab = _mm256_hadd_epi32(a, b), cd = _mm256_hadd_epi32(c, d);
-    return _mm256_add_epi32(_mm256_permute2x128_si256(ab, cd, 0x20), _mm256_permute2x128_si256(ab, cd, 0x31));
+/// Two dots into one vector: lane l = Σ u1[i]·s1[i] + u2[i]·s2[i] over bytes i = 4l..4l+3, exact (ck8_dot).
+CK_Q8_IN __m256i ck8_dot2(__m256i u1, __m256i s1, __m256i u2, __m256i s2) {
+#if CK_Q8_VNNI
+    return _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u1, s1), u2, s2);
+#else
+    return _mm256_add_epi32(ck8_dot(u1, s1), ck8_dot(u2, s2));
+#endif
+}
+
+/// Lane l < 4 of the result = the sum of p[l]'s 4 low lanes, lane 4 + l = the sum of its 4 high lanes: each
+/// p[l] holds two outputs' partial sums, one per 128-bit half (exact, so the order of the additions does not
+/// matter). hadd(a, b) = per 128-bit half [a0+a1, a2+a3, b0+b1, b2+b3]; two levels of it, 3 instructions
+/// for 8 outputs.
+CK_Q8_IN __m256i ck8_reduce4(const __m256i p[4]) {
+    return _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
 }
 
 /// The 4 bytes at p as an int (unaligned).
@@ -51,25 +64,40 @@ CK_Q8_IN int ck8_dword(const uint8_t *p) {
     return v;
 }
 
-/// A weight block's 32 bytes for ck8_dot: Q4_1 the nibbles 0..15 in element order (the 16 bytes in both
-/// halves, the high half shifted right by 4, then masked); Q8_0 the raw q (signs, see ck8_signed) and |q|.
-struct ck8_wblock { __m256i u, raw; };
+/// Two weight blocks' operands for ck8_dot2, block lo in the low 128 bits and block hi in the high ones (the
+/// same block twice is allowed): u1 / raw1 the elements 0..15, u2 / raw2 the elements 16..31. Q4_1: the nibbles
+/// 0..15 (elements i and 16 + i share byte i: low nibble, high nibble); Q8_0: the raw q (signs, see ck8_sgn)
+/// and |q|.
+struct ck8_wpair { __m256i u1, u2, raw1, raw2; };
 
-CK_Q8_IN void ck8_unpack(int fmt, const uint8_t *p, struct ck8_wblock *w) {
+CK_Q8_IN void ck8_unpack2(int fmt, const uint8_t *lo, const uint8_t *hi, struct ck8_wpair *w) {
     if (fmt == CK_Q8_FMT_Q4_1) {
-        const __m256i qs = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p + 4)));
-        w->u = _mm256_and_si256(_mm256_srlv_epi64(qs, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0F));
-        w->raw = w->u;
+        const __m256i qs = _mm256_loadu2_m128i((const __m128i *)(hi + 4), (const __m128i *)(lo + 4));
+        const __m256i mask = _mm256_set1_epi8(0x0F);
+        w->u1 = _mm256_and_si256(qs, mask);
+        w->u2 = _mm256_and_si256(_mm256_srli_epi16(qs, 4), mask);
+        w->raw1 = w->u1;
+        w->raw2 = w->u2;
     } else {
-        w->raw = _mm256_loadu_si256((const __m256i *)(p + 2));
-        w->u = _mm256_abs_epi8(w->raw);   // |-128| = 128 as an unsigned byte
+        w->raw1 = _mm256_loadu2_m128i((const __m128i *)(hi + 2), (const __m128i *)(lo + 2));
+        w->raw2 = _mm256_loadu2_m128i((const __m128i *)(hi + 18), (const __m128i *)(lo + 18));
+        w->u1 = _mm256_abs_epi8(w->raw1);   // |-128| = 128 as an unsigned byte
+        w->u2 = _mm256_abs_epi8(w->raw2);
     }
 }
 
 /// The activation bytes as ck8_dot's signed operand: Q4_1 as they are; Q8_0 with the weight's signs moved
 /// onto them (|w| · sign(w)·a = w·a; a is never -128, so the negation is exact).
-CK_Q8_IN __m256i ck8_signed(int fmt, __m256i a, const struct ck8_wblock *w) {
-    return fmt == CK_Q8_FMT_Q4_1 ? a : _mm256_sign_epi8(a, w->raw);
+CK_Q8_IN __m256i ck8_sgn(int fmt, __m256i a, __m256i raw) {
+    return fmt == CK_Q8_FMT_Q4_1 ? a : _mm256_sign_epi8(a, raw);
+}
+
+/// The 16 bytes at p in both 128-bit halves.
+CK_Q8_IN __m256i ck8_bcast16(const int8_t *p) { return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p)); }
+
+/// The 16 bytes at lo in the low half, at hi in the high half.
+CK_Q8_IN __m256i ck8_pair16(const int8_t *lo, const int8_t *hi) {
+    return _mm256_loadu2_m128i((const __m128i *)hi, (const __m128i *)lo);
 }
 
 /// The 8 activation scales of a block in the tile's lane order (lane j = i * TT + t, input t of TT): the
@@ -84,8 +112,8 @@ CK_Q8_IN __m256 ck8_lanes(int TT, const float *p) {
 /// One tile: TT inputs (rows t0..t0+TT-1 of the group whose quantized rows start at xq, whose scales and
 /// sums start at xd, xs) against RR = 8 / TT weight rows starting at pa; rn <= RR of those rows and tn <= TT
 /// of the inputs are stored (the others are computed on row pa's data or on the zero padding of the group
-/// and dropped). y points at output (t0, r).
-CK_Q8_IN void ck8_tile(int fmt, int TT, const uint8_t *pa, long bpr, long rowBytes, long rn, const int8_t *xq,
+/// and dropped). y points at output (t0, r). Input rows are digits * K bytes apart, a block digits * 32.
+CK_Q8_IN void ck8_tile(int fmt, int digits, int TT, const uint8_t *pa, long bpr, long rowBytes, long rn, const int8_t *xq,
                        const float *xd, const float *xs, long K, float *y, long ldy, long tn, int accumulate) {
     const int RR = 8 / TT;
     const long bb = fmt == CK_Q8_FMT_Q4_1 ? 20 : 34;
@@ -96,24 +124,47 @@ CK_Q8_IN void ck8_tile(int fmt, int TT, const uint8_t *pa, long bpr, long rowByt
                                             0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
     __m256 acc = _mm256_setzero_ps();
     for (long b = 0; b < bpr; b++) {
-        __m256i v[8];
-        __m256i a[8];
-#pragma clang loop unroll(full)
-        for (int t = 0; t < TT; t++) a[t] = _mm256_loadu_si256((const __m256i *)(xq + t * K + b * 32));
         // The next tile's weight rows (they follow these), this block's share of them: 8 weight rows
         // streamed side by side are more than the hardware prefetcher follows (T = 1 read 1.5x slower).
         // A prefetch past the weight's end is harmless (it never faults).
         const char *next = (const char *)pa + RR * rowBytes + b * RR * bb;
 #pragma clang loop unroll(full)
         for (int o = 0; o < RR * bb; o += 64) _mm_prefetch(next + o, _MM_HINT_T0);
+        // Pair k (k < 4) holds output lane k in its low 128 bits and lane k + 4 in its high ones (lane
+        // j = i * TT + t): with RR >= 2 weight rows i and i + RR / 2 against input t, with RR = 1 the one row
+        // against inputs k and k + 4. Each half's 4 int32 lanes sum to its output's block dot.
+        __m256i v[4], vl[4];
+        if (RR == 1) {
+            struct ck8_wpair w;
+            ck8_unpack2(fmt, rows[0] + b * bb, rows[0] + b * bb, &w);
 #pragma clang loop unroll(full)
-        for (int i = 0; i < RR; i++) {
-            struct ck8_wblock w;
-            ck8_unpack(fmt, rows[i] + b * bb, &w);
+            for (int k = 0; k < 4; k++) {
+                const int8_t *lo = xq + (k * K + b * 32) * digits, *hi = xq + ((k + 4) * K + b * 32) * digits;
+                v[k] = ck8_dot2(w.u1, ck8_sgn(fmt, ck8_pair16(lo, hi), w.raw1), w.u2, ck8_sgn(fmt, ck8_pair16(lo + 16, hi + 16), w.raw2));
+                if (digits == 2)
+                    vl[k] = ck8_dot2(w.u1, ck8_sgn(fmt, ck8_pair16(lo + 32, hi + 32), w.raw1),
+                                     w.u2, ck8_sgn(fmt, ck8_pair16(lo + 48, hi + 48), w.raw2));
+            }
+        } else {
 #pragma clang loop unroll(full)
-            for (int t = 0; t < TT; t++) v[i * TT + t] = ck8_dot(w.u, ck8_signed(fmt, a[t], &w));
+            for (int i = 0; i < RR / 2; i++) {
+                struct ck8_wpair w;
+                ck8_unpack2(fmt, rows[i] + b * bb, rows[i + RR / 2] + b * bb, &w);
+#pragma clang loop unroll(full)
+                for (int t = 0; t < TT; t++) {
+                    const int8_t *a = xq + (t * K + b * 32) * digits;
+                    v[i * TT + t] = ck8_dot2(w.u1, ck8_sgn(fmt, ck8_bcast16(a), w.raw1), w.u2, ck8_sgn(fmt, ck8_bcast16(a + 16), w.raw2));
+                    if (digits == 2)
+                        vl[i * TT + t] = ck8_dot2(w.u1, ck8_sgn(fmt, ck8_bcast16(a + 32), w.raw1),
+                                                  w.u2, ck8_sgn(fmt, ck8_bcast16(a + 48), w.raw2));
+                }
+            }
         }
-        const __m256 isum = _mm256_cvtepi32_ps(ck8_reduce8(v));   // |isum| < 2^24: exact
+        // One digit: |isum| < 2^24, exact. Two: (hi << 8) + lo exact in int32 (CKernels.h: |.| < 2^27), and
+        // float() exact below 2^24 (Q4_1 always), else one rounding to nearest even (Q8_0), as the twin's cast.
+        __m256i is = ck8_reduce4(v);
+        if (digits == 2) is = _mm256_add_epi32(_mm256_slli_epi32(is, 8), ck8_reduce4(vl));
+        const __m256 isum = _mm256_cvtepi32_ps(is);
         __m256 dw, mw;
         if (RR == 1) {
             dw = ck8_half8(pa + b * bb);
@@ -149,20 +200,20 @@ CK_Q8_IN void ck8_tile(int fmt, int TT, const uint8_t *pa, long bpr, long rowByt
 
 /// The driver: weight rows in runs of 8 (kept in L1 while every group of 8 inputs passes over them); a
 /// group of tn inputs takes tiles of TT = 1, 2, 4 or 8 (the smallest >= tn) inputs by 8 / TT weight rows.
-CK_Q8_IN void ck8_rows(int fmt, const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq,
+CK_Q8_IN void ck8_rows(int fmt, int digits, const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq,
                        const float *xd, const float *xs, long T, float *y, long ldy, int accumulate) {
     const long K = bpr * 32, rowBytes = bpr * (fmt == CK_Q8_FMT_Q4_1 ? 20 : 34);
     for (long r = r0; r < r1; r += 8) {
         const long rend = r + 8 < r1 ? r + 8 : r1;
         for (long t0 = 0; t0 < T; t0 += 8) {
             const long tn = T - t0 < 8 ? T - t0 : 8;
-            // Group t0 / 8: its rows at xq + t0 * K, its scales and sums at (t0 / 8) * bpr * 8 = t0 * bpr.
-            const int8_t *q = xq + t0 * K;
+            // Group t0 / 8: its rows at xq + t0 * K * digits, its scales and sums at (t0 / 8) * bpr * 8 = t0 * bpr.
+            const int8_t *q = xq + t0 * K * digits;
             const float *d = xd + t0 * bpr, *s = xs + t0 * bpr;
             float *yt = y + t0 * ldy;
 #define CK8_TILES(TT)                                                                                   \
     for (long rr = r; rr < rend; rr += 8 / (TT))                                                        \
-        ck8_tile(fmt, (TT), blocks + rr * rowBytes, bpr, rowBytes, rend - rr < 8 / (TT) ? rend - rr : 8 / (TT), \
+        ck8_tile(fmt, digits, (TT), blocks + rr * rowBytes, bpr, rowBytes, rend - rr < 8 / (TT) ? rend - rr : 8 / (TT), \
                  q, d, s, K, yt + rr, ldy, tn, accumulate)
             if (tn == 1) CK8_TILES(1);
             else if (tn == 2) CK8_TILES(2);

@@ -61,8 +61,8 @@ public enum QuantizedKernelDispatch {
     }()
 
     /// What the quantized weights' decode rows (`gemv`, `forwardRows`) multiply with: the fp32 input, or the
-    /// input quantized to int8 per block of 32 (`Q8ActivationRows`), chosen per weight by its role
-    /// (`DecodeActivations.quantizesInput(outputHead:)`). `LORA_DECODE_ACTIVATIONS=f32|q8|q8-all` sets it at
+    /// input quantized to int8 (or two int8 digits) per block of 32 (`Q8ActivationRows`), chosen per weight by
+    /// its role (`DecodeActivations.input(outputHead:)`). `LORA_DECODE_ACTIVATIONS=f32|q8|q8-f32head|q8-all` sets it at
     /// start (default `DecodeActivations.defaultForThisCPU`); tests switch it (never while a forward pass runs).
     /// Every decode row of every step goes through the same choice for a given weight, so batch invariance
     /// holds under each setting.
@@ -75,28 +75,47 @@ public enum QuantizedKernelDispatch {
 /// The activations of decode rows through Q4_1 / Q8_0 weights (`QuantizedKernelDispatch.decodeActivations`).
 ///
 /// The setting is per role, not per format: the output head's logits are what greedy decoding compares,
-/// and its int8 input error lands on them unattenuated, where a layer's is one of 210 (30 layers x 7) that
+/// and its input error lands on them unattenuated, where a layer's is one of 210 (30 layers x 7) that
 /// the residual stream and the norms carry. Measured on the default model: int8 activations everywhere turn the greedy chat answer to "What
-/// is the capital of France?" into "L'Étoile, la Cité, ..."; int8 in the layers with the head on fp32 keeps
-/// transformers' "The capital of France is Paris." (ChatCLITests, OpenAIClientReplayTests). The head is the
-/// output projection whatever its format (the default model's is the tied Q8_0 embedding; an untied Q4_1
-/// `output.weight` is a head too), and a Q8_0 layer decodes with int8 inputs like a Q4_1 one.
+/// is the capital of France?" into "L'Étoile, la Cité, ..."; int8 in the layers with the head on fp32 or on
+/// two-digit (~15-bit) inputs keeps transformers' "The capital of France is Paris." (ChatCLITests,
+/// OpenAIClientReplayTests). The head is the output projection whatever its format (the default model's is
+/// the tied Q8_0 embedding; an untied Q4_1 `output.weight` is a head too), and a Q8_0 layer decodes with
+/// int8 inputs like a Q4_1 one.
 public enum DecodeActivations: String, Sendable, CaseIterable {
     /// fp32 inputs everywhere, each weight block decoded to fp32 (`ck_q4_1_rows`, `ck_q8_0_rows`).
     case f32
     /// Layers' inputs quantized to int8 per block of 32, integer dots (`ck_q4_1_q8_rows`, `ck_q8_0_q8_rows`);
-    /// the output head on fp32 inputs.
+    /// the output head's to two int8 digits per element (`ck_q8x2_quantize_rows`, `ck_q8_0_q8x2_rows`).
     case q8
+    /// Layers int8, the output head on fp32 inputs (the default before the two-digit head; for A/B figures).
+    case q8F32Head = "q8-f32head"
     /// int8 inputs for the output head too (faster, but not the reference answers: see above).
     case q8All = "q8-all"
 
-    /// Whether a weight in this role multiplies int8 activations under this setting.
+    /// What a weight's decode rows multiply: fp32 inputs, int8 ones, or two-digit ones.
+    public enum Input: Sendable, Equatable {
+        case f32, int8, twoDigit
+
+        /// The int8 digits per input element (`Q8ActivationRows.Digits`), nil for fp32 inputs.
+        @inline(__always)
+        public var digits: Q8ActivationRows.Digits? {
+            switch self {
+            case .f32: return nil
+            case .int8: return .one
+            case .twoDigit: return .two
+            }
+        }
+    }
+
+    /// What a weight in this role multiplies under this setting.
     @inline(__always)
-    public func quantizesInput(outputHead: Bool) -> Bool {
+    public func input(outputHead: Bool) -> Input {
         switch self {
-        case .f32: return false
-        case .q8: return !outputHead
-        case .q8All: return true
+        case .f32: return .f32
+        case .q8: return outputHead ? .twoDigit : .int8
+        case .q8F32Head: return outputHead ? .f32 : .int8
+        case .q8All: return .int8
         }
     }
 

@@ -18,7 +18,7 @@ public final class Q8_0Weight: RowDequantizedWeight, @unchecked Sendable {
     /// N * K / 32 blocks, `blockBytes` each, row-major.
     public let blocks: [UInt8]
     /// Whether this weight is a model's output head (the LM head): under `DecodeActivations.q8` its decode
-    /// rows keep fp32 inputs while the layers' take int8 ones (`DecodeActivations.quantizesInput`).
+    /// rows take two-digit inputs while the layers' take int8 ones (`DecodeActivations.input(outputHead:)`).
     public let isOutputHead: Bool
 
     public init(outFeatures: Int, inFeatures: Int, blocks: [UInt8], outputHead: Bool = false) throws {
@@ -34,10 +34,13 @@ public final class Q8_0Weight: RowDequantizedWeight, @unchecked Sendable {
         try self.init(outFeatures: outFeatures, inFeatures: inFeatures, blocks: [UInt8](blocks), outputHead: outputHead)
     }
 
-    /// Whether decode rows through this weight multiply int8 activations under the current setting.
-    public var decodesWithInt8Activations: Bool {
-        QuantizedKernelDispatch.decodeActivations.quantizesInput(outputHead: isOutputHead)
+    /// What decode rows through this weight multiply under the current setting (fp32, int8 or two-digit inputs).
+    public var decodeInput: DecodeActivations.Input {
+        QuantizedKernelDispatch.decodeActivations.input(outputHead: isOutputHead)
     }
+
+    /// Whether decode rows through this weight multiply int8 (one-digit) activations under the current setting.
+    public var decodesWithInt8Activations: Bool { decodeInput == .int8 }
 
     public var residentBytes: Int { blocks.count }
 
@@ -93,10 +96,10 @@ public final class Q8_0Weight: RowDequantizedWeight, @unchecked Sendable {
     func gemvRows(_ x: UnsafePointer<Float>, rows T: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         if T <= 0 { return }
         let k = inFeatures, bpr = k / 32, n = outFeatures
-        if decodesWithInt8Activations {
-            // int8 activations, integer dots (`Q8ActivationRows`); the same bits for any T as well.
+        if let digits = decodeInput.digits {
+            // int8 (or two-digit) activations, integer dots (`Q8ActivationRows`); the same bits for any T as well.
             blocks.withUnsafeBytes { raw in
-                Q8ActivationRows.run(.q8_0, blocks: raw.baseAddress!.assumingMemoryBound(to: UInt8.self), blocksPerRow: bpr, n: n,
+                Q8ActivationRows.run(.q8_0, digits: digits, blocks: raw.baseAddress!.assumingMemoryBound(to: UInt8.self), blocksPerRow: bpr, n: n,
                                      x: x, rows: T, y: y, accumulate: accumulate)
             }
             return

@@ -8,12 +8,13 @@ import XCTest
 /// (Tests/Fixtures/chat-templates/chat-generation.json), with fp32 decode activations
 /// (`LORA_DECODE_ACTIVATIONS=f32`: ours and transformers differ only in summation order).
 ///
-/// Under the default (int8 activations in the layers, `DecodeActivations.q8`) a near-tie in transformers'
-/// own logits may go the other way: "Say hello." continues "Hello" and then transformers' top two are " there"
-/// and "!" 0.00025 apart (1e-5 of that step's largest logit; the fixture's `top2`), and the int8 inputs pick "!"
-/// (before the SIMD RMSNorm they followed " there, welcome to my" and took " little" at the next near-tie,
-/// 0.048 apart). So under the default the continuation must equal transformers' up to its first difference,
-/// and there be transformers' runner-up (`assertFollowsTransformers`).
+/// Under the default (int8 activations in the layers, two-digit ones in the head, `DecodeActivations.q8`; the
+/// same answers as `q8-f32head`, whose head keeps fp32 inputs: the difference below comes from the layers) a
+/// near-tie in transformers' own logits may go the other way: "Say hello." continues "Hello" and then
+/// transformers' top two are " there" and "!" 0.00025 apart (1e-5 of that step's largest logit; the fixture's
+/// `top2`), and the int8 inputs pick "!" (before the SIMD RMSNorm they followed " there, welcome to my" and took
+/// " little" at the next near-tie, 0.048 apart). So under the default the continuation must equal
+/// transformers' up to its first difference, and there be transformers' runner-up (`assertFollowsTransformers`).
 final class ChatCLITests: XCTestCase {
     var lora: URL { TestPaths.loraBinary }
 

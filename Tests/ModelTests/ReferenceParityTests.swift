@@ -67,12 +67,21 @@ final class ReferenceParityTests: XCTestCase {
         try withDecodeActivations(.f32) { try checkGreedyAndCachedLogits(tolerance: Self.logitTolerance) }
     }
 
-    /// Decode rows with int8 activations in the layers (`q8`, the default where the CPU has AVX2): the bound
-    /// adds each int8 product's activation quantization error to the fp32 chain (`Q8Decode.chain`, the same
-    /// 16 products, of which the 2 layers' 7 linear weights take int8 inputs; the head keeps fp32 ones).
-    /// Only the "-gguf" models have Q4_1 / Q8_0 weights, the others decode in fp32 either way.
+    /// Decode rows with int8 activations in the layers and two-digit ones for the head (`q8`, the default
+    /// where the CPU has AVX2): the bound adds each quantized product's activation error to the fp32 chain
+    /// (`Q8Decode.chain`, the same 16 products, of which the 2 layers' 7 linear weights take int8 inputs and
+    /// the head two-digit ones). Only the "-gguf" models have Q4_1 / Q8_0 weights, the others decode in fp32
+    /// either way.
     func testGreedyContinuationsAndCachedLogitsWithInt8DecodeActivations() throws {
         try withDecodeActivations(.q8) {
+            try checkGreedyAndCachedLogits(tolerance: Q8Decode.chain(products: 16, int8Products: 2 * 7, twoDigitProducts: 1,
+                                                                     innerDimension: 160))
+        }
+    }
+
+    /// Int8 in the layers, the head on fp32 inputs (`q8-f32head`): the 14 int8 products alone.
+    func testGreedyContinuationsAndCachedLogitsWithInt8DecodeActivationsAndAnFP32Head() throws {
+        try withDecodeActivations(.q8F32Head) {
             try checkGreedyAndCachedLogits(tolerance: Q8Decode.chain(products: 16, int8Products: 2 * 7, innerDimension: 160))
         }
     }

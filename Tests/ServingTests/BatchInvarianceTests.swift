@@ -90,9 +90,15 @@ final class BatchInvarianceTests: XCTestCase {
     }
 
     /// The same with fp32 decode activations everywhere (`LORA_DECODE_ACTIVATIONS=f32`; the test below runs
-    /// under the default, int8 in the layers where the CPU has AVX2).
+    /// under the default, int8 in the layers and two-digit for the head where the CPU has AVX2).
     func testDecodeLogitsAreBitIdenticalAloneAndInAMixedBatchWithFP32Activations() throws {
         try withDecodeActivations(.f32) { try testDecodeLogitsAreBitIdenticalAloneAndInAMixedBatch() }
+    }
+
+    /// The same with int8 activations in the layers and fp32 ones for the head (`LORA_DECODE_ACTIVATIONS=q8-f32head`;
+    /// the default gives the head two-digit inputs).
+    func testDecodeLogitsAreBitIdenticalAloneAndInAMixedBatchWithAnFP32Head() throws {
+        try withDecodeActivations(.q8F32Head) { try testDecodeLogitsAreBitIdenticalAloneAndInAMixedBatch() }
     }
 
     /// The same with int8 activations for the output head too (`LORA_DECODE_ACTIVATIONS=q8-all`).

@@ -69,7 +69,7 @@ final class RowKernelTests: XCTestCase {
 
     /// Runs `body` with the portable Swift kernels and, where the CPU has them, with the AVX2 kernels
     /// and their AVX-512VL build.
-    /// Each path under every decode-activations setting (`DecodeActivations`: f32, q8, q8-all).
+    /// Each path under every decode-activations setting (`DecodeActivations`: f32, q8, q8-f32head, q8-all).
     func forEachKernelPath(_ body: () throws -> Void) rethrows {
         let saved = (QuantizedKernelDispatch.useAVX2, QuantizedKernelDispatch.useAVX512VL, QuantizedKernelDispatch.useVNNI,
                      QuantizedKernelDispatch.decodeActivations)

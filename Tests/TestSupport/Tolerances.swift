@@ -143,29 +143,46 @@ public enum ReferenceScale {
 ///    γ_{B+3}·Σᵢ (|d_w·q_w,ᵢ| + |m_w|)·|d·qᵢ| (Higham §3.1, each term's own chain).
 /// 3. The fp64 reference sum itself: γ⁽⁶⁴⁾_K·Σᵢ|wᵢ·xᵢ|, u₆₄ = 2⁻⁵³.
 /// The bound is E_q + (2) + (3): computed from the data, not tuned.
+///
+/// Two-digit inputs (`ck_q8x2_quantize_rows`, the output head's under `DecodeActivations.q8`): per block
+/// e = fl(amax / 32512), unit = 256·e (exact), q_hi = rint(clamp(fl(xᵢ/unit), ±127)), r = fl(xᵢ − unit·q_hi)
+/// (one fma), q_lo = rint(clamp(fl(r/e), ±127)). As in (1), |xᵢ/unit − q_hi| ≤ 1/2 + 128·u, so
+/// |xᵢ − unit·q_hi| / e ≤ 128 + 2⁻⁹; fl(r)/e and its division move that by at most 2·129·u; an unclamped
+/// q_lo is within 1/2 of it, a clamped one (|value| > 127) within 1 + 2⁻⁹. So for e normal
+/// |xᵢ − e·(256·q_hi + q_lo)| ≤ e·(1 + 2⁻⁸) and E_q = Σ_blocks e·(1 + 2⁻⁸)·Σ_block |wᵢ|. The kernel's fp32
+/// part is (2) with isum = 256·hi + lo (exact in int32) and one more rounding: float(isum) for Q8_0 above
+/// 2²⁴ (CKernels.h), so γ_{B+4}.
 public enum Q8Decode {
-    /// Bound on |y − Σᵢ wᵢ·xᵢ| for one output (above): `scales` d per block, `weightMagnitudes` Σ_block |wᵢ|
-    /// per block, `termMagnitude` Σᵢ (|d_w·q_w,ᵢ| + |m_w|)·|d·qᵢ|, `exactMagnitude` Σᵢ|wᵢ·xᵢ|.
-    public static func dotBound(scales: [Double], weightMagnitudes: [Double], termMagnitude: Double, exactMagnitude: Double) -> Double {
+    /// Bound on |y − Σᵢ wᵢ·xᵢ| for one output (above): `scales` d (one digit) or e (two digits) per block,
+    /// `weightMagnitudes` Σ_block |wᵢ| per block, `termMagnitude` Σᵢ (|d_w·q_w,ᵢ| + |m_w|)·|xᵢ's quantized value|,
+    /// `exactMagnitude` Σᵢ|wᵢ·xᵢ|.
+    public static func dotBound(digits: Int = 1, scales: [Double], weightMagnitudes: [Double], termMagnitude: Double,
+                                exactMagnitude: Double) -> Double {
+        precondition(digits == 1 || digits == 2, "\(digits) digits")
         let u = FP32.unitRoundoff, blocks = scales.count
+        let perUnit = digits == 1 ? 0.5 + 128 * u : 1 + 0x1p-8
         var quantization = 0.0
-        for b in 0..<blocks { quantization += scales[b] * (0.5 + 128 * u) * weightMagnitudes[b] }
+        for b in 0..<blocks { quantization += scales[b] * perUnit * weightMagnitudes[b] }
         let k64 = Double(32 * blocks) * 0x1p-53
-        return quantization + FP32.gamma(blocks + 3) * termMagnitude + k64 / (1 - k64) * exactMagnitude
+        return quantization + FP32.gamma(blocks + 2 + digits) * termMagnitude + k64 / (1 - k64) * exactMagnitude
     }
 
     /// A whole network's decode logits under int8 activations vs fp32 ones, norm-relative: every linear layer's
     /// input moves by the quantization error of (1) above, at most d/2·(1 + 256·u) ≤ amax/254 per element
     /// (amax/127 · 1/2), relative to the block's largest element, so in norm by at most 1/254·√(32)/√(32) =
     /// 1/254 relative to the input (a block's ‖x − dq‖₂ ≤ √32·amax/254 ≤ ‖x‖₂·√32/254: amax ≤ ‖x‖₂).
-    /// Through a chain of `products` layers of which `int8Products` take int8 inputs (relative errors add to
-    /// first order, as in `FP32.chain`) that is int8Products·√32/254 relative, plus the fp32 chain of all
-    /// `products`. Under `DecodeActivations.q8` the output head keeps fp32 inputs (one int8 product fewer than
-    /// `q8-all`). Loose (worst case per block) but derived; for tiny fixture models, whose chains are short,
-    /// it still separates a right answer from a wrong one.
-    public static func chain(products: Int, int8Products: Int, innerDimension: Int) -> Double {
-        precondition(int8Products <= products, "\(int8Products) int8 products in a chain of \(products)")
+    /// A two-digit input moves by at most e·(1 + 2⁻⁸) ≤ amax/32512·(1 + 2⁻⁸)(1 + u) per element, so by
+    /// √32/32512·(1 + 2⁻⁷) in norm. Through a chain of `products` layers of which `int8Products` take int8
+    /// inputs and `twoDigitProducts` two-digit ones (relative errors add to first order, as in `FP32.chain`),
+    /// plus the fp32 chain of all `products`. Under `DecodeActivations.q8` the output head is the one
+    /// two-digit product, under `q8-f32head` it keeps fp32 inputs, under `q8-all` it is one more int8 product.
+    /// Loose (worst case per block) but derived; for tiny fixture models, whose chains are short, it still
+    /// separates a right answer from a wrong one.
+    public static func chain(products: Int, int8Products: Int, twoDigitProducts: Int = 0, innerDimension: Int) -> Double {
+        precondition(int8Products + twoDigitProducts <= products,
+                     "\(int8Products) int8 and \(twoDigitProducts) two-digit products in a chain of \(products)")
         return Double(int8Products) * (32.0.squareRoot() / 254 * (1 + 256 * FP32.unitRoundoff))
+            + Double(twoDigitProducts) * (32.0.squareRoot() / 32512 * (1 + 0x1p-7))
             + FP32.chain(products: products, innerDimension: innerDimension)
     }
 }

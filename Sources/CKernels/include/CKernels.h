@@ -191,6 +191,34 @@ void ck_q4_1_q8_rows_ref(const uint8_t *blocks, long bpr, long r0, long r1, cons
 void ck_q8_0_q8_rows_ref(const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq, const float *xd,
                          const float *xs, long T, float *y, long ldy, int accumulate);
 
+// Two-digit inputs (the output head's under the default `DecodeActivations.q8`): per row per block of 32,
+// e = amax / 32512 (32512 = 127 * 256), unit = 256 * e (exact), q_hi = rint(clamp(x / unit, -127, 127)),
+// r = fma(-unit, q_hi, x) (x - unit * q_hi, one rounding), q_lo = rint(clamp(r / e, -127, 127)), both 0 when
+// e = 0; so x ~ e * (256 * q_hi + q_lo) within e * (1 + 2^-8) (|x / unit - q_hi| <= 1/2 + 128u, so
+// |r / e| <= 128 + 2^-9; the clamp of a low digit at 128 costs at most one low unit), about 15 bits where
+// the int8 input has 8. d = e and s = e * Σ (256 q_hi + q_lo) (|Σ| <= 32 * 32,639 < 2^24: one rounding).
+// Layout as above with q [Tp, 2K]: row t's block b at (t * K + b * 32) * 2, its 32 high digits then its 32
+// low digits. The kernels dot each weight block with both digits (the same unpacked weight) and combine the
+// two exact block sums as isum = hi * 256 + lo in int32: |hi|, |lo| <= 32 * 128 * 127 = 520,192 for Q8_0
+// (|q_w| <= 128) and 32 * 15 * 127 = 60,960 for Q4_1, so |isum| <= 133,689,344 < 2^27 (Q8_0) and
+// <= 15,666,720 < 2^24 (Q4_1). Then the same float work as one digit with d = e: float(isum) is exact for
+// Q4_1 and one rounding (nearest even) for Q8_0 above 2^24.
+void ck_q8x2_quantize_rows(const float *x, long T, long K, int8_t *q, float *d, float *s);
+void ck_q8x2_quantize_rows_ref(const float *x, long T, long K, int8_t *q, float *d, float *s);
+/// `ck_q4_1_q8_rows` / `ck_q8_0_q8_rows` (and their VNNI builds and portable twins) on two-digit inputs.
+void ck_q4_1_q8x2_rows(const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq, const float *xd,
+                       const float *xs, long T, float *y, long ldy, int accumulate);
+void ck_q8_0_q8x2_rows(const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq, const float *xd,
+                       const float *xs, long T, float *y, long ldy, int accumulate);
+void ck_q4_1_q8x2_rows_vnni(const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq, const float *xd,
+                            const float *xs, long T, float *y, long ldy, int accumulate);
+void ck_q8_0_q8x2_rows_vnni(const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq, const float *xd,
+                            const float *xs, long T, float *y, long ldy, int accumulate);
+void ck_q4_1_q8x2_rows_ref(const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq, const float *xd,
+                           const float *xs, long T, float *y, long ldy, int accumulate);
+void ck_q8_0_q8x2_rows_ref(const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq, const float *xd,
+                           const float *xs, long T, float *y, long ldy, int accumulate);
+
 /// 1 when the CPU has AVX-512VL and AVX-512 VNNI (and AVX2 + FMA + F16C), else 0.
 int ck_cpu_has_avx512vnni(void);
 
