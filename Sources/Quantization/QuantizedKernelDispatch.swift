@@ -49,12 +49,6 @@ public enum QuantizedKernelDispatch {
     /// The environment variable choosing `decodeActivations`.
     public static let decodeActivationsVariable = "LORA_DECODE_ACTIVATIONS"
 
-    /// The value of `LORA_DECODE_ACTIVATIONS` when it names no `DecodeActivations` (the CLI refuses to start).
-    public static let invalidDecodeActivations: String? = {
-        guard let v = ProcessInfo.processInfo.environment[decodeActivationsVariable], !v.isEmpty else { return nil }
-        return DecodeActivations(rawValue: v) == nil ? v : nil
-    }()
-
     nonisolated(unsafe) private static var _decodeActivations: DecodeActivations = {
         if let v = ProcessInfo.processInfo.environment[decodeActivationsVariable], let a = DecodeActivations(rawValue: v) { return a }
         return DecodeActivations.defaultForThisCPU
