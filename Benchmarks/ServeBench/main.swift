@@ -1,7 +1,7 @@
 // A load generator for `lora serve` on loopback (not a test: timings vary with machine load).
 //
 // Usage: ServeBench --port P --base ID --adapters T1,T2,...,T8 [--max-tokens N] [--requests N]
-//                   [--rounds N] [--switch-requests N] [--prompt TEXT]
+//                   [--rounds N] [--switch-requests N] [--prompt TEXT] [--server-pid PID]
 // Streams `POST /v1/completions` (greedy, `stream_options.include_usage`) over plain sockets, one
 // thread per stream, and prints a markdown table: tokens/s for 1 stream, 8 streams on one adapter
 // and 8 streams on 8 adapters; time to first token and inter-token latency; what a cold adapter
@@ -9,6 +9,10 @@
 // `lora_adapter_acquire_seconds` histogram (read from `/metrics` before and after each phase).
 // The three throughput phases run in turn, `--rounds` times over, and each figure is the median
 // over rounds: on a shared machine the load drifts, and interleaving spreads it over all three.
+// Where each throughput phase's time went: the engine's own clock per step by phase (forward,
+// head, sampling, text, events, ...; `lora_step_phase_seconds` from `/metrics`), and the CPU time
+// per token of this client (getrusage) and, with `--server-pid`, of the server's threads by name
+// (/proc/PID/task/*/stat), so the load generator's own cost is on the record.
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -52,6 +56,10 @@ let rounds = try intOption("--rounds", 3)
 let switchRequests = try intOption("--switch-requests", 48)
 // Counting keeps a greedy model going to max_tokens (no early EOS), so every stream decodes as long as the others.
 let prompt = option("--prompt") ?? "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,"
+let serverPid = try option("--server-pid").map { s -> Int in
+    guard let v = Int(s), v > 0 else { throw BenchError(description: "--server-pid must be a process id, got `\(s)`") }
+    return v
+}
 guard args.isEmpty else { throw BenchError(description: "unknown arguments: \(args.joined(separator: " "))") }
 let streams = adapters.count
 
@@ -250,8 +258,119 @@ func histogramQuantile(_ before: [(le: Double, count: Double)], _ after: [(le: D
     return (.infinity, Int(total))
 }
 
+/// The engine's step phases (mean per step) and the CPU per token of client and server, per load.
+func printCosts(_ phases: [Phase]) {
+    let order = ["plan", "forward", "head", "sample", "text", "emit", "finish"]
+    print("Engine clock, mean per step (`lora_step_phase_seconds`), and wall time per step (phase wall / steps):")
+    print("")
+    print("| load | steps | wall/step | " + order.joined(separator: " | ") + " | outside the model |")
+    print("|---|---|---|" + String(repeating: "---|", count: order.count + 1))
+    for p in phases where p.cost.steps > 0 {
+        let n = p.cost.steps
+        let outside = ["plan", "sample", "text", "emit", "finish"].reduce(0) { $0 + (p.cost.phases[$1] ?? 0) }
+        print("| \(p.name) | \(Int(n)) | \(us(p.wall / n)) | " + order.map { us((p.cost.phases[$0] ?? 0) / n) }.joined(separator: " | ")
+              + " | \(us(outside / n)) |")
+    }
+    print("")
+    let names = Set(phases.flatMap { $0.cost.serverCPU.filter { $0.value > 0 }.keys }).sorted()
+    print("CPU per token (ms): this client (getrusage)" + (serverPid == nil ? "" : ", the server's threads by name (/proc/\(serverPid!)/task)") + ":")
+    print("")
+    print("| load | tokens | client | " + (names.isEmpty ? "" : "server total | " + names.map { "`\($0)`" }.joined(separator: " | ") + " |"))
+    print("|---|---|---|" + (names.isEmpty ? "" : String(repeating: "---|", count: names.count + 1)))
+    for p in phases where p.tokens > 0 {
+        let t = Double(p.tokens)
+        var row = "| \(p.name) | \(p.tokens) | \(String(format: "%.3f", p.cost.clientCPU / t * 1000)) |"
+        if !names.isEmpty {
+            row += " \(String(format: "%.3f", p.cost.serverCPU.values.reduce(0, +) / t * 1000)) |"
+            row += names.map { " \(String(format: "%.3f", (p.cost.serverCPU[$0] ?? 0) / t * 1000)) |" }.joined()
+        }
+        print(row)
+    }
+    print("")
+}
+
 func ms(_ s: Double) -> String { String(format: "%.1f ms", s * 1000) }
 func us(_ s: Double) -> String { s.isInfinite ? "> 10 s" : s < 1e-3 ? String(format: "%.0f us", s * 1e6) : String(format: "%.1f ms", s * 1000) }
+
+// MARK: - Where the time goes
+
+/// `lora_step_phase_seconds{phase}`'s sum (seconds) and count (steps) from `/metrics`, by phase.
+func stepPhases() throws -> [String: (sum: Double, count: Double)] {
+    var out: [String: (Double, Double)] = [:]
+    for line in try get("/metrics").split(separator: "\n") {
+        let isSum = line.hasPrefix("lora_step_phase_seconds_sum{"), isCount = line.hasPrefix("lora_step_phase_seconds_count{")
+        guard isSum || isCount, let r = line.range(of: "phase=\""), let close = line[r.upperBound...].firstIndex(of: "\""),
+              let v = Double(line.split(separator: " ").last ?? "") else { continue }
+        let phase = String(line[r.upperBound..<close])
+        var e = out[phase] ?? (0, 0)
+        if isSum { e.0 = v } else { e.1 = v }
+        out[phase] = e
+    }
+    return out
+}
+
+/// This process's CPU seconds (user + system).
+func ownCPU() -> Double {
+    var u = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &u)
+    return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
+}
+
+/// The server's CPU seconds by thread name (digits dropped, so a pool's threads add up): from
+/// /proc/PID/task/TID/stat, utime + stime (fields 14 and 15) in clock ticks.
+func serverThreadsCPU() -> [String: Double] {
+    guard let pid = serverPid, let tids = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else { return [:] }
+    let tick = Double(sysconf(Int32(_SC_CLK_TCK)))
+    var out: [String: Double] = [:]
+    for tid in tids {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/stat", encoding: .utf8),
+              let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { continue }
+        let name = String(stat[stat.index(after: open)..<close].filter { !$0.isNumber })
+        // Fields after the name start at field 3 (state); utime and stime are fields 14 and 15.
+        let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+        guard fields.count > 13, let ut = Double(fields[11]), let st = Double(fields[12]) else { continue }
+        out[name, default: 0] += (ut + st) / tick
+    }
+    return out
+}
+
+/// What a phase cost: the engine's step phases, the client's and the server's CPU.
+/// The readings a phase's cost is the difference of (a top-level function: it reads globals).
+func costSnapshot() throws -> Cost {
+    var c = Cost()
+    let p = try stepPhases()
+    c.steps = p["forward"]?.count ?? 0
+    c.phases = p.mapValues(\.sum)
+    c.clientCPU = ownCPU()
+    c.serverCPU = serverThreadsCPU()
+    return c
+}
+
+struct Cost {
+    var steps = 0.0
+    /// Seconds per phase over the phase's steps.
+    var phases: [String: Double] = [:]
+    var clientCPU = 0.0
+    var serverCPU: [String: Double] = [:]
+
+    func since(_ a: Cost) -> Cost {
+        var d = Cost()
+        d.steps = steps - a.steps
+        d.phases = phases.reduce(into: [:]) { $0[$1.key] = $1.value - (a.phases[$1.key] ?? 0) }
+        d.clientCPU = clientCPU - a.clientCPU
+        d.serverCPU = serverCPU.reduce(into: [:]) { $0[$1.key] = $1.value - (a.serverCPU[$1.key] ?? 0) }
+        return d
+    }
+
+    static func + (a: Cost, b: Cost) -> Cost {
+        var c = a
+        c.steps += b.steps
+        for (k, v) in b.phases { c.phases[k, default: 0] += v }
+        c.clientCPU += b.clientCPU
+        for (k, v) in b.serverCPU { c.serverCPU[k, default: 0] += v }
+        return c
+    }
+}
 
 // MARK: - Phases
 
@@ -278,17 +397,23 @@ struct Phase {
     var gaps: [Double]
     var lengthFinishes: Int
     var requests: Int
+    var tokens = 0
+    var wall = 0.0
+    var cost = Cost()
 }
 
 func runPhase(_ name: String, models: [String]) throws -> Phase {
+    let before = try costSnapshot()
     let start = now()
     let results = try onThreads(models.count) { i in
         try (0..<requestsPerStream).map { _ in try complete(model: models[i], maxTokens: maxTokens) }
     }.flatMap { $0 }
     let wall = now() - start
+    let cost = try costSnapshot().since(before)
     let tokens = results.reduce(0) { $0 + $1.completionTokens }
     return Phase(name: name, tokensPerSecond: Double(tokens) / wall, ttft: results.map(\.ttft), gaps: results.flatMap(\.gaps),
-                 lengthFinishes: results.filter { $0.finishReason == "length" }.count, requests: results.count)
+                 lengthFinishes: results.filter { $0.finishReason == "length" }.count, requests: results.count,
+                 tokens: tokens, wall: wall, cost: cost)
 }
 
 func median(_ v: [Double]) -> Double { let s = v.sorted(); return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
@@ -296,7 +421,9 @@ func median(_ v: [Double]) -> Double { let s = v.sorted(); return s.count % 2 ==
 /// Each phase's rounds merged: the median tokens/s, every request's latencies.
 func merged(_ runs: [Phase]) -> Phase {
     Phase(name: runs[0].name, tokensPerSecond: median(runs.map(\.tokensPerSecond)), ttft: runs.flatMap(\.ttft),
-          gaps: runs.flatMap(\.gaps), lengthFinishes: runs.reduce(0) { $0 + $1.lengthFinishes }, requests: runs.reduce(0) { $0 + $1.requests })
+          gaps: runs.flatMap(\.gaps), lengthFinishes: runs.reduce(0) { $0 + $1.lengthFinishes }, requests: runs.reduce(0) { $0 + $1.requests },
+          tokens: runs.reduce(0) { $0 + $1.tokens }, wall: runs.reduce(0) { $0 + $1.wall },
+          cost: runs.dropFirst().reduce(runs[0].cost) { $0 + $1.cost })
 }
 var oneRuns: [Phase] = [], eightOneRuns: [Phase] = [], eightManyRuns: [Phase] = []
 for round in 1...rounds {
@@ -337,6 +464,7 @@ let eightOverOne = median(zip(eightOneRuns, oneRuns).map { $0.tokensPerSecond / 
 print(String(format: "median over rounds of the in-round ratios: %d streams on %d adapters / on one adapter %.2fx (target >= 0.8); %d streams / 1 stream %.2fx (target >= 3)",
              streams, streams, manyOverOne, streams, eightOverOne))
 print("")
+printCosts([one, eightOne, eightMany])
 print("| adapter switch | p50 | p99 | n |")
 print("|---|---|---|---|")
 print("| server: acquire of a cached adapter (`lora_adapter_acquire_seconds{cache=\"hit\"}`, bucket bound) | <= \(us(hitP50.bound)) | <= \(us(hitP99.bound)) | \(hitP99.n) |")

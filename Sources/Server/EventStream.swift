@@ -3,6 +3,13 @@ import Hummingbird
 import Model
 import Service
 
+/// How a streamed call of one sequence reads its events: straight from the sequence's stream (true),
+/// or through `mergedEvents` like a call of several, as before (false; `LORA_SERVE_HANDOFF=token`,
+/// with the engine's per-token hand-off, for A/B figures). Set at start-up (tests: around a request).
+public enum StreamHandOff {
+    nonisolated(unsafe) public static var direct = ProcessInfo.processInfo.environment["LORA_SERVE_HANDOFF"] != "token"
+}
+
 /// Writes an admitted call as server-sent events in OpenAI's chunk format: `data: {json}` and a
 /// blank line per chunk, then `data: [DONE]`. Chat: the first chunk's delta has the role, then
 /// content deltas, then a chunk with the finish reason; with `include_usage`, a last chunk with
@@ -33,12 +40,13 @@ struct EventStreamWriter {
                     try await writer.write(Self.line(shapes.chunk(index: i, role: true, text: "", finish: nil, includeUsage: usage)))
                 }
             }
-            for await (index, event) in admitted.mergedEvents() {
+            /// Writes one event's chunk; true once the call failed (its error and [DONE] are written).
+            func handle(_ index: Int, _ event: ServingEvent) async throws -> Bool {
                 switch event {
                 case let .text(piece) where !piece.isEmpty:
                     try await writer.write(Self.line(shapes.chunk(index: index, text: piece, finish: nil, includeUsage: usage)))
                 case .text, .admitted:
-                    continue
+                    break
                 case let .finished(reason, p, c):
                     prompt += p
                     completion += c
@@ -48,7 +56,21 @@ struct EventStreamWriter {
                     admitted.cancelAll()
                     try await writer.write(Self.line(APIError.from(error).body))
                     try await writer.write(Self.done)
-                    return
+                    return true
+                }
+                return false
+            }
+            if admitted.pumps.count == 1 && StreamHandOff.direct {
+                // One sequence (a chat, or a single prompt): its events straight from its stream, without
+                // `mergedEvents`' task and second stream, one task hand-off per token fewer.
+                let pump = admitted.pumps[0]
+                while let event = try? await pump.next() {
+                    if try await handle(0, event) { return }
+                    guard case .text = event else { break }
+                }
+            } else {
+                for await (index, event) in admitted.mergedEvents() {
+                    if try await handle(index, event) { return }
                 }
             }
             if usage { try await writer.write(Self.line(shapes.usageChunk(prompt: prompt, completion: completion))) }

@@ -29,6 +29,8 @@ public struct ServerMetrics: Sendable {
         }
         // A cached adapter's acquire takes microseconds; a load from the registry up to seconds.
         factory.durationHistogramBuckets["lora_adapter_acquire_seconds"] = Self.acquireBuckets.map { .nanoseconds(Int64($0 * 1e9)) }
+        // A scheduler step's phases (`lora_step_phase_seconds{phase}`) take microseconds to tens of milliseconds.
+        factory.durationHistogramBuckets["lora_step_phase_seconds"] = Self.acquireBuckets.map { .nanoseconds(Int64($0 * 1e9)) }
         // Rows in a decode step (the engine's batch size).
         factory.valueHistogramBuckets["lora_batch_rows"] = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]
         self.factory = factory

@@ -39,6 +39,25 @@ final class StreamingTests: ServerTestCase {
         }
     }
 
+    /// A call of one sequence reads its events straight from the sequence's stream; through the merged
+    /// stream of several (`LORA_SERVE_HANDOFF=token`) the bytes are the same.
+    func testOneSequenceStreamsTheSameBytesWithAndWithoutTheMergedStream() async throws {
+        var bodies: [String] = []
+        for direct in [true, false] {
+            StreamHandOff.direct = direct
+            defer { StreamHandOff.direct = true }
+            try await withServer { client in
+                let r = try await self.post(client, "/v1/chat/completions",
+                                            #"{"model":"greet","messages":[{"role":"user","content":"hi you"}],"stream":true,"stream_options":{"include_usage":true}}"#)
+                XCTAssertEqual(r.status, .ok)
+                bodies.append(Self.normalized(String(buffer: r.body)))
+            }
+        }
+        XCTAssertEqual(bodies.count, 2)
+        XCTAssertEqual(bodies[0], bodies[1])
+        XCTAssertTrue(bodies[0].contains(#""delta":{"content":" YOU"}"#) && bodies[0].hasSuffix("data: [DONE]\n\n"), bodies[0])
+    }
+
     func testStreamOfSeveralPromptsTagsEachChunkWithItsIndex() async throws {
         try await withServer { client in
             let r = try await self.post(client, "/v1/completions", #"{"model":"greet","prompt":["a b","c"],"stream":true,"stream_options":{"include_usage":true}}"#)

@@ -164,6 +164,50 @@ final class ServingEngineTests: EngineTestCase {
         }
     }
 
+    /// The engine's own clock (`stepTimes`, `lora_step_phase_seconds`): one step per computed forward,
+    /// every row counted, the model's phases and the rest charged, and the phases of the steps taken
+    /// within an interval sum to at most that interval.
+    func testTheStepClockCountsEveryStepRowAndPhase() throws {
+        let e = try makeEngine({ _ in }, start: false)
+        let n = 5
+        let promptTokens = model.tokenizer.encode(Self.prompts[0], addSpecialTokens: true).count
+        let before = e.stepTimes
+        let start = DispatchTime.now().uptimeNanoseconds
+        let seq = try e.submit(ServingRequest(model: Self.baseName, input: .text(Self.prompts[0]), maxTokens: n, requestId: "clock")) as! EngineSequence
+        var steps = 0
+        while !seq.isFinished { e.step(); steps += 1 }
+        let wall = DispatchTime.now().uptimeNanoseconds - start
+        let d = e.stepTimes.since(before)
+        XCTAssertEqual(seq.completionTokenIds.count, n, "the prompt must not end early for the counts below")
+        // The prompt (one chunk) chooses the first token; each other token is one decode step.
+        XCTAssertEqual(steps, n)
+        XCTAssertEqual(d.steps, n)
+        XCTAssertEqual(d.rows, promptTokens + n - 1)
+        for phase in [StepTimes.Phase.forward, .head, .sample] { XCTAssertGreaterThan(d[phase], 0, "\(phase)") }
+        let total = d.nanoseconds.reduce(0, +)
+        XCTAssertLessThanOrEqual(total, wall, "phases are disjoint parts of the steps")
+        XCTAssertEqual(d.outsideModel + d[.forward] + d[.head], total)
+        // A step that computes nothing (nothing queued or running) is not counted.
+        e.step()
+        XCTAssertEqual(e.stepTimes.since(before).steps, n)
+    }
+
+    /// A step hands its text over once every row chose its token (the default) or row by row
+    /// (`handOffPerStep` false, the hand-off before): the same events either way, under load.
+    func testTheStepsTextHandOffGivesTheSameEventsEitherWay() throws {
+        var runs: [[[ServingEvent]]] = []
+        for perStep in [true, false] {
+            let e = try makeEngine { $0.handOffPerStep = perStep }
+            let seqs = try Self.prompts.enumerated().map { i, p in
+                try e.submit(ServingRequest(model: Self.baseName, input: .text(p), maxTokens: 6, stop: ["\n\n"], requestId: "h\(i)"))
+            }
+            runs.append(try seqs.map { try collect($0) })
+            e.shutdown()
+        }
+        XCTAssertEqual(runs[0], runs[1])
+        XCTAssertTrue(runs[0].allSatisfy { Self.finish($0) != nil && !Self.text($0).isEmpty }, "\(runs[0])")
+    }
+
     func testAFullQueueRefusesWithRetryAfter() throws {
         let e = try makeEngine({ $0.maxRunning = 1; $0.maxQueue = 2 }, start: false)
         for i in 0..<2 {

@@ -46,4 +46,4 @@ port=$(sed -n 's|^listening on http://[^:]*:\([0-9]*\) .*|\1|p' "$tmp/serve.out"
 [ -n "$port" ] || { echo "lora serve did not start" >&2; cat "$tmp/serve.log" >&2; exit 1; }
 echo "adapters: rank ${RANK:-16} on ${TARGETS:-all-linear}, $(du -sb "$tmp/adapter-1/adapter_model.safetensors" | cut -f1) bytes each"
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), load $(cut -d' ' -f1-3 /proc/loadavg)"
-IFS=,; "$bin/ServeBench" --port "$port" --base bench --adapters "${tasks[*]}" "$@"
+IFS=,; "$bin/ServeBench" --port "$port" --base bench --adapters "${tasks[*]}" --server-pid "$server" "$@"

@@ -74,8 +74,41 @@ public struct Sampler {
         rng = SeededGenerator(seed: parameters.seed ?? UInt64.random(in: 0...UInt64.max))
     }
 
-    /// Argmax; the lowest id wins a tie, as torch.argmax does.
+    /// Argmax; the lowest id wins a tie, as torch.argmax does. A NaN logit is never chosen, except
+    /// at id 0, which then wins (what `argmaxReference`'s running comparison gives). In two vector
+    /// passes: the largest non-NaN value (8 lanes of running maxima; max is exact, so the lane split
+    /// changes nothing), then its first id, so the answer is `argmaxReference`'s, bit for bit. (The
+    /// serving step runs it once per decode row over the 49,152 logits: the plain loop's compare and
+    /// branch per logit cost about as much as a tenth of the output head.)
     public static func argmax(_ logits: UnsafePointer<Float>, count: Int) -> Int {
+        let w = 8
+        guard count >= 2 * w, !logits[0].isNaN else { return argmaxReference(logits, count: count) }
+        let raw = UnsafeRawPointer(logits)
+        // Lanes start at -inf and take a value only when it is larger (a NaN compares false), so no
+        // lane holds a NaN and -inf stands for "nothing larger seen".
+        var acc = SIMD8<Float>(repeating: -.infinity)
+        var i = 0
+        while i + w <= count {
+            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            acc.replace(with: v, where: acc .< v)
+            i += w
+        }
+        var m = acc.max()
+        while i < count { if logits[i] > m { m = logits[i] }; i += 1 }
+        // The first id holding m: logits[0] is not NaN, so m >= logits[0] and some id holds it.
+        let target = SIMD8<Float>(repeating: m)
+        i = 0
+        while i + w <= count {
+            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            if any(v .== target) { break }
+            i += w
+        }
+        while i < count && logits[i] != m { i += 1 }
+        return i
+    }
+
+    /// The plain twin of `argmax`: one running comparison, the first of equal maxima kept.
+    public static func argmaxReference(_ logits: UnsafePointer<Float>, count: Int) -> Int {
         var best = 0
         var m = logits[0]
         for i in 1..<count where logits[i] > m { m = logits[i]; best = i }

@@ -23,6 +23,7 @@ extension ServingEngine {
     /// Returns the number of rows computed.
     @discardableResult
     public func step() -> Int {
+        var clock = StepClock()
         cond.lock()
         var retired: [(EngineSequence, FinishReason?)] = []
         queue.removeAll { s in
@@ -86,6 +87,7 @@ extension ServingEngine {
             rows += tokens.count
         }
         var finished: [(EngineSequence, FinishReason)] = []
+        clock.mark(.plan)
         if rows > 0 {
             batchRows.record(rows)
             let D = config.hiddenSize, V = config.vocabSize
@@ -97,9 +99,11 @@ extension ServingEngine {
                     s.logger.error("forward failed: \(error)")
                     s.cancel(failing: .internalError("the forward pass failed: \(error)"))
                 }
-                finishStep(retire: [])
+                clock.mark(.forward)
+                finishStep(retire: [], rows: rows, clock: &clock)
                 return rows
             }
+            clock.mark(.forward)
             // Logits of the rows that choose a token, in rounds (each row's bits those of a lone row,
             // however rows are grouped): a round computes, for every sequence still choosing, its next
             // window of rows (`PromptLookup.logitsWindow`: a plain decode row or a last prompt chunk is
@@ -111,6 +115,11 @@ extension ServingEngine {
             lastRows.reserve(sampled.reduce(0) { $0 + $1.count } * D)
             let eos = model.eosTokenIds
             let now = DispatchTime.now().uptimeNanoseconds
+            // Text to hand to the sequences' streams, in order: handed over together once every row of
+            // the step chose its token, so the HTTP side the first hand-off wakes does not hold up the
+            // rest of the step's choices (and finds the other sequences' text already queued).
+            var texts: [(EngineSequence, String)] = []
+            texts.reserveCapacity(sampled.count)
             for e in sampled { e.seq.fedRows += e.count }
             for (j, e) in sampled.enumerated() where !e.drafts.isEmpty {
                 e.seq.draftedTokens += e.drafts.count
@@ -130,12 +139,14 @@ extension ServingEngine {
                 if B == 0 { break }
                 logits.reserve(B * V)
                 model.model.logitsRows(hidden: lastRows.pointer, rows: B, into: logits.pointer)
+                clock.mark(.head)
                 for (j, e) in sampled.enumerated() where !progress[j].done && progress[j].next < progress[j].computed {
                     let s = e.seq
                     // Row i chooses the token after row i; row i + 1 (draft i) stands only if it is that token.
                     while progress[j].next < progress[j].computed {
                         let i = progress[j].next
-                        if let reason = advance(s, logits: logits.pointer + (progress[j].logitsRow + i) * V, vocab: V, eos: eos, now: now) {
+                        if let reason = advance(s, logits: logits.pointer + (progress[j].logitsRow + i) * V, vocab: V, eos: eos, now: now,
+                                                    texts: &texts, clock: &clock) {
                             finished.append((s, reason))
                             progress[j].done = true
                             break
@@ -157,8 +168,10 @@ extension ServingEngine {
             for (j, e) in sampled.enumerated() where progress[j].speculating {
                 e.seq.draftLength?.record(drafted: e.drafts.count, accepted: progress[j].stood)
             }
+            for (s, text) in texts { s.continuation.yield(.text(text)) }
+            clock.mark(.emit)
         }
-        finishStep(retire: finished)
+        finishStep(retire: finished, rows: rows, clock: &clock)
         return rows
     }
 
@@ -173,13 +186,17 @@ extension ServingEngine {
         var speculating = false
     }
 
-    /// Samples one token for `s` and emits its text; returns why the sequence ends, if it does.
-    private func advance(_ s: EngineSequence, logits: UnsafePointer<Float>, vocab V: Int, eos: Set<Int>, now: UInt64) -> FinishReason? {
+    /// Samples one token for `s` and appends the text that became final to `texts` (handed to the
+    /// stream at the end of the step); returns why the sequence ends, if it does. `clock` is charged
+    /// for the choice (`sample`) and the text (`text`).
+    private func advance(_ s: EngineSequence, logits: UnsafePointer<Float>, vocab V: Int, eos: Set<Int>, now: UInt64,
+                         texts: inout [(EngineSequence, String)], clock: inout StepClock) -> FinishReason? {
         let next = s.sampler.sample(logits, count: V)
         if s.lastTokenAt == 0 { ttftTimer.recordNanoseconds(Int64(now - s.submittedAt)) } else {
             interTokenTimer.recordNanoseconds(Int64(now - s.lastTokenAt))
         }
         s.lastTokenAt = now
+        clock.mark(.sample)
         if eos.contains(next) { return .stop }
         s.appendToken(next)
         s.completionTokens.increment()
@@ -191,7 +208,10 @@ extension ServingEngine {
             stopped = stoppedAtEnd
             if !stopped { text += s.stopMatcher.flush() }
         }
-        if !text.isEmpty { s.continuation.yield(.text(text)) }
+        clock.mark(.text)
+        if !text.isEmpty {
+            if options.handOffPerStep { texts.append((s, text)) } else { s.continuation.yield(.text(text)); clock.mark(.emit) }
+        }
         if stopped { return .stop }
         if s.generatedCount >= s.maxTokens { return .length }
         s.lastToken = next
@@ -199,7 +219,8 @@ extension ServingEngine {
         return nil
     }
 
-    private func finishStep(retire finished: [(EngineSequence, FinishReason)]) {
+    /// Retires what finished, and publishes the step's clock (a step that computed rows).
+    private func finishStep(retire finished: [(EngineSequence, FinishReason)], rows: Int, clock: inout StepClock) {
         cond.lock()
         let done = Set(finished.map { ObjectIdentifier($0.0) })
         running.removeAll { done.contains(ObjectIdentifier($0)) }
@@ -209,8 +230,19 @@ extension ServingEngine {
             s.logger.info("finished (\(reason.rawValue)) after \(s.generatedCount) tokens")
         }
         updateGauges()
+        clock.mark(.finish)
+        if rows > 0 { publish(clock, rows: rows) }
         cond.lock()
         cond.broadcast()
         cond.unlock()
+    }
+
+    private func publish(_ clock: StepClock, rows: Int) {
+        phaseTimers.record(clock)
+        stepTimesLock.lock()
+        totals.steps += 1
+        totals.rows += rows
+        for i in 0..<StepTimes.Phase.allCases.count { totals.nanoseconds[i] &+= clock.phases[i] }
+        stepTimesLock.unlock()
     }
 }

@@ -35,6 +35,11 @@ public final class ServingEngine: ServingBackend, @unchecked Sendable {
         /// The shortest n-gram a draft may come from, for requests that do not say (`lookup_min_ngram`);
         /// nil: `PromptLookup.defaultMinNgram`, never above the request's longest.
         public var lookupMinNgram: Int?
+        /// Whether a step hands its text to the sequences' streams together once every row chose its
+        /// token (true), or each row's as soon as it is chosen (false: the hand-off before, kept for A/B
+        /// figures; `LORA_SERVE_HANDOFF=token` selects it, with the server's merged event stream for
+        /// single-sequence calls too).
+        public var handOffPerStep = ProcessInfo.processInfo.environment["LORA_SERVE_HANDOFF"] != "token"
         public init() {}
     }
 
@@ -73,6 +78,12 @@ public final class ServingEngine: ServingBackend, @unchecked Sendable {
     let acceptedCounter = Counter(label: "lora_speculative_accepted_tokens_total")
     let ttftTimer = Metrics.Timer(label: "lora_time_to_first_token_seconds")
     let interTokenTimer = Metrics.Timer(label: "lora_inter_token_latency_seconds")
+    let phaseTimers = StepPhaseTimers()
+    let stepTimesLock = NSLock()
+    var totals = StepTimes()
+
+    /// Where the scheduler's steps spent their time so far, by phase (the engine's own clock).
+    public var stepTimes: StepTimes { stepTimesLock.lock(); defer { stepTimesLock.unlock() }; return totals }
 
     public init(model: LanguageModel, baseModelId: String, registry: RegistryService?, options: Options, logger: Logger) throws {
         guard options.maxRunning >= 1 else { throw ServingError.invalidField(field: "maxRunning", message: "must be >= 1, got \(options.maxRunning)") }
