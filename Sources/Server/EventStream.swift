@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Kernels
 import Model
 import Service
 
@@ -7,7 +8,7 @@ import Service
 /// or through `mergedEvents` like a call of several, as before (false; `LORA_SERVE_HANDOFF=token`,
 /// with the engine's per-token hand-off, for A/B figures). Set at start-up (tests: around a request).
 public enum StreamHandOff {
-    nonisolated(unsafe) public static var direct = ProcessInfo.processInfo.environment["LORA_SERVE_HANDOFF"] != "token"
+    nonisolated(unsafe) public static var direct = EnvironmentSwitch.serveHandOff.value
 }
 
 /// Writes an admitted call as server-sent events in OpenAI's chunk format: `data: {json}` and a

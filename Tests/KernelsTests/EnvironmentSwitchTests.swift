@@ -17,5 +17,10 @@ final class EnvironmentSwitchTests: XCTestCase {
         XCTAssertEqual(s.error(in: ["X_SWITCH": "yes"]), "X_SWITCH=yes is not one of on, 1, off, 0 (a test)")
         let off = EnvironmentSwitch(variable: "X_SWITCH", default: false, purpose: "a test")
         XCTAssertEqual(off.value(in: [:]), false)
+        let named = EnvironmentSwitch(variable: "X_SWITCH", default: true, on: ["step"], off: ["token"], purpose: "a test")
+        XCTAssertEqual(named.value(in: ["X_SWITCH": "step"]), true)
+        XCTAssertEqual(named.value(in: ["X_SWITCH": "token"]), false)
+        XCTAssertNil(named.value(in: ["X_SWITCH": "off"]))
+        XCTAssertEqual(named.error(in: ["X_SWITCH": "on"]), "X_SWITCH=on is not one of step, token (a test)")
     }
 }

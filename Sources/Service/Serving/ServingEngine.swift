@@ -39,7 +39,7 @@ public final class ServingEngine: ServingBackend, @unchecked Sendable {
         /// token (true), or each row's as soon as it is chosen (false: the hand-off before, kept for A/B
         /// figures; `LORA_SERVE_HANDOFF=token` selects it, with the server's merged event stream for
         /// single-sequence calls too).
-        public var handOffPerStep = ProcessInfo.processInfo.environment["LORA_SERVE_HANDOFF"] != "token"
+        public var handOffPerStep = EnvironmentSwitch.serveHandOff.value
         public init() {}
     }
 
