@@ -17,6 +17,19 @@ static inline float ck_min_ps1(float a, float b) { return a < b ? a : b; }
 /// Where row t's block b keeps its d and s: the 8 rows of group t / 8 side by side per block.
 static inline long ck_q8_scale_index(long t, long b, long bpr) { return ((t / 8) * bpr + b) * 8 + t % 8; }
 
+/// max |x| over a block of 32: in 8 lanes (lane l: elements l, l + 8, l + 16, l + 24 in order), then the tree
+/// of ck_hsum; the SIMD quantizers' `ck_q8_block_amax` gives the same bits.
+static inline float ck_q8_block_amax_ref(const float *xb) {
+    float m[8];
+    for (int l = 0; l < 8; l++) {
+        m[l] = 0.0f;
+        for (int c = 0; c < 4; c++) m[l] = ck_max_ps1(m[l], fabsf(xb[c * 8 + l]));
+    }
+    float h[4];
+    for (int l = 0; l < 4; l++) h[l] = ck_max_ps1(m[l], m[l + 4]);
+    return ck_max_ps1(ck_max_ps1(h[0], h[2]), ck_max_ps1(h[1], h[3]));
+}
+
 void ck_q8_quantize_rows_ref(const float *x, long T, long K, int8_t *q, float *d, float *s) {
     const long bpr = K / 32, padded = (T + 7) / 8 * 8;
     for (long t = 0; t < padded; t++) {
@@ -30,16 +43,7 @@ void ck_q8_quantize_rows_ref(const float *x, long T, long K, int8_t *q, float *d
                 continue;
             }
             const float *xb = x + t * K + b * 32;
-            // amax in 8 lanes (lane l: elements l, l + 8, l + 16, l + 24 in order), then the tree of ck_hsum.
-            float m[8];
-            for (int l = 0; l < 8; l++) {
-                m[l] = 0.0f;
-                for (int c = 0; c < 4; c++) m[l] = ck_max_ps1(m[l], fabsf(xb[c * 8 + l]));
-            }
-            float h[4];
-            for (int l = 0; l < 4; l++) h[l] = ck_max_ps1(m[l], m[l + 4]);
-            const float amax = ck_max_ps1(ck_max_ps1(h[0], h[2]), ck_max_ps1(h[1], h[3]));
-            const float db = amax / 127.0f;
+            const float db = ck_q8_block_amax_ref(xb) / 127.0f;
             d[at] = db;
             int32_t sum = 0;
             for (int i = 0; i < 32; i++) {
@@ -66,15 +70,7 @@ void ck_q8x2_quantize_rows_ref(const float *x, long T, long K, int8_t *q, float 
                 continue;
             }
             const float *xb = x + t * K + b * 32;
-            float m[8];   // amax in ck_q8_quantize_rows_ref's order (the same bits as its SIMD twin's)
-            for (int l = 0; l < 8; l++) {
-                m[l] = 0.0f;
-                for (int c = 0; c < 4; c++) m[l] = ck_max_ps1(m[l], fabsf(xb[c * 8 + l]));
-            }
-            float h[4];
-            for (int l = 0; l < 4; l++) h[l] = ck_max_ps1(m[l], m[l + 4]);
-            const float amax = ck_max_ps1(ck_max_ps1(h[0], h[2]), ck_max_ps1(h[1], h[3]));
-            const float e = amax / 32512.0f, unit = e * 256.0f;   // 32512 = 127 * 256; e * 256 is exact
+            const float e = ck_q8_block_amax_ref(xb) / 32512.0f, unit = e * 256.0f;   // 32512 = 127 * 256; e * 256 is exact
             d[at] = e;
             int32_t sum = 0;
             for (int i = 0; i < 32; i++) {
@@ -193,10 +189,34 @@ CK_Q8_INLINE __m256i ck_q8_round(__m256 x, __m256 vd, __m256 nonzero) {
     return _mm256_cvtps_epi32(v);
 }
 
+/// max |x| over a block's 32 elements x0..x3 in `ck_q8_block_amax_ref`'s lanes and tree (the same bits).
+CK_Q8_INLINE float ck_q8_block_amax(__m256 x0, __m256 x1, __m256 x2, __m256 x3) {
+    const __m256 signless = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    __m256 m = _mm256_max_ps(_mm256_setzero_ps(), _mm256_and_ps(x0, signless));
+    m = _mm256_max_ps(m, _mm256_and_ps(x1, signless));
+    m = _mm256_max_ps(m, _mm256_and_ps(x2, signless));
+    m = _mm256_max_ps(m, _mm256_and_ps(x3, signless));
+    return ck_q8_hmax(m);
+}
+
+/// The sum of 8 int32 lanes (exact: callers keep it within int32).
+CK_Q8_INLINE int32_t ck_q8_hsum_epi32(__m256i v) {
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 1));
+    return _mm_cvtsi128_si32(h);
+}
+
+/// The 32 int32 values of a block (in element order, 8 per vector) as int8 at p (values in -127..127).
+CK_Q8_INLINE void ck_q8_store_bytes(int8_t *p, __m256i i0, __m256i i1, __m256i i2, __m256i i3) {
+    // packs work per 128-bit half; the permute puts the 8 groups of 4 back in element order.
+    const __m256i pk = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+    _mm256_storeu_si256((__m256i *)p, _mm256_permutevar8x32_epi32(pk, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+}
+
 __attribute__((target("avx2,fma,f16c")))
 void ck_q8_quantize_rows(const float *x, long T, long K, int8_t *q, float *d, float *s) {
     const long bpr = K / 32, padded = (T + 7) / 8 * 8;
-    const __m256 signless = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
     for (long t = 0; t < padded; t++) {
         for (long b = 0; b < bpr; b++) {
             int8_t *qb = q + t * K + b * 32;
@@ -210,36 +230,17 @@ void ck_q8_quantize_rows(const float *x, long T, long K, int8_t *q, float *d, fl
             const float *xb = x + t * K + b * 32;
             const __m256 x0 = _mm256_loadu_ps(xb), x1 = _mm256_loadu_ps(xb + 8);
             const __m256 x2 = _mm256_loadu_ps(xb + 16), x3 = _mm256_loadu_ps(xb + 24);
-            __m256 m = _mm256_max_ps(_mm256_setzero_ps(), _mm256_and_ps(x0, signless));
-            m = _mm256_max_ps(m, _mm256_and_ps(x1, signless));
-            m = _mm256_max_ps(m, _mm256_and_ps(x2, signless));
-            m = _mm256_max_ps(m, _mm256_and_ps(x3, signless));
-            const float db = ck_q8_hmax(m) / 127.0f;
+            const float db = ck_q8_block_amax(x0, x1, x2, x3) / 127.0f;
             d[at] = db;
             const __m256 vd = _mm256_set1_ps(db);
             const __m256 nonzero = _mm256_cmp_ps(vd, _mm256_setzero_ps(), _CMP_NEQ_UQ);
             const __m256i i0 = ck_q8_round(x0, vd, nonzero), i1 = ck_q8_round(x1, vd, nonzero);
             const __m256i i2 = ck_q8_round(x2, vd, nonzero), i3 = ck_q8_round(x3, vd, nonzero);
-            // int32 -> int8 (values in -127..127, so the saturating packs are exact); packs work per 128-bit
-            // half, the permute puts the 8 groups of 4 back in element order.
-            const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
-            const __m256i qv = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-            _mm256_storeu_si256((__m256i *)qb, qv);
+            ck_q8_store_bytes(qb, i0, i1, i2, i3);
             // Σ q, exact in int32 (|Σ q| <= 4,064), then one rounding as the portable twin.
-            const __m256i sums = _mm256_add_epi32(i0, _mm256_add_epi32(i1, _mm256_add_epi32(i2, i3)));
-            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1));
-            h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
-            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 1));
-            s[at] = db * (float)_mm_cvtsi128_si32(h);
+            s[at] = db * (float)ck_q8_hsum_epi32(_mm256_add_epi32(i0, _mm256_add_epi32(i1, _mm256_add_epi32(i2, i3))));
         }
     }
-}
-
-/// The 32 int32 values of a block (in element order, 8 per vector) as int8 at p (values in -127..127).
-CK_Q8_INLINE void ck_q8_store_bytes(int8_t *p, __m256i i0, __m256i i1, __m256i i2, __m256i i3) {
-    // packs work per 128-bit half; the permute puts the 8 groups of 4 back in element order.
-    const __m256i pk = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
-    _mm256_storeu_si256((__m256i *)p, _mm256_permutevar8x32_epi32(pk, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
 }
 
 /// The two digits of 8 elements (the portable twin's operations, lane by lane): q_hi = rint(clamp(x / unit)),
@@ -257,7 +258,6 @@ CK_Q8_INLINE void ck_q8x2_digits(__m256 x, __m256 unit, __m256 ve, __m256 nonzer
 __attribute__((target("avx2,fma,f16c")))
 void ck_q8x2_quantize_rows(const float *x, long T, long K, int8_t *q, float *d, float *s) {
     const long bpr = K / 32, padded = (T + 7) / 8 * 8;
-    const __m256 signless = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
     for (long t = 0; t < padded; t++) {
         for (long b = 0; b < bpr; b++) {
             int8_t *hi = q + (t * K + b * 32) * 2, *lo = hi + 32;
@@ -272,11 +272,7 @@ void ck_q8x2_quantize_rows(const float *x, long T, long K, int8_t *q, float *d, 
             const float *xb = x + t * K + b * 32;
             const __m256 x0 = _mm256_loadu_ps(xb), x1 = _mm256_loadu_ps(xb + 8);
             const __m256 x2 = _mm256_loadu_ps(xb + 16), x3 = _mm256_loadu_ps(xb + 24);
-            __m256 m = _mm256_max_ps(_mm256_setzero_ps(), _mm256_and_ps(x0, signless));
-            m = _mm256_max_ps(m, _mm256_and_ps(x1, signless));
-            m = _mm256_max_ps(m, _mm256_and_ps(x2, signless));
-            m = _mm256_max_ps(m, _mm256_and_ps(x3, signless));
-            const float e = ck_q8_hmax(m) / 32512.0f;
+            const float e = ck_q8_block_amax(x0, x1, x2, x3) / 32512.0f;
             d[at] = e;
             const __m256 ve = _mm256_set1_ps(e), unit = _mm256_set1_ps(e * 256.0f);
             const __m256 nonzero = _mm256_cmp_ps(ve, _mm256_setzero_ps(), _CMP_NEQ_UQ);
@@ -290,11 +286,7 @@ void ck_q8x2_quantize_rows(const float *x, long T, long K, int8_t *q, float *d, 
             // Σ (256 q_hi + q_lo), exact in int32 (< 2^24), then one rounding as the portable twin.
             const __m256i hs = _mm256_add_epi32(h0, _mm256_add_epi32(h1, _mm256_add_epi32(h2, h3)));
             const __m256i ls = _mm256_add_epi32(l0, _mm256_add_epi32(l1, _mm256_add_epi32(l2, l3)));
-            const __m256i sums = _mm256_add_epi32(_mm256_slli_epi32(hs, 8), ls);
-            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1));
-            h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
-            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 1));
-            s[at] = e * (float)_mm_cvtsi128_si32(h);
+            s[at] = e * (float)ck_q8_hsum_epi32(_mm256_add_epi32(_mm256_slli_epi32(hs, 8), ls));
         }
     }
 }

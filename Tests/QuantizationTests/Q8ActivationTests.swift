@@ -11,6 +11,14 @@ import XCTest
 /// range or thread count, and every output within the derived bound (`Q8Decode.dotBound`) of the exact
 /// product of the dequantized weights with the unquantized input.
 final class Q8ActivationTests: XCTestCase {
+    /// The (useAVX2, useVNNI) paths this CPU has, the portable one first.
+    static var dispatchPaths: [(Bool, Bool)] {
+        var paths = [(false, false)]
+        if QuantizedKernelDispatch.cpuHasAVX2 { paths.append((true, false)) }
+        if QuantizedKernelDispatch.cpuHasVNNI { paths.append((true, true)) }
+        return paths
+    }
+
     static func floats(_ n: Int, seed: UInt64, scale: Float = 1) -> [Float] {
         var rng = TestRNG(seed: seed)
         return rng.uniform(n, scale: scale)
@@ -337,9 +345,7 @@ final class Q8ActivationTests: XCTestCase {
                                                        : try Q8_0Weight(outFeatures: n, inFeatures: k, blocks: blocks)
             let expected = run(Self.builds(format)[0].1, blocks, bpr: k / 32, rows: 0..<n, a, rows: T, n: n,
                                y0: [Float](repeating: 0, count: T * n), accumulate: false)
-            var paths = [(false, false)]
-            if QuantizedKernelDispatch.cpuHasAVX2 { paths.append((true, false)) }
-            if QuantizedKernelDispatch.cpuHasVNNI { paths.append((true, true)) }
+            let paths = Self.dispatchPaths
             for (avx2, vnni) in paths {
                 QuantizedKernelDispatch.useAVX2 = avx2
                 QuantizedKernelDispatch.useVNNI = vnni
@@ -369,9 +375,7 @@ final class Q8ActivationTests: XCTestCase {
         let (n, k, T) = (77, 608, 3)
         let x = Self.inputs(rows: T, k: k, seed: 7)
         let a = Self.quantize(x, rows: T, k: k, simd: false), a2 = Self.quantize(x, rows: T, k: k, simd: false, digits: 2)
-        var paths = [(false, false)]
-        if QuantizedKernelDispatch.cpuHasAVX2 { paths.append((true, false)) }
-        if QuantizedKernelDispatch.cpuHasVNNI { paths.append((true, true)) }
+        let paths = Self.dispatchPaths
         for (avx2, vnni) in paths {
             QuantizedKernelDispatch.useAVX2 = avx2
             QuantizedKernelDispatch.useVNNI = vnni
@@ -425,9 +429,7 @@ final class Q8ActivationTests: XCTestCase {
                               : try Q8_0Weight(outFeatures: n, inFeatures: k, blocks: b, outputHead: head)
         }
         let a = try weight(.q4_1, 577, seed: 1), b = try weight(.q8_0, 193, seed: 2), c = try weight(.q4_1, 65, seed: 3)
-        var paths = [(false, false)]
-        if QuantizedKernelDispatch.cpuHasAVX2 { paths.append((true, false)) }
-        if QuantizedKernelDispatch.cpuHasVNNI { paths.append((true, true)) }
+        let paths = Self.dispatchPaths
         for (avx2, vnni) in paths {
             QuantizedKernelDispatch.useAVX2 = avx2
             QuantizedKernelDispatch.useVNNI = vnni
