@@ -53,20 +53,15 @@ extension TrainingEngine {
         }
     }
 
-    /// Keep-mask bits for one pair's dropout, drawn from a stream keyed by (seed, pair) so that
-    /// a resumed run redraws the same masks.
+    /// Keep-mask bits for one pair's dropout (`DropoutMask`: a counter-based hash, 8 elements per vector),
+    /// keyed by (seed, pair) so that a resumed run redraws the same masks.
     func makeDropoutMask(pair: Int, count: Int, seed: UInt64) {
         let words = (count + 63) / 64
         if loraMask[pair].count < words { loraMask[pair] = [UInt64](repeating: 0, count: words) }
-        var rng = SeededGenerator(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(pair) &* 0xD1B5_4A32_D192_ED03)
-        let p = Double(adapter.config.dropout)
+        var keys = SeededGenerator(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(pair) &* 0xD1B5_4A32_D192_ED03)
+        let key = keys.next()
         loraMask[pair].withUnsafeMutableBufferPointer { bits in
-            for w in 0..<words {
-                var word: UInt64 = 0
-                let n = min(64, count - w * 64)
-                for j in 0..<n where rng.nextUnitFloat() >= p { word |= 1 << UInt64(j) }
-                bits[w] = word
-            }
+            DropoutMask.fill(bits.baseAddress!, count: count, key: key, dropout: adapter.config.dropout)
         }
     }
 

@@ -123,6 +123,12 @@ void ck_dequant_nf4(const uint8_t *packed, const float *absmax, long blockCount,
 /// exp(x) as the kernels compute it, one value (the portable twin; for tests).
 float ck_exp_ref(float x);
 /// A[i] = G[i] / (1 + exp(-G[i])) * U[i], i < n (A may alias G).
+/// Dropout keep-mask bits for `count` elements into bits[(count + 63) / 64] (element i: bit i % 64 of
+/// word i / 64, 1 = kept; bits past count are 0): kept iff a 32-bit hash of (i, k1, k2) >= threshold
+/// (dropout_mask.c). AVX2 and the portable twin give the same bits.
+void ck_dropout_mask(uint64_t *bits, long count, uint32_t k1, uint32_t k2, uint32_t threshold);
+void ck_dropout_mask_ref(uint64_t *bits, long count, uint32_t k1, uint32_t k2, uint32_t threshold);
+
 void ck_swiglu(const float *g, const float *u, float *a, long n);
 void ck_swiglu_ref(const float *g, const float *u, float *a, long n);
 /// s = 1 / (1 + exp(-G)); dU = dA * G * s; dG = dA * U * s * (1 + G * (1 - s)), elementwise, i < n.
