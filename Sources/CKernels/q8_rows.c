@@ -214,35 +214,6 @@ CK_Q8_INLINE void ck_q8_store_bytes(int8_t *p, __m256i i0, __m256i i1, __m256i i
     _mm256_storeu_si256((__m256i *)p, _mm256_permutevar8x32_epi32(pk, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
 }
 
-__attribute__((target("avx2,fma,f16c")))
-void ck_q8_quantize_rows(const float *x, long T, long K, int8_t *q, float *d, float *s) {
-    const long bpr = K / 32, padded = (T + 7) / 8 * 8;
-    for (long t = 0; t < padded; t++) {
-        for (long b = 0; b < bpr; b++) {
-            int8_t *qb = q + t * K + b * 32;
-            const long at = ck_q8_scale_index(t, b, bpr);
-            if (t >= T) {   // the group's padding (as the portable twin)
-                _mm256_storeu_si256((__m256i *)qb, _mm256_setzero_si256());
-                d[at] = 0.0f;
-                s[at] = 0.0f;
-                continue;
-            }
-            const float *xb = x + t * K + b * 32;
-            const __m256 x0 = _mm256_loadu_ps(xb), x1 = _mm256_loadu_ps(xb + 8);
-            const __m256 x2 = _mm256_loadu_ps(xb + 16), x3 = _mm256_loadu_ps(xb + 24);
-            const float db = ck_q8_block_amax(x0, x1, x2, x3) / 127.0f;
-            d[at] = db;
-            const __m256 vd = _mm256_set1_ps(db);
-            const __m256 nonzero = _mm256_cmp_ps(vd, _mm256_setzero_ps(), _CMP_NEQ_UQ);
-            const __m256i i0 = ck_q8_round(x0, vd, nonzero), i1 = ck_q8_round(x1, vd, nonzero);
-            const __m256i i2 = ck_q8_round(x2, vd, nonzero), i3 = ck_q8_round(x3, vd, nonzero);
-            ck_q8_store_bytes(qb, i0, i1, i2, i3);
-            // Σ q, exact in int32 (|Σ q| <= 4,064), then one rounding as the portable twin.
-            s[at] = db * (float)ck_q8_hsum_epi32(_mm256_add_epi32(i0, _mm256_add_epi32(i1, _mm256_add_epi32(i2, i3))));
-        }
-    }
-}
-
 /// The two digits of 8 elements (the portable twin's operations, lane by lane): q_hi = rint(clamp(x / unit)),
 /// r = fma(-unit, q_hi, x), q_lo = rint(clamp(r / e)); both 0 where e == 0.
 CK_Q8_INLINE void ck_q8x2_digits(__m256 x, __m256 unit, __m256 ve, __m256 nonzero, __m256i *hi, __m256i *lo) {
@@ -255,16 +226,16 @@ CK_Q8_INLINE void ck_q8x2_digits(__m256 x, __m256 unit, __m256 ve, __m256 nonzer
     *lo = _mm256_cvtps_epi32(_mm256_and_ps(zl, nonzero));
 }
 
-__attribute__((target("avx2,fma,f16c")))
-void ck_q8x2_quantize_rows(const float *x, long T, long K, int8_t *q, float *d, float *s) {
+/// Both quantizers' one body (`digits` 1: int8, d = amax / 127; 2: two digits, e = amax / 32512, each block
+/// its 32 high digits then its 32 low ones), the portable twins' operations lane by lane.
+CK_Q8_INLINE void ck_q8_quantize_rows_digits(const float *x, long T, long K, int8_t *q, float *d, float *s, int digits) {
     const long bpr = K / 32, padded = (T + 7) / 8 * 8;
     for (long t = 0; t < padded; t++) {
         for (long b = 0; b < bpr; b++) {
-            int8_t *hi = q + (t * K + b * 32) * 2, *lo = hi + 32;
+            int8_t *qb = q + (t * K + b * 32) * digits;
             const long at = ck_q8_scale_index(t, b, bpr);
             if (t >= T) {   // the group's padding (as the portable twin)
-                _mm256_storeu_si256((__m256i *)hi, _mm256_setzero_si256());
-                _mm256_storeu_si256((__m256i *)lo, _mm256_setzero_si256());
+                for (int g = 0; g < digits; g++) _mm256_storeu_si256((__m256i *)(qb + 32 * g), _mm256_setzero_si256());
                 d[at] = 0.0f;
                 s[at] = 0.0f;
                 continue;
@@ -272,23 +243,46 @@ void ck_q8x2_quantize_rows(const float *x, long T, long K, int8_t *q, float *d, 
             const float *xb = x + t * K + b * 32;
             const __m256 x0 = _mm256_loadu_ps(xb), x1 = _mm256_loadu_ps(xb + 8);
             const __m256 x2 = _mm256_loadu_ps(xb + 16), x3 = _mm256_loadu_ps(xb + 24);
-            const float e = ck_q8_block_amax(x0, x1, x2, x3) / 32512.0f;
-            d[at] = e;
-            const __m256 ve = _mm256_set1_ps(e), unit = _mm256_set1_ps(e * 256.0f);
-            const __m256 nonzero = _mm256_cmp_ps(ve, _mm256_setzero_ps(), _CMP_NEQ_UQ);
-            __m256i h0, h1, h2, h3, l0, l1, l2, l3;
-            ck_q8x2_digits(x0, unit, ve, nonzero, &h0, &l0);
-            ck_q8x2_digits(x1, unit, ve, nonzero, &h1, &l1);
-            ck_q8x2_digits(x2, unit, ve, nonzero, &h2, &l2);
-            ck_q8x2_digits(x3, unit, ve, nonzero, &h3, &l3);
-            ck_q8_store_bytes(hi, h0, h1, h2, h3);
-            ck_q8_store_bytes(lo, l0, l1, l2, l3);
-            // Σ (256 q_hi + q_lo), exact in int32 (< 2^24), then one rounding as the portable twin.
-            const __m256i hs = _mm256_add_epi32(h0, _mm256_add_epi32(h1, _mm256_add_epi32(h2, h3)));
-            const __m256i ls = _mm256_add_epi32(l0, _mm256_add_epi32(l1, _mm256_add_epi32(l2, l3)));
-            s[at] = e * (float)ck_q8_hsum_epi32(_mm256_add_epi32(_mm256_slli_epi32(hs, 8), ls));
+            const float amax = ck_q8_block_amax(x0, x1, x2, x3);
+            if (digits == 1) {
+                const float db = amax / 127.0f;
+                d[at] = db;
+                const __m256 vd = _mm256_set1_ps(db);
+                const __m256 nonzero = _mm256_cmp_ps(vd, _mm256_setzero_ps(), _CMP_NEQ_UQ);
+                const __m256i i0 = ck_q8_round(x0, vd, nonzero), i1 = ck_q8_round(x1, vd, nonzero);
+                const __m256i i2 = ck_q8_round(x2, vd, nonzero), i3 = ck_q8_round(x3, vd, nonzero);
+                ck_q8_store_bytes(qb, i0, i1, i2, i3);
+                // Σ q, exact in int32 (|Σ q| <= 4,064), then one rounding as the portable twin.
+                s[at] = db * (float)ck_q8_hsum_epi32(_mm256_add_epi32(i0, _mm256_add_epi32(i1, _mm256_add_epi32(i2, i3))));
+            } else {
+                const float e = amax / 32512.0f;
+                d[at] = e;
+                const __m256 ve = _mm256_set1_ps(e), unit = _mm256_set1_ps(e * 256.0f);
+                const __m256 nonzero = _mm256_cmp_ps(ve, _mm256_setzero_ps(), _CMP_NEQ_UQ);
+                __m256i h0, h1, h2, h3, l0, l1, l2, l3;
+                ck_q8x2_digits(x0, unit, ve, nonzero, &h0, &l0);
+                ck_q8x2_digits(x1, unit, ve, nonzero, &h1, &l1);
+                ck_q8x2_digits(x2, unit, ve, nonzero, &h2, &l2);
+                ck_q8x2_digits(x3, unit, ve, nonzero, &h3, &l3);
+                ck_q8_store_bytes(qb, h0, h1, h2, h3);
+                ck_q8_store_bytes(qb + 32, l0, l1, l2, l3);
+                // Σ (256 q_hi + q_lo), exact in int32 (< 2^24), then one rounding as the portable twin.
+                const __m256i hs = _mm256_add_epi32(h0, _mm256_add_epi32(h1, _mm256_add_epi32(h2, h3)));
+                const __m256i ls = _mm256_add_epi32(l0, _mm256_add_epi32(l1, _mm256_add_epi32(l2, l3)));
+                s[at] = e * (float)ck_q8_hsum_epi32(_mm256_add_epi32(_mm256_slli_epi32(hs, 8), ls));
+            }
         }
     }
+}
+
+__attribute__((target("avx2,fma,f16c")))
+void ck_q8_quantize_rows(const float *x, long T, long K, int8_t *q, float *d, float *s) {
+    ck_q8_quantize_rows_digits(x, T, K, q, d, s, 1);
+}
+
+__attribute__((target("avx2,fma,f16c")))
+void ck_q8x2_quantize_rows(const float *x, long T, long K, int8_t *q, float *d, float *s) {
+    ck_q8_quantize_rows_digits(x, T, K, q, d, s, 2);
 }
 
 #else
