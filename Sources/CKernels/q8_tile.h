@@ -7,7 +7,10 @@
 // both digits (the same unpacked weight) and the two block sums are combined exactly in int32 as
 // (hi << 8) + lo before the same float work. `digits` is a compile-time constant at every call.
 //
-// A tile is 8 outputs (t, r) at once: TT inputs x RR = 8 / TT weight rows (8 x 1, 4 x 2, 2 x 4, 1 x 8).
+// A tile is 8 outputs (t, r) at once: TT inputs x RR = 8 / TT weight rows (8 x 1, 4 x 2, 2 x 4, 1 x 8). Groups
+// of 3 or more inputs take wide tiles instead (ck8_wide): several (TT = 4, RR = 2)-shaped tiles in one pass over
+// the blocks, so each weight block is unpacked once for 4 or 8 inputs and each activation load serves 4 (AVX2)
+// or 8 (VNNI) weight rows.
 // Per block, the 8 integer dots are computed two outputs per vector (one per 128-bit half, each half's 4
 // int32 lanes covering the block's 32 products) and reduced to ONE vector holding the 8 exact block sums
 // (3 hadds), and the float work is done once for the 8 outputs in that vector:
@@ -109,6 +112,40 @@ CK_Q8_IN __m256 ck8_lanes(int TT, const float *p) {
     return _mm256_broadcast_ss(p);
 }
 
+/// Q8_0 in the VNNI build without a `vpsignb` per dot, where the correction below is shared by two dots or more
+/// per weight pair (wide tiles; two-digit inputs): the activations as unsigned bytes a + 128 (a ^ 0x80; a is never
+/// -128, so 1..255) against the signed weights, the dot's accumulator started at -128 · Σ w (one `vpdpbusd` pair
+/// per weight block): Σ (a + 128)·w - 128·Σ w = Σ a·w, exact in int32 (|.| <= 32 · 255 · 128), the same
+/// integers. Measured on this Zen 4: 1.19x at T = 8 (one digit, wide tiles), 1.04-1.1x at T = 1 (two digits),
+/// 0.98x at T = 1 with one digit (so not there). Not in the AVX2 build: `maddubs` would saturate
+/// (2 · 255 · 128 > 32,767). -DCK_Q8_OFFSET=0 turns it off (for measuring only).
+#ifndef CK_Q8_OFFSET
+#define CK_Q8_OFFSET CK_Q8_VNNI
+#endif
+
+/// -128 · Σ w over each 128-bit half's 16 + 16 weight bytes of w (raw1, raw2), as int32 lanes whose sum per half
+/// is that block's correction (exact: |.| <= 32 · 128 · 128).
+CK_Q8_IN __m256i ck8_offset_base(const struct ck8_wpair *w) {
+#if CK_Q8_VNNI
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    return _mm256_sub_epi32(_mm256_setzero_si256(), ck8_dot2(flip, w->raw1, flip, w->raw2));
+#else
+    (void)w;
+    return _mm256_setzero_si256();
+#endif
+}
+
+/// base + Σ (a ^ 0x80) · raw over the 32 bytes of (a1, a2) against (raw1, raw2) = Σ a · raw per half (see above).
+CK_Q8_IN __m256i ck8_offset_dot(__m256i base, __m256i a1, __m256i a2, const struct ck8_wpair *w) {
+#if CK_Q8_VNNI
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    return _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(base, _mm256_xor_si256(a1, flip), w->raw1), _mm256_xor_si256(a2, flip), w->raw2);
+#else
+    (void)a1; (void)a2; (void)w;
+    return base;
+#endif
+}
+
 /// One tile: TT inputs (rows t0..t0+TT-1 of the group whose quantized rows start at xq, whose scales and
 /// sums start at xd, xs) against RR = 8 / TT weight rows starting at pa; rn <= RR of those rows and tn <= TT
 /// of the inputs are stored (the others are computed on row pa's data or on the zero padding of the group
@@ -150,6 +187,16 @@ CK_Q8_IN void ck8_tile(int fmt, int digits, int TT, const uint8_t *pa, long bpr,
             for (int i = 0; i < RR / 2; i++) {
                 struct ck8_wpair w;
                 ck8_unpack2(fmt, rows[i] + b * bb, rows[i + RR / 2] + b * bb, &w);
+                if (CK_Q8_OFFSET && fmt == CK_Q8_FMT_Q8_0 && digits == 2) {
+                    const __m256i base = ck8_offset_base(&w);
+#pragma clang loop unroll(full)
+                    for (int t = 0; t < TT; t++) {
+                        const int8_t *a = xq + (t * K + b * 32) * 2;
+                        v[i * TT + t] = ck8_offset_dot(base, ck8_bcast16(a), ck8_bcast16(a + 16), &w);
+                        vl[i * TT + t] = ck8_offset_dot(base, ck8_bcast16(a + 32), ck8_bcast16(a + 48), &w);
+                    }
+                    continue;
+                }
 #pragma clang loop unroll(full)
                 for (int t = 0; t < TT; t++) {
                     const int8_t *a = xq + (t * K + b * 32) * digits;
@@ -198,8 +245,107 @@ CK_Q8_IN void ck8_tile(int fmt, int digits, int TT, const uint8_t *pa, long bpr,
         }
 }
 
+/// A wide tile: 4H inputs (H = 1: inputs 0..3 of the group; 2: 0..7) by 2P weight rows (P pairs, pair p = rows
+/// 2p and 2p + 1 in the low and high 128 bits), H · P sub-tiles of 8 outputs in one pass over the blocks, so
+/// each weight block is unpacked once for all 4H inputs and each activation load (a `vbroadcasti128`) serves
+/// 2P weight rows. Sub-tile (h, p) is laid out as ck8_tile's (TT = 4, RR = 2) tile: lane j = i · 4 + t holds
+/// output (input 4h + t, row 2p + i), and gets the same float work (so the same bits). rn <= 2P rows and
+/// tn <= 4H inputs are stored (the others computed on row pa's data or the group's zero padding and dropped).
+CK_Q8_IN void ck8_wide(int fmt, int digits, int H, int P, const uint8_t *pa, long bpr, long rowBytes, long rn,
+                       const int8_t *xq, const float *xd, const float *xs, long K, float *y, long ldy, long tn,
+                       int accumulate) {
+    const long bb = fmt == CK_Q8_FMT_Q4_1 ? 20 : 34;
+    const int offset = CK_Q8_OFFSET && fmt == CK_Q8_FMT_Q8_0;
+    const uint8_t *rows[8];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 2 * P; i++) rows[i] = pa + (i < rn ? i : rn - 1) * rowBytes;
+    __m256 acc[2][4];
+#pragma clang loop unroll(full)
+    for (int h = 0; h < H; h++)
+#pragma clang loop unroll(full)
+        for (int p = 0; p < P; p++) acc[h][p] = _mm256_setzero_ps();
+    for (long b = 0; b < bpr; b++) {
+        // The next tile's rows, this block's share of them (as ck8_tile).
+        const char *next = (const char *)pa + 2 * P * rowBytes + b * 2 * P * bb;
+#pragma clang loop unroll(full)
+        for (int o = 0; o < 2 * P * bb; o += 64) _mm_prefetch(next + o, _MM_HINT_T0);
+        struct ck8_wpair w[4];
+        __m256i base[4];
+        __m256 dw[4], mw[4];
+#pragma clang loop unroll(full)
+        for (int p = 0; p < P; p++) {
+            const uint8_t *lo = rows[2 * p] + b * bb, *hi = rows[2 * p + 1] + b * bb;
+            ck8_unpack2(fmt, lo, hi, &w[p]);
+            base[p] = offset ? ck8_offset_base(&w[p]) : _mm256_setzero_si256();
+            dw[p] = _mm256_blend_ps(ck8_half8(lo), ck8_half8(hi), 0xF0);
+            mw[p] = fmt == CK_Q8_FMT_Q4_1 ? _mm256_blend_ps(ck8_half8(lo + 2), ck8_half8(hi + 2), 0xF0) : _mm256_setzero_ps();
+        }
+#pragma clang loop unroll(full)
+        for (int h = 0; h < H; h++) {
+            // v[p][t]: pair p against input 4h + t, one output per 128-bit half (its 4 int32 lanes sum to the
+            // block dot), digit by digit (g = 0 the high or only one), each reduced at once to is[p] (fewer
+            // live registers than both digits' dots at once).
+            __m256i is[4];
+#pragma clang loop unroll(full)
+            for (int g = 0; g < digits; g++) {
+                __m256i v[4][4];
+#pragma clang loop unroll(full)
+                for (int t = 0; t < 4; t++) {
+                    const int8_t *a = xq + ((4 * h + t) * K + b * 32) * digits + 32 * g;
+                    const __m256i a1 = ck8_bcast16(a), a2 = ck8_bcast16(a + 16);
+#pragma clang loop unroll(full)
+                    for (int p = 0; p < P; p++)
+                        v[p][t] = offset ? ck8_offset_dot(base[p], a1, a2, &w[p])
+                                         : ck8_dot2(w[p].u1, ck8_sgn(fmt, a1, w[p].raw1), w[p].u2, ck8_sgn(fmt, a2, w[p].raw2));
+                }
+                // The exact block sums of ck8_tile: two digits as (hi << 8) + lo.
+#pragma clang loop unroll(full)
+                for (int p = 0; p < P; p++)
+                    is[p] = g == 0 ? ck8_reduce4(v[p]) : _mm256_add_epi32(_mm256_slli_epi32(is[p], 8), ck8_reduce4(v[p]));
+            }
+            const __m256 da = ck8_lanes(4, xd + b * 8 + 4 * h);
+            const __m256 sa = fmt == CK_Q8_FMT_Q4_1 ? ck8_lanes(4, xs + b * 8 + 4 * h) : _mm256_setzero_ps();
+#pragma clang loop unroll(full)
+            for (int p = 0; p < P; p++) {
+                // The float work of ck8_tile, lane for lane.
+                __m256 pr = _mm256_mul_ps(_mm256_mul_ps(dw[p], da), _mm256_cvtepi32_ps(is[p]));
+                if (fmt == CK_Q8_FMT_Q4_1) pr = _mm256_fmadd_ps(mw[p], sa, pr);
+                acc[h][p] = _mm256_add_ps(acc[h][p], pr);
+            }
+        }
+    }
+#pragma clang loop unroll(full)
+    for (int h = 0; h < H; h++)
+#pragma clang loop unroll(full)
+        for (int p = 0; p < P; p++) {
+            float out[8];
+            _mm256_storeu_ps(out, acc[h][p]);
+            for (long i = 0; i < 2; i++) {
+                const long r = 2 * p + i;
+                if (r >= rn) break;
+                for (long t = 0; t < 4 && 4 * h + t < tn; t++) {
+                    float *yp = y + (4 * h + t) * ldy + r;
+                    *yp = accumulate ? *yp + out[i * 4 + t] : out[i * 4 + t];
+                }
+            }
+        }
+}
+
+/// Weight pairs per wide tile: 4 (8 rows) in the VNNI build (32 ymm registers), 2 in the AVX2 build (16; 1 pair
+/// measured 1.1x slower at T = 8). Overridable with -D for measuring only.
+#ifndef CK_Q8_WIDE_PAIRS_AVX2
+#define CK_Q8_WIDE_PAIRS_AVX2 2
+#endif
+#define CK_Q8_WIDE_PAIRS (CK_Q8_VNNI ? 4 : CK_Q8_WIDE_PAIRS_AVX2)
+/// The smallest group that takes wide tiles (below it, ck8_tile's 8-output tiles): 3 (at T = 4 a wide tile of
+/// one quad measured 1.16x (AVX2) and 1.26x (VNNI) faster than the (4, 2) tiles). Overridable for measuring only.
+#ifndef CK_Q8_WIDE_MIN
+#define CK_Q8_WIDE_MIN 3
+#endif
+
 /// The driver: weight rows in runs of 8 (kept in L1 while every group of 8 inputs passes over them); a
-/// group of tn inputs takes tiles of TT = 1, 2, 4 or 8 (the smallest >= tn) inputs by 8 / TT weight rows.
+/// group of tn >= CK_Q8_WIDE_MIN inputs takes wide tiles of one quad (tn <= 4) or two, 2 · CK_Q8_WIDE_PAIRS
+/// weight rows each; a smaller group tiles of TT = 1, 2, 4 or 8 (the smallest >= tn) inputs by 8 / TT weight rows.
 CK_Q8_IN void ck8_rows(int fmt, int digits, const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq,
                        const float *xd, const float *xs, long T, float *y, long ldy, int accumulate) {
     const long K = bpr * 32, rowBytes = bpr * (fmt == CK_Q8_FMT_Q4_1 ? 20 : 34);
@@ -215,11 +361,18 @@ CK_Q8_IN void ck8_rows(int fmt, int digits, const uint8_t *blocks, long bpr, lon
     for (long rr = r; rr < rend; rr += 8 / (TT))                                                        \
         ck8_tile(fmt, digits, (TT), blocks + rr * rowBytes, bpr, rowBytes, rend - rr < 8 / (TT) ? rend - rr : 8 / (TT), \
                  q, d, s, K, yt + rr, ldy, tn, accumulate)
-            if (tn == 1) CK8_TILES(1);
+#define CK8_WIDE(H)                                                                                     \
+    for (long rr = r; rr < rend; rr += 2 * CK_Q8_WIDE_PAIRS)                                            \
+        ck8_wide(fmt, digits, (H), CK_Q8_WIDE_PAIRS, blocks + rr * rowBytes, bpr, rowBytes,              \
+                 rend - rr < 2 * CK_Q8_WIDE_PAIRS ? rend - rr : 2 * CK_Q8_WIDE_PAIRS, q, d, s, K, yt + rr, ldy, tn, accumulate)
+            if (tn > 4 && tn >= CK_Q8_WIDE_MIN) CK8_WIDE(2);
+            else if (tn >= CK_Q8_WIDE_MIN) CK8_WIDE(1);
+            else if (tn == 1) CK8_TILES(1);
             else if (tn == 2) CK8_TILES(2);
             else if (tn <= 4) CK8_TILES(4);
             else CK8_TILES(8);
 #undef CK8_TILES
+#undef CK8_WIDE
         }
     }
 }
