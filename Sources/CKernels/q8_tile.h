@@ -7,10 +7,10 @@
 // both digits (the same unpacked weight) and the two block sums are combined exactly in int32 as
 // (hi << 8) + lo before the same float work. `digits` is a compile-time constant at every call.
 //
-// A tile is 8 outputs (t, r) at once: TT inputs x RR = 8 / TT weight rows (8 x 1, 4 x 2, 2 x 4, 1 x 8). Groups
-// of 3 or more inputs take wide tiles instead (ck8_wide): several (TT = 4, RR = 2)-shaped tiles in one pass over
-// the blocks, so each weight block is unpacked once for 4 or 8 inputs and each activation load serves 4 (AVX2)
-// or 8 (VNNI) weight rows.
+// A tile is 8 outputs (t, r) at once: TT inputs x RR = 8 / TT weight rows (2 x 4, 1 x 8), for groups of 1 or
+// 2 inputs. Groups of 3 or more take wide tiles (ck8_wide): several (TT = 4, RR = 2)-shaped 8-output tiles in
+// one pass over the blocks, so each weight block is unpacked once for 4 or 8 inputs and each activation load
+// serves 4 (AVX2) or 8 (VNNI) weight rows.
 // Per block, the 8 integer dots are computed two outputs per vector (one per 128-bit half, each half's 4
 // int32 lanes covering the block's 32 products) and reduced to ONE vector holding the 8 exact block sums
 // (3 hadds), and the float work is done once for the 8 outputs in that vector:
@@ -98,15 +98,9 @@ CK_Q8_IN __m256i ck8_sgn(int fmt, __m256i a, __m256i raw) {
 /// The 16 bytes at p in both 128-bit halves.
 CK_Q8_IN __m256i ck8_bcast16(const int8_t *p) { return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p)); }
 
-/// The 16 bytes at lo in the low half, at hi in the high half.
-CK_Q8_IN __m256i ck8_pair16(const int8_t *lo, const int8_t *hi) {
-    return _mm256_loadu2_m128i((const __m128i *)hi, (const __m128i *)lo);
-}
-
-/// The 8 activation scales of a block in the tile's lane order (lane j = i * TT + t, input t of TT): the
-/// group's 8 consecutive floats at p (inputs 0..7), the first TT of them repeated 8 / TT times.
+/// The 8 activation scales of a block in the tile's lane order (lane j = i * TT + t, input t of TT = 1, 2 or
+/// 4): the TT consecutive floats at p repeated 8 / TT times.
 CK_Q8_IN __m256 ck8_lanes(int TT, const float *p) {
-    if (TT == 8) return _mm256_loadu_ps(p);
     if (TT == 4) return _mm256_broadcast_ps((const __m128 *)p);
     if (TT == 2) return _mm256_castpd_ps(_mm256_broadcast_sd((const double *)p));
     return _mm256_broadcast_ss(p);
@@ -146,7 +140,7 @@ CK_Q8_IN __m256i ck8_offset_dot(__m256i base, __m256i a1, __m256i a2, const stru
 #endif
 }
 
-/// One tile: TT inputs (rows t0..t0+TT-1 of the group whose quantized rows start at xq, whose scales and
+/// One tile: TT = 1 or 2 inputs (rows t0..t0+TT-1 of the group whose quantized rows start at xq, whose scales and
 /// sums start at xd, xs) against RR = 8 / TT weight rows starting at pa; rn <= RR of those rows and tn <= TT
 /// of the inputs are stored (the others are computed on row pa's data or on the zero padding of the group
 /// and dropped). y points at output (t0, r). Input rows are digits * K bytes apart, a block digits * 32.
@@ -168,21 +162,10 @@ CK_Q8_IN void ck8_tile(int fmt, int digits, int TT, const uint8_t *pa, long bpr,
 #pragma clang loop unroll(full)
         for (int o = 0; o < RR * bb; o += 64) _mm_prefetch(next + o, _MM_HINT_T0);
         // Pair k (k < 4) holds output lane k in its low 128 bits and lane k + 4 in its high ones (lane
-        // j = i * TT + t): with RR >= 2 weight rows i and i + RR / 2 against input t, with RR = 1 the one row
-        // against inputs k and k + 4. Each half's 4 int32 lanes sum to its output's block dot.
+        // j = i * TT + t): weight rows i and i + RR / 2 against input t. Each half's 4 int32 lanes sum to its
+        // output's block dot.
         __m256i v[4], vl[4];
-        if (RR == 1) {
-            struct ck8_wpair w;
-            ck8_unpack2(fmt, rows[0] + b * bb, rows[0] + b * bb, &w);
-#pragma clang loop unroll(full)
-            for (int k = 0; k < 4; k++) {
-                const int8_t *lo = xq + (k * K + b * 32) * digits, *hi = xq + ((k + 4) * K + b * 32) * digits;
-                v[k] = ck8_dot2(w.u1, ck8_sgn(fmt, ck8_pair16(lo, hi), w.raw1), w.u2, ck8_sgn(fmt, ck8_pair16(lo + 16, hi + 16), w.raw2));
-                if (digits == 2)
-                    vl[k] = ck8_dot2(w.u1, ck8_sgn(fmt, ck8_pair16(lo + 32, hi + 32), w.raw1),
-                                     w.u2, ck8_sgn(fmt, ck8_pair16(lo + 48, hi + 48), w.raw2));
-            }
-        } else {
+        {
 #pragma clang loop unroll(full)
             for (int i = 0; i < RR / 2; i++) {
                 struct ck8_wpair w;
@@ -213,14 +196,7 @@ CK_Q8_IN void ck8_tile(int fmt, int digits, int TT, const uint8_t *pa, long bpr,
         if (digits == 2) is = _mm256_add_epi32(_mm256_slli_epi32(is, 8), ck8_reduce4(vl));
         const __m256 isum = _mm256_cvtepi32_ps(is);
         __m256 dw, mw;
-        if (RR == 1) {
-            dw = ck8_half8(pa + b * bb);
-            mw = fmt == CK_Q8_FMT_Q4_1 ? ck8_half8(pa + b * bb + 2) : _mm256_setzero_ps();
-        } else if (RR == 2) {
-            dw = _mm256_blend_ps(ck8_half8(rows[0] + b * bb), ck8_half8(rows[1] + b * bb), 0xF0);
-            mw = fmt == CK_Q8_FMT_Q4_1 ? _mm256_blend_ps(ck8_half8(rows[0] + b * bb + 2), ck8_half8(rows[1] + b * bb + 2), 0xF0)
-                                       : _mm256_setzero_ps();
-        } else {
+        {
             // The first dword of each lane's row block (f16 d | f16 m or 2 q bytes) by scalar loads
             // (`vpgatherdd` made these tiles up to 1.4x slower here), then d of the 8 lanes in the low 128
             // bits and the second halves (Q4_1: m) in the high 128 bits.
@@ -337,15 +313,12 @@ CK_Q8_IN void ck8_wide(int fmt, int digits, int H, int P, const uint8_t *pa, lon
 #define CK_Q8_WIDE_PAIRS_AVX2 2
 #endif
 #define CK_Q8_WIDE_PAIRS (CK_Q8_VNNI ? 4 : CK_Q8_WIDE_PAIRS_AVX2)
-/// The smallest group that takes wide tiles (below it, ck8_tile's 8-output tiles): 3 (at T = 4 a wide tile of
-/// one quad measured 1.16x (AVX2) and 1.26x (VNNI) faster than the (4, 2) tiles). Overridable for measuring only.
-#ifndef CK_Q8_WIDE_MIN
-#define CK_Q8_WIDE_MIN 3
-#endif
 
 /// The driver: weight rows in runs of 8 (kept in L1 while every group of 8 inputs passes over them); a
-/// group of tn >= CK_Q8_WIDE_MIN inputs takes wide tiles of one quad (tn <= 4) or two, 2 · CK_Q8_WIDE_PAIRS
-/// weight rows each; a smaller group tiles of TT = 1, 2, 4 or 8 (the smallest >= tn) inputs by 8 / TT weight rows.
+/// group of 1 or 2 inputs takes ck8_tile's tiles of TT = tn inputs by 8 / TT weight rows, a larger one wide
+/// tiles of one quad (tn <= 4) or two by 2 · CK_Q8_WIDE_PAIRS weight rows (measured against the (TT = 4, RR = 2)
+/// and (8, 1) tiles they replaced, kernel alone: 1.16x (AVX2) and 1.26x (VNNI) at T = 3 and 4, 1.3x and
+/// 1.4-1.6x at T = 8; at T = 2 a one-quad wide tile was slower, 0.75x / 0.9x, half its work being padding).
 CK_Q8_IN void ck8_rows(int fmt, int digits, const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq,
                        const float *xd, const float *xs, long T, float *y, long ldy, int accumulate) {
     const long K = bpr * 32, rowBytes = bpr * (fmt == CK_Q8_FMT_Q4_1 ? 20 : 34);
@@ -365,12 +338,10 @@ CK_Q8_IN void ck8_rows(int fmt, int digits, const uint8_t *blocks, long bpr, lon
     for (long rr = r; rr < rend; rr += 2 * CK_Q8_WIDE_PAIRS)                                            \
         ck8_wide(fmt, digits, (H), CK_Q8_WIDE_PAIRS, blocks + rr * rowBytes, bpr, rowBytes,              \
                  rend - rr < 2 * CK_Q8_WIDE_PAIRS ? rend - rr : 2 * CK_Q8_WIDE_PAIRS, q, d, s, K, yt + rr, ldy, tn, accumulate)
-            if (tn > 4 && tn >= CK_Q8_WIDE_MIN) CK8_WIDE(2);
-            else if (tn >= CK_Q8_WIDE_MIN) CK8_WIDE(1);
-            else if (tn == 1) CK8_TILES(1);
+            if (tn == 1) CK8_TILES(1);
             else if (tn == 2) CK8_TILES(2);
-            else if (tn <= 4) CK8_TILES(4);
-            else CK8_TILES(8);
+            else if (tn <= 4) CK8_WIDE(1);
+            else CK8_WIDE(2);
 #undef CK8_TILES
 #undef CK8_WIDE
         }
