@@ -165,29 +165,27 @@ CK_Q8_IN void ck8_tile(int fmt, int digits, int TT, const uint8_t *pa, long bpr,
         // j = i * TT + t): weight rows i and i + RR / 2 against input t. Each half's 4 int32 lanes sum to its
         // output's block dot.
         __m256i v[4], vl[4];
-        {
 #pragma clang loop unroll(full)
-            for (int i = 0; i < RR / 2; i++) {
-                struct ck8_wpair w;
-                ck8_unpack2(fmt, rows[i] + b * bb, rows[i + RR / 2] + b * bb, &w);
-                if (CK_Q8_OFFSET && fmt == CK_Q8_FMT_Q8_0 && digits == 2) {
-                    const __m256i base = ck8_offset_base(&w);
-#pragma clang loop unroll(full)
-                    for (int t = 0; t < TT; t++) {
-                        const int8_t *a = xq + (t * K + b * 32) * 2;
-                        v[i * TT + t] = ck8_offset_dot(base, ck8_bcast16(a), ck8_bcast16(a + 16), &w);
-                        vl[i * TT + t] = ck8_offset_dot(base, ck8_bcast16(a + 32), ck8_bcast16(a + 48), &w);
-                    }
-                    continue;
-                }
+        for (int i = 0; i < RR / 2; i++) {
+            struct ck8_wpair w;
+            ck8_unpack2(fmt, rows[i] + b * bb, rows[i + RR / 2] + b * bb, &w);
+            if (CK_Q8_OFFSET && fmt == CK_Q8_FMT_Q8_0 && digits == 2) {
+                const __m256i base = ck8_offset_base(&w);
 #pragma clang loop unroll(full)
                 for (int t = 0; t < TT; t++) {
-                    const int8_t *a = xq + (t * K + b * 32) * digits;
-                    v[i * TT + t] = ck8_dot2(w.u1, ck8_sgn(fmt, ck8_bcast16(a), w.raw1), w.u2, ck8_sgn(fmt, ck8_bcast16(a + 16), w.raw2));
-                    if (digits == 2)
-                        vl[i * TT + t] = ck8_dot2(w.u1, ck8_sgn(fmt, ck8_bcast16(a + 32), w.raw1),
-                                                  w.u2, ck8_sgn(fmt, ck8_bcast16(a + 48), w.raw2));
+                    const int8_t *a = xq + (t * K + b * 32) * 2;
+                    v[i * TT + t] = ck8_offset_dot(base, ck8_bcast16(a), ck8_bcast16(a + 16), &w);
+                    vl[i * TT + t] = ck8_offset_dot(base, ck8_bcast16(a + 32), ck8_bcast16(a + 48), &w);
                 }
+                continue;
+            }
+#pragma clang loop unroll(full)
+            for (int t = 0; t < TT; t++) {
+                const int8_t *a = xq + (t * K + b * 32) * digits;
+                v[i * TT + t] = ck8_dot2(w.u1, ck8_sgn(fmt, ck8_bcast16(a), w.raw1), w.u2, ck8_sgn(fmt, ck8_bcast16(a + 16), w.raw2));
+                if (digits == 2)
+                    vl[i * TT + t] = ck8_dot2(w.u1, ck8_sgn(fmt, ck8_bcast16(a + 32), w.raw1),
+                                              w.u2, ck8_sgn(fmt, ck8_bcast16(a + 48), w.raw2));
             }
         }
         // One digit: |isum| < 2^24, exact. Two: (hi << 8) + lo exact in int32 (CKernels.h: |.| < 2^27), and
@@ -196,18 +194,16 @@ CK_Q8_IN void ck8_tile(int fmt, int digits, int TT, const uint8_t *pa, long bpr,
         if (digits == 2) is = _mm256_add_epi32(_mm256_slli_epi32(is, 8), ck8_reduce4(vl));
         const __m256 isum = _mm256_cvtepi32_ps(is);
         __m256 dw, mw;
-        {
-            // The first dword of each lane's row block (f16 d | f16 m or 2 q bytes) by scalar loads
-            // (`vpgatherdd` made these tiles up to 1.4x slower here), then d of the 8 lanes in the low 128
-            // bits and the second halves (Q4_1: m) in the high 128 bits.
+        // The first dword of each lane's row block (f16 d | f16 m or 2 q bytes) by scalar loads
+        // (`vpgatherdd` made these tiles up to 1.4x slower here), then d of the 8 lanes in the low 128
+        // bits and the second halves (Q4_1: m) in the high 128 bits.
 #define CK8_DW(j) ck8_dword(rows[(j) / TT] + b * bb)
-            const __m256i g = _mm256_setr_epi32(CK8_DW(0), CK8_DW(1), CK8_DW(2), CK8_DW(3), CK8_DW(4), CK8_DW(5),
-                                                CK8_DW(6), CK8_DW(7));
+        const __m256i g = _mm256_setr_epi32(CK8_DW(0), CK8_DW(1), CK8_DW(2), CK8_DW(3), CK8_DW(4), CK8_DW(5),
+                                            CK8_DW(6), CK8_DW(7));
 #undef CK8_DW
-            const __m256i h = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(g, halves), 0xD8);
-            dw = _mm256_cvtph_ps(_mm256_castsi256_si128(h));
-            mw = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
-        }
+        const __m256i h = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(g, halves), 0xD8);
+        dw = _mm256_cvtph_ps(_mm256_castsi256_si128(h));
+        mw = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
         __m256 p = _mm256_mul_ps(_mm256_mul_ps(dw, ck8_lanes(TT, xd + b * 8)), isum);
         if (fmt == CK_Q8_FMT_Q4_1) p = _mm256_fmadd_ps(mw, ck8_lanes(TT, xs + b * 8), p);
         acc = _mm256_add_ps(acc, p);   // the only operation on acc: one add of latency per block
