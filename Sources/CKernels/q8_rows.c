@@ -30,64 +30,53 @@ static inline float ck_q8_block_amax_ref(const float *xb) {
     return ck_max_ps1(ck_max_ps1(h[0], h[2]), ck_max_ps1(h[1], h[3]));
 }
 
-void ck_q8_quantize_rows_ref(const float *x, long T, long K, int8_t *q, float *d, float *s) {
+/// The portable quantizers, one body (`digits` 1 or 2, as the AVX2 build's `ck_q8_quantize_rows_digits`). One digit:
+/// d = amax / 127, q = rint(clamp(x / d, ±127)), the row's bytes K apart. Two: e = amax / 32512 (127 · 256),
+/// q_hi = rint(clamp(x / (256 e), ±127)), q_lo = rint(clamp((x - 256 e · q_hi) / e, ±127)) with the remainder
+/// one fma, per block the 32 high digits then the 32 low ones, rows 2K bytes apart. s = d · Σ q (two digits:
+/// Σ 256 q_hi + q_lo), exact integers, one rounding. q is never -128 (the sign trick negates it).
+static void ck_q8_quantize_rows_digits_ref(int digits, const float *x, long T, long K, int8_t *q, float *d, float *s) {
     const long bpr = K / 32, padded = (T + 7) / 8 * 8;
     for (long t = 0; t < padded; t++) {
         for (long b = 0; b < bpr; b++) {
-            int8_t *qb = q + t * K + b * 32;
+            int8_t *hi = q + (t * K + b * 32) * digits, *lo = hi + 32;
             const long at = ck_q8_scale_index(t, b, bpr);
             if (t >= T) {   // the group's padding: zeros, so a tile may compute on it and drop the result
-                for (int i = 0; i < 32; i++) qb[i] = 0;
+                for (int i = 0; i < 32 * digits; i++) hi[i] = 0;
                 d[at] = 0.0f;
                 s[at] = 0.0f;
                 continue;
             }
             const float *xb = x + t * K + b * 32;
-            const float db = ck_q8_block_amax_ref(xb) / 127.0f;
-            d[at] = db;
-            int32_t sum = 0;
+            const float e = ck_q8_block_amax_ref(xb) / (digits == 1 ? 127.0f : 32512.0f);
+            const float unit = digits == 1 ? e : e * 256.0f;   // e * 256 is exact
+            d[at] = e;
+            int32_t sum = 0;   // one digit |sum| <= 4,064, two <= 32 * 32,639 < 2^24: exact in fp32
             for (int i = 0; i < 32; i++) {
-                float v = db != 0.0f ? xb[i] / db : 0.0f;
-                v = ck_min_ps1(ck_max_ps1(v, -127.0f), 127.0f);   // never -128 (the sign trick negates q)
-                qb[i] = (int8_t)(int)rintf(v);                     // nearest, ties to even (default rounding mode)
-                sum += qb[i];
+                int qh = 0, ql = 0;
+                if (e != 0.0f) {
+                    const float zh = rintf(ck_min_ps1(ck_max_ps1(xb[i] / unit, -127.0f), 127.0f));   // ties to even
+                    qh = (int)zh;
+                    if (digits == 2) {
+                        const float r = fmaf(-unit, zh, xb[i]);   // x - unit * q_hi, one rounding
+                        ql = (int)rintf(ck_min_ps1(ck_max_ps1(r / e, -127.0f), 127.0f));
+                    }
+                }
+                hi[i] = (int8_t)qh;
+                if (digits == 2) lo[i] = (int8_t)ql;
+                sum += digits == 1 ? qh : qh * 256 + ql;
             }
-            s[at] = db * (float)sum;   // |sum| <= 4,064: exact in fp32; one rounding
+            s[at] = e * (float)sum;   // one rounding
         }
     }
 }
 
+void ck_q8_quantize_rows_ref(const float *x, long T, long K, int8_t *q, float *d, float *s) {
+    ck_q8_quantize_rows_digits_ref(1, x, T, K, q, d, s);
+}
+
 void ck_q8x2_quantize_rows_ref(const float *x, long T, long K, int8_t *q, float *d, float *s) {
-    const long bpr = K / 32, padded = (T + 7) / 8 * 8;
-    for (long t = 0; t < padded; t++) {
-        for (long b = 0; b < bpr; b++) {
-            int8_t *hi = q + (t * K + b * 32) * 2, *lo = hi + 32;
-            const long at = ck_q8_scale_index(t, b, bpr);
-            if (t >= T) {   // the group's padding: zeros
-                for (int i = 0; i < 32; i++) hi[i] = lo[i] = 0;
-                d[at] = 0.0f;
-                s[at] = 0.0f;
-                continue;
-            }
-            const float *xb = x + t * K + b * 32;
-            const float e = ck_q8_block_amax_ref(xb) / 32512.0f, unit = e * 256.0f;   // 32512 = 127 * 256; e * 256 is exact
-            d[at] = e;
-            int32_t sum = 0;
-            for (int i = 0; i < 32; i++) {
-                int qh = 0, ql = 0;
-                if (e != 0.0f) {
-                    const float zh = rintf(ck_min_ps1(ck_max_ps1(xb[i] / unit, -127.0f), 127.0f));
-                    const float r = fmaf(-unit, zh, xb[i]);   // x - unit * q_hi, one rounding
-                    qh = (int)zh;
-                    ql = (int)rintf(ck_min_ps1(ck_max_ps1(r / e, -127.0f), 127.0f));
-                }
-                hi[i] = (int8_t)qh;
-                lo[i] = (int8_t)ql;
-                sum += qh * 256 + ql;
-            }
-            s[at] = e * (float)sum;   // |sum| <= 32 * 32,639 < 2^24: exact in fp32; one rounding
-        }
-    }
+    ck_q8_quantize_rows_digits_ref(2, x, T, K, q, d, s);
 }
 
 /// One block's sum of products Σ q_w · q_a over its 32 elements, exact in int32.
