@@ -14,17 +14,20 @@ static inline uint32_t ck_mix32(uint32_t x) {
     return x;
 }
 
+/// Word w of the mask, its first n (<= 64) elements, one element at a time.
+static inline uint64_t ck_dropout_word_ref(long w, long n, uint32_t k1, uint32_t k2, uint32_t threshold) {
+    uint64_t word = 0;
+    for (long j = 0; j < n; j++) {
+        const uint32_t h = ck_mix32(ck_mix32((uint32_t)(w * 64 + j) ^ k1) ^ k2);
+        if (h >= threshold) word |= (uint64_t)1 << j;
+    }
+    return word;
+}
+
 void ck_dropout_mask_ref(uint64_t *bits, long count, uint32_t k1, uint32_t k2, uint32_t threshold) {
     const long words = (count + 63) / 64;
-    for (long w = 0; w < words; w++) {
-        uint64_t word = 0;
-        const long n = count - w * 64 < 64 ? count - w * 64 : 64;
-        for (long j = 0; j < n; j++) {
-            const uint32_t h = ck_mix32(ck_mix32((uint32_t)(w * 64 + j) ^ k1) ^ k2);
-            if (h >= threshold) word |= (uint64_t)1 << j;
-        }
-        bits[w] = word;
-    }
+    for (long w = 0; w < words; w++)
+        bits[w] = ck_dropout_word_ref(w, count - w * 64 < 64 ? count - w * 64 : 64, k1, k2, threshold);
 }
 
 #if defined(__x86_64__)
@@ -60,15 +63,8 @@ void ck_dropout_mask(uint64_t *bits, long count, uint32_t k1, uint32_t k2, uint3
         }
         bits[w] = word;
     }
-    if (full * 64 < count) {
-        // The last, partial word: the portable twin on the remaining elements, indices continued.
-        uint64_t word = 0;
-        for (long j = 0; j < count - full * 64; j++) {
-            const uint32_t h = ck_mix32(ck_mix32((uint32_t)(full * 64 + j) ^ k1) ^ k2);
-            if (h >= threshold) word |= (uint64_t)1 << j;
-        }
-        bits[full] = word;
-    }
+    // The last, partial word: the portable twin's.
+    if (full * 64 < count) bits[full] = ck_dropout_word_ref(full, count - full * 64, k1, k2, threshold);
 }
 
 #else
