@@ -303,6 +303,137 @@ CK_Q8_IN void ck8_wide(int fmt, int digits, int H, int P, const uint8_t *pa, lon
         }
 }
 
+#if CK_Q8_VNNI
+/// Row-lane tiles (the VNNI build): one accumulator vector per INPUT whose 8 lanes are 8 WEIGHT ROWS, so
+/// the block dots need no horizontal sums. Per block, the 8 rows' weight bytes are transposed in registers
+/// (ck8_transpose4) into W[0..7], lane r of W[j] holding elements 4j..4j+3 of row r, and each input's block dot
+/// is 8 `vpdpbusd` of W[j] against activation dword j broadcast to all lanes (an embedded {1to8} broadcast
+/// from memory).
+
+/// The 4x4 dword transpose per 128-bit half: y[k] holds row k's 4 dwords in its low half and row k + 4's in
+/// its high one; out[j] lane r (r < 4 low half, r + 4 high) = dword j of row r. 8 shuffles.
+CK_Q8_IN void ck8_transpose4(const __m256i y[4], __m256i out[4]) {
+    const __m256i t0 = _mm256_unpacklo_epi32(y[0], y[1]), t1 = _mm256_unpacklo_epi32(y[2], y[3]);
+    const __m256i t2 = _mm256_unpackhi_epi32(y[0], y[1]), t3 = _mm256_unpackhi_epi32(y[2], y[3]);
+    out[0] = _mm256_unpacklo_epi64(t0, t1);
+    out[1] = _mm256_unpackhi_epi64(t0, t1);
+    out[2] = _mm256_unpacklo_epi64(t2, t3);
+    out[3] = _mm256_unpackhi_epi64(t2, t3);
+}
+
+/// Lane r = Σ W[j] · a over the block's 32 elements (dword j of a broadcast), exact in int32 (|.| <= 32 · 255 · 127).
+CK_Q8_IN __m256i ck8_lane_dot(const __m256i W[8], const int8_t *a) {
+    __m256i s = _mm256_setzero_si256();
+#pragma clang loop unroll(full)
+    for (int j = 0; j < 8; j++) s = _mm256_dpbusd_epi32(s, W[j], _mm256_set1_epi32(ck8_dword((const uint8_t *)a + 4 * j)));
+    return s;
+}
+
+/// Q8_0 against row lanes: the signed weights as unsigned bytes w + 128 (w ^ 0x80) against the signed
+/// activations, so Σ (w + 128) · a = Σ w · a + 128 · Σ a, and the correction 128 · Σ a depends on the input and
+/// the block only: computed once per call for every (input, block) by ck8_lane_corr and subtracted from the
+/// block sum (two digits: (hi' << 8) + lo' - 128 · (256 Σ a_hi + Σ a_lo), where |hi'| <= 32 · 255 · 127, so
+/// |(hi' << 8) + lo'| < 2^29, exact in int32).
+/// corr[b * 8 + t] for inputs t < tn of the group at xq (rows digits * K bytes apart).
+CK_Q8_IN void ck8_lane_corr(int digits, const int8_t *xq, long bpr, long K, long tn, int32_t *corr) {
+    const __m256i ones = _mm256_set1_epi8(1);
+    for (long b = 0; b < bpr; b++)
+        for (long t = 0; t < tn; t++) {
+            const int8_t *a = xq + (t * K + b * 32) * digits;
+            __m256i v = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, _mm256_loadu_si256((const __m256i *)a));
+            if (digits == 2)
+                v = _mm256_add_epi32(_mm256_slli_epi32(v, 8),
+                                     _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, _mm256_loadu_si256((const __m256i *)(a + 32))));
+            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+            h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
+            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 1));
+            corr[b * 8 + t] = 128 * _mm_cvtsi128_si32(h);
+        }
+}
+
+/// One row-lane tile: NT inputs (0..NT-1 of the group at xq, xd, xs; NT a compile-time constant, all stored) by
+/// 8 weight rows from pa, of which rn are stored (the others computed on row pa + (rn - 1)'s data and dropped);
+/// corr as ck8_lane_corr's (Q8_0 only). y points at output (0, r). The float work per block and output is the
+/// twin's: p = (d_w · d_a) · float(isum), Q4_1 p = fma(m_w, s_a, p), acc += p, 8 rows per vector.
+CK_Q8_IN void ck8_rowlane(int fmt, int digits, int NT, const uint8_t *pa, long bpr, long rowBytes, long rn, const int8_t *xq,
+                        const float *xd, const float *xs, const int32_t *corr, long K, float *y, long ldy, int accumulate) {
+    const long bb = fmt == CK_Q8_FMT_Q4_1 ? 20 : 34;
+    const uint8_t *rows[8];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 8; i++) rows[i] = pa + (i < rn ? i : rn - 1) * rowBytes;
+    const __m256i halves = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15,
+                                            0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+    __m256 acc[8];
+#pragma clang loop unroll(full)
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    for (long b = 0; b < bpr; b++) {
+        // The next tile's rows, this block's share of them (as ck8_tile).
+        const char *next = (const char *)pa + 8 * rowBytes + b * 8 * bb;
+#pragma clang loop unroll(full)
+        for (int o = 0; o < 8 * bb; o += 64) _mm_prefetch(next + o, _MM_HINT_T0);
+        __m256i W[8];
+        if (fmt == CK_Q8_FMT_Q4_1) {
+            // Q4_1: bytes 4..19, byte i = element i (low nibble) and 16 + i (high nibble): the transposed bytes'
+            // low nibbles are W[0..3] (elements 0..15), their high nibbles W[4..7] (16..31).
+            __m256i y4[4], r4[4];
+#pragma clang loop unroll(full)
+            for (int k = 0; k < 4; k++)
+                y4[k] = _mm256_loadu2_m128i((const __m128i *)(rows[k + 4] + b * bb + 4), (const __m128i *)(rows[k] + b * bb + 4));
+            ck8_transpose4(y4, r4);
+            const __m256i mask = _mm256_set1_epi8(0x0F);
+#pragma clang loop unroll(full)
+            for (int j = 0; j < 4; j++) {
+                W[j] = _mm256_and_si256(r4[j], mask);
+                W[j + 4] = _mm256_and_si256(_mm256_srli_epi16(r4[j], 4), mask);
+            }
+        } else {
+            // Q8_0: bytes 2..33 = elements 0..31, as w ^ 0x80 (see ck8_lane_corr).
+            const __m256i flip = _mm256_set1_epi8((char)0x80);
+#pragma clang loop unroll(full)
+            for (int h = 0; h < 2; h++) {
+                __m256i y4[4], r4[4];
+#pragma clang loop unroll(full)
+                for (int k = 0; k < 4; k++)
+                    y4[k] = _mm256_loadu2_m128i((const __m128i *)(rows[k + 4] + b * bb + 2 + 16 * h),
+                                                (const __m128i *)(rows[k] + b * bb + 2 + 16 * h));
+                ck8_transpose4(y4, r4);
+#pragma clang loop unroll(full)
+                for (int j = 0; j < 4; j++) W[4 * h + j] = _mm256_xor_si256(r4[j], flip);
+            }
+        }
+        // The rows' d (and Q4_1 m) in row lanes: the first dword of each row's block by scalar loads, as ck8_tile.
+#define CK8_DW(r) ck8_dword(rows[r] + b * bb)
+        const __m256i g = _mm256_setr_epi32(CK8_DW(0), CK8_DW(1), CK8_DW(2), CK8_DW(3), CK8_DW(4), CK8_DW(5), CK8_DW(6), CK8_DW(7));
+#undef CK8_DW
+        const __m256i hm = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(g, halves), 0xD8);
+        const __m256 dw = _mm256_cvtph_ps(_mm256_castsi256_si128(hm));
+        const __m256 mw = _mm256_cvtph_ps(_mm256_extracti128_si256(hm, 1));
+#pragma clang loop unroll(full)
+        for (int t = 0; t < NT; t++) {
+            const int8_t *a = xq + (t * K + b * 32) * digits;
+            __m256i is = ck8_lane_dot(W, a);
+            // Two digits: (hi << 8) + lo exact in int32, float() as the twin's cast (see ck8_tile).
+            if (digits == 2) is = _mm256_add_epi32(_mm256_slli_epi32(is, 8), ck8_lane_dot(W, a + 32));
+            if (fmt == CK_Q8_FMT_Q8_0) is = _mm256_sub_epi32(is, _mm256_set1_epi32(corr[b * 8 + t]));
+            __m256 p = _mm256_mul_ps(_mm256_mul_ps(dw, _mm256_set1_ps(xd[b * 8 + t])), _mm256_cvtepi32_ps(is));
+            if (fmt == CK_Q8_FMT_Q4_1) p = _mm256_fmadd_ps(mw, _mm256_set1_ps(xs[b * 8 + t]), p);
+            acc[t] = _mm256_add_ps(acc[t], p);
+        }
+    }
+    const __mmask8 keep = (__mmask8)((1u << rn) - 1);
+#pragma clang loop unroll(full)
+    for (int t = 0; t < NT; t++) {
+        float *yp = y + t * ldy;
+        const __m256 v = accumulate ? _mm256_add_ps(_mm256_maskz_loadu_ps(keep, yp), acc[t]) : acc[t];
+        _mm256_mask_storeu_ps(yp, keep, v);
+    }
+}
+#endif
+
+/// Input groups of 8 whose Q8_0 corrections (ck8_lane_corr) are computed at once: a pass over the weight rows
+/// serves up to 32 inputs, the corrections on the stack (4 * K bytes).
+#define CK8_CORR_GROUPS 4
+
 /// Weight pairs per wide tile: 4 (8 rows) in the VNNI build (32 ymm registers), 2 in the AVX2 build (16; 1 pair
 /// measured 1.1x slower at T = 8). Overridable with -D for measuring only.
 #ifndef CK_Q8_WIDE_PAIRS_AVX2
@@ -318,6 +449,38 @@ CK_Q8_IN void ck8_wide(int fmt, int digits, int H, int P, const uint8_t *pa, lon
 CK_Q8_IN void ck8_rows(int fmt, int digits, const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq,
                        const float *xd, const float *xs, long T, float *y, long ldy, int accumulate) {
     const long K = bpr * 32, rowBytes = bpr * (fmt == CK_Q8_FMT_Q4_1 ? 20 : 34);
+#if CK_Q8_VNNI
+    const int q80 = fmt == CK_Q8_FMT_Q8_0;
+    for (long c0 = 0; c0 < T; c0 += 8 * CK8_CORR_GROUPS) {
+        const long cT = T - c0 < 8 * CK8_CORR_GROUPS ? T - c0 : 8 * CK8_CORR_GROUPS;
+        int32_t corr[q80 ? (cT + 7) / 8 * 8 * bpr : 1];
+        if (q80)
+            for (long t0 = 0; t0 < cT; t0 += 8)
+                ck8_lane_corr(digits, xq + (c0 + t0) * K * digits, bpr, K, cT - t0 < 8 ? cT - t0 : 8, corr + t0 * bpr);
+        for (long r = r0; r < r1; r += 8) {
+            const long rn = r1 - r < 8 ? r1 - r : 8;
+            for (long t0 = c0; t0 < c0 + cT; t0 += 8) {
+                const long tn = T - t0 < 8 ? T - t0 : 8;
+                const int8_t *q = xq + t0 * K * digits;
+                const float *d = xd + t0 * bpr, *s = xs + t0 * bpr;
+                const int32_t *cg = corr + (t0 - c0) * bpr;
+#define CK8_LANES(NT) ck8_rowlane(fmt, digits, (NT), blocks + r * rowBytes, bpr, rowBytes, rn, q, d, s, cg, K, y + t0 * ldy + r, ldy, accumulate)
+                switch (tn) {
+                case 1: CK8_LANES(1); break;
+                case 2: CK8_LANES(2); break;
+                case 3: CK8_LANES(3); break;
+                case 4: CK8_LANES(4); break;
+                case 5: CK8_LANES(5); break;
+                case 6: CK8_LANES(6); break;
+                case 7: CK8_LANES(7); break;
+                default: CK8_LANES(8); break;
+                }
+#undef CK8_LANES
+            }
+        }
+    }
+    return;
+#endif
     for (long r = r0; r < r1; r += 8) {
         const long rend = r + 8 < r1 ? r + 8 : r1;
         for (long t0 = 0; t0 < T; t0 += 8) {
