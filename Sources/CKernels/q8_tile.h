@@ -7,10 +7,14 @@
 // both digits (the same unpacked weight) and the two block sums are combined exactly in int32 as
 // (hi << 8) + lo before the same float work. `digits` is a compile-time constant at every call.
 //
-// A tile is 8 outputs (t, r) at once: TT inputs x RR = 8 / TT weight rows (2 x 4, 1 x 8), for groups of 1 or
-// 2 inputs. Groups of 3 or more take wide tiles (ck8_wide): several (TT = 4, RR = 2)-shaped 8-output tiles in
-// one pass over the blocks, so each weight block is unpacked once for 4 or 8 inputs and each activation load
-// serves 4 (AVX2) or 8 (VNNI) weight rows.
+// The VNNI build takes row-lane tiles (ck8_rowlane_q4_1, ck8_rowlane_q8_0): one vector per input whose lanes
+// are 16 or 8 weight rows, the weight bytes transposed in registers, no horizontal sums (see there); and for
+// one input on Q8_0 the 8-output tile below. The AVX2 build takes the 8-output and wide tiles below.
+//
+// An 8-output tile is 8 outputs (t, r) at once: TT inputs x RR = 8 / TT weight rows (2 x 4, 1 x 8), for groups
+// of 1 or 2 inputs. In the AVX2 build groups of 3 or more take wide tiles (ck8_wide): several (TT = 4, RR = 2)-
+// shaped 8-output tiles in one pass over the blocks, so each weight block is unpacked once for 4 or 8 inputs and
+// each activation load serves 4 weight rows.
 // Per block, the 8 integer dots are computed two outputs per vector (one per 128-bit half, each half's 4
 // int32 lanes covering the block's 32 products) and reduced to ONE vector holding the 8 exact block sums
 // (3 hadds), and the float work is done once for the 8 outputs in that vector:
@@ -106,12 +110,12 @@ CK_Q8_IN __m256 ck8_lanes(int TT, const float *p) {
     return _mm256_broadcast_ss(p);
 }
 
-/// Q8_0 in the VNNI build without a `vpsignb` per dot, where the correction below is shared by two dots or more
-/// per weight pair (wide tiles; two-digit inputs): the activations as unsigned bytes a + 128 (a ^ 0x80; a is never
+/// Q8_0 in the VNNI build's 8-output tiles (one input) without a `vpsignb` per dot, where the correction below is
+/// shared by two dots or more per weight pair (two-digit inputs): the activations as unsigned bytes a + 128 (a ^ 0x80; a is never
 /// -128, so 1..255) against the signed weights, the dot's accumulator started at -128 · Σ w (one `vpdpbusd` pair
 /// per weight block): Σ (a + 128)·w - 128·Σ w = Σ a·w, exact in int32 (|.| <= 32 · 255 · 128), the same
-/// integers. Measured on this Zen 4: 1.19x at T = 8 (one digit, wide tiles), 1.04-1.1x at T = 1 (two digits),
-/// 0.98x at T = 1 with one digit (so not there). Not in the AVX2 build: `maddubs` would saturate
+/// integers. Measured on this Zen 4: 1.04-1.1x at T = 1 (two digits), 0.98x at T = 1 with one digit (so not
+/// there). (The row-lane tiles flip the other operand instead: ck8_lane_corr.) Not in the AVX2 build: `maddubs` would saturate
 /// (2 · 255 · 128 > 32,767). -DCK_Q8_OFFSET=0 turns it off (for measuring only).
 #ifndef CK_Q8_OFFSET
 #define CK_Q8_OFFSET CK_Q8_VNNI
@@ -217,7 +221,8 @@ CK_Q8_IN void ck8_tile(int fmt, int digits, int TT, const uint8_t *pa, long bpr,
         }
 }
 
-/// A wide tile: 4H inputs (H = 1: inputs 0..3 of the group; 2: 0..7) by 2P weight rows (P pairs, pair p = rows
+#if !CK_Q8_VNNI
+/// A wide tile (the AVX2 build): 4H inputs (H = 1: inputs 0..3 of the group; 2: 0..7) by 2P weight rows (P pairs, pair p = rows
 /// 2p and 2p + 1 in the low and high 128 bits), H · P sub-tiles of 8 outputs in one pass over the blocks, so
 /// each weight block is unpacked once for all 4H inputs and each activation load (a `vbroadcasti128`) serves
 /// 2P weight rows. Sub-tile (h, p) is laid out as ck8_tile's (TT = 4, RR = 2) tile: lane j = i · 4 + t holds
@@ -227,7 +232,6 @@ CK_Q8_IN void ck8_wide(int fmt, int digits, int H, int P, const uint8_t *pa, lon
                        const int8_t *xq, const float *xd, const float *xs, long K, float *y, long ldy, long tn,
                        int accumulate) {
     const long bb = fmt == CK_Q8_FMT_Q4_1 ? 20 : 34;
-    const int offset = CK_Q8_OFFSET && fmt == CK_Q8_FMT_Q8_0;
     const uint8_t *rows[8];
 #pragma clang loop unroll(full)
     for (int i = 0; i < 2 * P; i++) rows[i] = pa + (i < rn ? i : rn - 1) * rowBytes;
@@ -242,13 +246,11 @@ CK_Q8_IN void ck8_wide(int fmt, int digits, int H, int P, const uint8_t *pa, lon
 #pragma clang loop unroll(full)
         for (int o = 0; o < 2 * P * bb; o += 64) _mm_prefetch(next + o, _MM_HINT_T0);
         struct ck8_wpair w[4];
-        __m256i base[4];
         __m256 dw[4], mw[4];
 #pragma clang loop unroll(full)
         for (int p = 0; p < P; p++) {
             const uint8_t *lo = rows[2 * p] + b * bb, *hi = rows[2 * p + 1] + b * bb;
             ck8_unpack2(fmt, lo, hi, &w[p]);
-            base[p] = offset ? ck8_offset_base(&w[p]) : _mm256_setzero_si256();
             dw[p] = _mm256_blend_ps(ck8_half8(lo), ck8_half8(hi), 0xF0);
             mw[p] = fmt == CK_Q8_FMT_Q4_1 ? _mm256_blend_ps(ck8_half8(lo + 2), ck8_half8(hi + 2), 0xF0) : _mm256_setzero_ps();
         }
@@ -267,8 +269,7 @@ CK_Q8_IN void ck8_wide(int fmt, int digits, int H, int P, const uint8_t *pa, lon
                     const __m256i a1 = ck8_bcast16(a), a2 = ck8_bcast16(a + 16);
 #pragma clang loop unroll(full)
                     for (int p = 0; p < P; p++)
-                        v[p][t] = offset ? ck8_offset_dot(base[p], a1, a2, &w[p])
-                                         : ck8_dot2(w[p].u1, ck8_sgn(fmt, a1, w[p].raw1), w[p].u2, ck8_sgn(fmt, a2, w[p].raw2));
+                        v[p][t] = ck8_dot2(w[p].u1, ck8_sgn(fmt, a1, w[p].raw1), w[p].u2, ck8_sgn(fmt, a2, w[p].raw2));
                 }
                 // The exact block sums of ck8_tile: two digits as (hi << 8) + lo.
 #pragma clang loop unroll(full)
@@ -303,15 +304,23 @@ CK_Q8_IN void ck8_wide(int fmt, int digits, int H, int P, const uint8_t *pa, lon
         }
 }
 
-#if CK_Q8_VNNI
-/// Row-lane tiles (the VNNI build): one accumulator vector per INPUT whose 8 lanes are 8 WEIGHT ROWS, so
-/// the block dots need no horizontal sums. Per block, the 8 rows' weight bytes are transposed in registers
-/// (ck8_transpose4) into W[0..7], lane r of W[j] holding elements 4j..4j+3 of row r, and each input's block dot
-/// is 8 `vpdpbusd` of W[j] against activation dword j broadcast to all lanes (an embedded {1to8} broadcast
-/// from memory).
+#endif
 
-/// The 4x4 dword transpose per 128-bit half: y[k] holds row k's 4 dwords in its low half and row k + 4's in
-/// its high one; out[j] lane r (r < 4 low half, r + 4 high) = dword j of row r. 8 shuffles.
+#if CK_Q8_VNNI
+/// Row-lane tiles (the VNNI build): one accumulator vector per INPUT whose lanes are WEIGHT ROWS (Q4_1: 16 per
+/// zmm; Q8_0: 8 per ymm), so the block dots need no horizontal sums. Per block, the rows' weight bytes are
+/// transposed in registers (ck8_transpose4) into W[0..7], lane r of W[j] holding elements 4j..4j+3 of row r,
+/// and each input's block dot is 8 `vpdpbusd` of W[j] against the input's activation dword j broadcast to all
+/// lanes (an embedded broadcast from memory). The float work per block and output is the portable twin's:
+/// p = (d_w · d_a) · float(isum), Q4_1 then p = fma(m_w, s_a, p), acc += p, one lane per output, so the bits
+/// are the twin's whatever T, the row range or the tile.
+/// Measured against the wide and 8-output tiles they replace (kernel alone, scripts/bench/q8rows.sh, this
+/// Zen 4; see ck8_rows for the figures). zmm: on Zen 4 a 512-bit op is two 256-bit halves, but half the
+/// instructions measured 1.2x faster than 8 ymm row lanes for Q4_1 (L2-resident and streamed weights alike);
+/// for Q8_0 16 rows were up to 2x slower on weights streamed from memory (the output head), so 8 ymm rows.
+
+/// The 4x4 dword transpose per 128-bit lane: y[k]'s 128-bit lane l holds the 4 dwords of row k + 4l; out[j]'s
+/// dword 4l + k = dword j of row k + 4l (rows in order across the lanes). 8 shuffles.
 CK_Q8_IN void ck8_transpose4(const __m256i y[4], __m256i out[4]) {
     const __m256i t0 = _mm256_unpacklo_epi32(y[0], y[1]), t1 = _mm256_unpacklo_epi32(y[2], y[3]);
     const __m256i t2 = _mm256_unpackhi_epi32(y[0], y[1]), t3 = _mm256_unpackhi_epi32(y[2], y[3]);
@@ -321,20 +330,46 @@ CK_Q8_IN void ck8_transpose4(const __m256i y[4], __m256i out[4]) {
     out[3] = _mm256_unpackhi_epi64(t2, t3);
 }
 
-/// Lane r = Σ W[j] · a over the block's 32 elements (dword j of a broadcast), exact in int32 (|.| <= 32 · 255 · 127).
-CK_Q8_IN __m256i ck8_lane_dot(const __m256i W[8], const int8_t *a) {
-    __m256i s = _mm256_setzero_si256();
+/// ck8_transpose4 on 4 128-bit lanes (16 rows).
+CK_Q8_IN void ck8_transpose4z(const __m512i y[4], __m512i out[4]) {
+    const __m512i t0 = _mm512_unpacklo_epi32(y[0], y[1]), t1 = _mm512_unpacklo_epi32(y[2], y[3]);
+    const __m512i t2 = _mm512_unpackhi_epi32(y[0], y[1]), t3 = _mm512_unpackhi_epi32(y[2], y[3]);
+    out[0] = _mm512_unpacklo_epi64(t0, t1);
+    out[1] = _mm512_unpackhi_epi64(t0, t1);
+    out[2] = _mm512_unpacklo_epi64(t2, t3);
+    out[3] = _mm512_unpackhi_epi64(t2, t3);
+}
+
+/// Whether a block dot runs as two chains of 4 `vpdpbusd` (even and odd j, added at the end) instead of one of
+/// 8: for few inputs, where one chain per input leaves its latency exposed (measured 1.05-1.15x at T = 1..4 with
+/// one digit; with more inputs or two digits there are chains enough, and the extra registers spilled).
+#define CK8_SPLIT (digits == 1 && NT <= 4)
+
+/// Lane r = init + Σ W[j] · a over the block's 32 elements (dword j of a broadcast), exact in int32
+/// (|Σ| <= 32 · 255 · 127; init a correction, see ck8_lane_corr).
+CK_Q8_IN __m256i ck8_lane_dot(const __m256i W[8], const int8_t *a, int split, __m256i init) {
+    __m256i s[2] = {init, _mm256_setzero_si256()};
 #pragma clang loop unroll(full)
-    for (int j = 0; j < 8; j++) s = _mm256_dpbusd_epi32(s, W[j], _mm256_set1_epi32(ck8_dword((const uint8_t *)a + 4 * j)));
-    return s;
+    for (int j = 0; j < 8; j++)
+        s[split ? j & 1 : 0] = _mm256_dpbusd_epi32(s[split ? j & 1 : 0], W[j], _mm256_set1_epi32(ck8_dword((const uint8_t *)a + 4 * j)));
+    return split ? _mm256_add_epi32(s[0], s[1]) : s[0];
+}
+
+/// ck8_lane_dot on 16 lanes, starting at 0.
+CK_Q8_IN __m512i ck8_lane_dotz(const __m512i W[8], const int8_t *a, int split) {
+    __m512i s[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+#pragma clang loop unroll(full)
+    for (int j = 0; j < 8; j++)
+        s[split ? j & 1 : 0] = _mm512_dpbusd_epi32(s[split ? j & 1 : 0], W[j], _mm512_set1_epi32(ck8_dword((const uint8_t *)a + 4 * j)));
+    return split ? _mm512_add_epi32(s[0], s[1]) : s[0];
 }
 
 /// Q8_0 against row lanes: the signed weights as unsigned bytes w + 128 (w ^ 0x80) against the signed
 /// activations, so Σ (w + 128) · a = Σ w · a + 128 · Σ a, and the correction 128 · Σ a depends on the input and
-/// the block only: computed once per call for every (input, block) by ck8_lane_corr and subtracted from the
-/// block sum (two digits: (hi' << 8) + lo' - 128 · (256 Σ a_hi + Σ a_lo), where |hi'| <= 32 · 255 · 127, so
-/// |(hi' << 8) + lo'| < 2^29, exact in int32).
-/// corr[b * 8 + t] for inputs t < tn of the group at xq (rows digits * K bytes apart).
+/// the block only: its negation is computed once per call for every (input, block) by ck8_lane_corr and is
+/// where the block's (last) dot chain starts (two digits: (hi' << 8) + (lo' - 128 · (256 Σ a_hi + Σ a_lo)),
+/// where |hi'| <= 32 · 255 · 127 and |lo' - 128 · (...)| < 2^28, so every partial sum is exact in int32).
+/// corr[b * 8 + t] = -128 · Σ a for inputs t < tn of the group at xq (rows digits * K bytes apart).
 CK_Q8_IN void ck8_lane_corr(int digits, const int8_t *xq, long bpr, long K, long tn, int32_t *corr) {
     const __m256i ones = _mm256_set1_epi8(1);
     for (long b = 0; b < bpr; b++)
@@ -347,76 +382,115 @@ CK_Q8_IN void ck8_lane_corr(int digits, const int8_t *xq, long bpr, long K, long
             __m128i h = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
             h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
             h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 1));
-            corr[b * 8 + t] = 128 * _mm_cvtsi128_si32(h);
+            corr[b * 8 + t] = -128 * _mm_cvtsi128_si32(h);
         }
 }
 
-/// One row-lane tile: NT inputs (0..NT-1 of the group at xq, xd, xs; NT a compile-time constant, all stored) by
-/// 8 weight rows from pa, of which rn are stored (the others computed on row pa + (rn - 1)'s data and dropped);
-/// corr as ck8_lane_corr's (Q8_0 only). y points at output (0, r). The float work per block and output is the
-/// twin's: p = (d_w · d_a) · float(isum), Q4_1 p = fma(m_w, s_a, p), acc += p, 8 rows per vector.
-CK_Q8_IN void ck8_rowlane(int fmt, int digits, int NT, const uint8_t *pa, long bpr, long rowBytes, long rn, const int8_t *xq,
-                        const float *xd, const float *xs, const int32_t *corr, long K, float *y, long ldy, int accumulate) {
-    const long bb = fmt == CK_Q8_FMT_Q4_1 ? 20 : 34;
+/// A Q4_1 row-lane tile: NT inputs (0..NT-1 of the group at xq, xd, xs; NT a compile-time constant, all stored)
+/// by 16 weight rows from pa in the lanes of zmm vectors, of which rn are stored (the others computed on row
+/// pa + (rn - 1)'s data and dropped). y points at output (0, r).
+CK_Q8_IN void ck8_rowlane_q4_1(int digits, int NT, const uint8_t *pa, long bpr, long rowBytes, long rn, const int8_t *xq,
+                               const float *xd, const float *xs, long K, float *y, long ldy, int accumulate) {
+    const long bb = 20;
+    const uint8_t *rows[16];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 16; i++) rows[i] = pa + (i < rn ? i : rn - 1) * rowBytes;
+    __m512 acc[8];
+#pragma clang loop unroll(full)
+    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (long b = 0; b < bpr; b++) {
+        // The next tile's rows, this block's share of them (as ck8_tile).
+        const char *next = (const char *)pa + 16 * rowBytes + b * 16 * bb;
+#pragma clang loop unroll(full)
+        for (int o = 0; o < 16 * bb; o += 64) _mm_prefetch(next + o, _MM_HINT_T0);
+        // Bytes 4..19 of each row's block, byte i = element i (low nibble) and 16 + i (high nibble), rows k,
+        // k + 4, k + 8, k + 12 in the 128-bit lanes of y4[k]: the transposed bytes' low nibbles are W[0..3]
+        // (elements 0..15), their high nibbles W[4..7] (16..31).
+        __m512i y4[4], r4[4], W[8];
+#pragma clang loop unroll(full)
+        for (int k = 0; k < 4; k++) {
+            const long o = b * bb + 4;
+            const __m256i lo = _mm256_loadu2_m128i((const __m128i *)(rows[k + 4] + o), (const __m128i *)(rows[k] + o));
+            const __m256i hi = _mm256_loadu2_m128i((const __m128i *)(rows[k + 12] + o), (const __m128i *)(rows[k + 8] + o));
+            y4[k] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+        }
+        ck8_transpose4z(y4, r4);
+        const __m512i mask = _mm512_set1_epi8(0x0F);
+#pragma clang loop unroll(full)
+        for (int j = 0; j < 4; j++) {
+            W[j] = _mm512_and_si512(r4[j], mask);
+            W[j + 4] = _mm512_and_si512(_mm512_srli_epi16(r4[j], 4), mask);
+        }
+        // The rows' f16 d | m: the first dword of each row's block by scalar loads (as ck8_tile), d the low
+        // halves, m the high ones.
+#define CK8_DW(r) ck8_dword(rows[r] + b * bb)
+        const __m512i g = _mm512_setr_epi32(CK8_DW(0), CK8_DW(1), CK8_DW(2), CK8_DW(3), CK8_DW(4), CK8_DW(5), CK8_DW(6), CK8_DW(7),
+                                            CK8_DW(8), CK8_DW(9), CK8_DW(10), CK8_DW(11), CK8_DW(12), CK8_DW(13), CK8_DW(14), CK8_DW(15));
+#undef CK8_DW
+        const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g));
+        const __m512 mw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(g, 16)));
+#pragma clang loop unroll(full)
+        for (int t = 0; t < NT; t++) {
+            const int8_t *a = xq + (t * K + b * 32) * digits;
+            __m512i is = ck8_lane_dotz(W, a, CK8_SPLIT);
+            // Two digits: (hi << 8) + lo exact in int32, float() as the twin's cast (see ck8_tile).
+            if (digits == 2) is = _mm512_add_epi32(_mm512_slli_epi32(is, 8), ck8_lane_dotz(W, a + 32, CK8_SPLIT));
+            __m512 p = _mm512_mul_ps(_mm512_mul_ps(dw, _mm512_set1_ps(xd[b * 8 + t])), _mm512_cvtepi32_ps(is));
+            p = _mm512_fmadd_ps(mw, _mm512_set1_ps(xs[b * 8 + t]), p);
+            acc[t] = _mm512_add_ps(acc[t], p);
+        }
+    }
+    const __mmask16 keep = (__mmask16)((1u << rn) - 1);
+#pragma clang loop unroll(full)
+    for (int t = 0; t < NT; t++) {
+        float *yp = y + t * ldy;
+        const __m512 v = accumulate ? _mm512_add_ps(_mm512_maskz_loadu_ps(keep, yp), acc[t]) : acc[t];
+        _mm512_mask_storeu_ps(yp, keep, v);
+    }
+}
+
+/// A Q8_0 row-lane tile: as ck8_rowlane_q4_1 with 8 weight rows in the lanes of ymm vectors (rn <= 8 stored) and
+/// corr as ck8_lane_corr's.
+CK_Q8_IN void ck8_rowlane_q8_0(int digits, int NT, const uint8_t *pa, long bpr, long rowBytes, long rn, const int8_t *xq,
+                               const float *xd, const int32_t *corr, long K, float *y, long ldy, int accumulate) {
+    const long bb = 34;
     const uint8_t *rows[8];
 #pragma clang loop unroll(full)
     for (int i = 0; i < 8; i++) rows[i] = pa + (i < rn ? i : rn - 1) * rowBytes;
-    const __m256i halves = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15,
-                                            0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
     __m256 acc[8];
 #pragma clang loop unroll(full)
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
     for (long b = 0; b < bpr; b++) {
-        // The next tile's rows, this block's share of them (as ck8_tile).
         const char *next = (const char *)pa + 8 * rowBytes + b * 8 * bb;
 #pragma clang loop unroll(full)
         for (int o = 0; o < 8 * bb; o += 64) _mm_prefetch(next + o, _MM_HINT_T0);
+        // Bytes 2..33 of each row's block = elements 0..31 in two halves of 16, rows k and k + 4 in the 128-bit
+        // lanes of y4[k]; as w ^ 0x80 (see ck8_lane_corr).
+        const __m256i flip = _mm256_set1_epi8((char)0x80);
         __m256i W[8];
-        if (fmt == CK_Q8_FMT_Q4_1) {
-            // Q4_1: bytes 4..19, byte i = element i (low nibble) and 16 + i (high nibble): the transposed bytes'
-            // low nibbles are W[0..3] (elements 0..15), their high nibbles W[4..7] (16..31).
+#pragma clang loop unroll(full)
+        for (int h = 0; h < 2; h++) {
             __m256i y4[4], r4[4];
 #pragma clang loop unroll(full)
             for (int k = 0; k < 4; k++)
-                y4[k] = _mm256_loadu2_m128i((const __m128i *)(rows[k + 4] + b * bb + 4), (const __m128i *)(rows[k] + b * bb + 4));
+                y4[k] = _mm256_loadu2_m128i((const __m128i *)(rows[k + 4] + b * bb + 2 + 16 * h),
+                                            (const __m128i *)(rows[k] + b * bb + 2 + 16 * h));
             ck8_transpose4(y4, r4);
-            const __m256i mask = _mm256_set1_epi8(0x0F);
 #pragma clang loop unroll(full)
-            for (int j = 0; j < 4; j++) {
-                W[j] = _mm256_and_si256(r4[j], mask);
-                W[j + 4] = _mm256_and_si256(_mm256_srli_epi16(r4[j], 4), mask);
-            }
-        } else {
-            // Q8_0: bytes 2..33 = elements 0..31, as w ^ 0x80 (see ck8_lane_corr).
-            const __m256i flip = _mm256_set1_epi8((char)0x80);
-#pragma clang loop unroll(full)
-            for (int h = 0; h < 2; h++) {
-                __m256i y4[4], r4[4];
-#pragma clang loop unroll(full)
-                for (int k = 0; k < 4; k++)
-                    y4[k] = _mm256_loadu2_m128i((const __m128i *)(rows[k + 4] + b * bb + 2 + 16 * h),
-                                                (const __m128i *)(rows[k] + b * bb + 2 + 16 * h));
-                ck8_transpose4(y4, r4);
-#pragma clang loop unroll(full)
-                for (int j = 0; j < 4; j++) W[4 * h + j] = _mm256_xor_si256(r4[j], flip);
-            }
+            for (int j = 0; j < 4; j++) W[4 * h + j] = _mm256_xor_si256(r4[j], flip);
         }
-        // The rows' d (and Q4_1 m) in row lanes: the first dword of each row's block by scalar loads, as ck8_tile.
+        // The rows' f16 d: the first dword of each row's block by scalar loads, its low half.
 #define CK8_DW(r) ck8_dword(rows[r] + b * bb)
         const __m256i g = _mm256_setr_epi32(CK8_DW(0), CK8_DW(1), CK8_DW(2), CK8_DW(3), CK8_DW(4), CK8_DW(5), CK8_DW(6), CK8_DW(7));
 #undef CK8_DW
-        const __m256i hm = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(g, halves), 0xD8);
-        const __m256 dw = _mm256_cvtph_ps(_mm256_castsi256_si128(hm));
-        const __m256 mw = _mm256_cvtph_ps(_mm256_extracti128_si256(hm, 1));
+        const __m256 dw = _mm256_cvtph_ps(_mm256_cvtepi32_epi16(g));
 #pragma clang loop unroll(full)
         for (int t = 0; t < NT; t++) {
             const int8_t *a = xq + (t * K + b * 32) * digits;
-            __m256i is = ck8_lane_dot(W, a);
-            // Two digits: (hi << 8) + lo exact in int32, float() as the twin's cast (see ck8_tile).
-            if (digits == 2) is = _mm256_add_epi32(_mm256_slli_epi32(is, 8), ck8_lane_dot(W, a + 32));
-            if (fmt == CK_Q8_FMT_Q8_0) is = _mm256_sub_epi32(is, _mm256_set1_epi32(corr[b * 8 + t]));
-            __m256 p = _mm256_mul_ps(_mm256_mul_ps(dw, _mm256_set1_ps(xd[b * 8 + t])), _mm256_cvtepi32_ps(is));
-            if (fmt == CK_Q8_FMT_Q4_1) p = _mm256_fmadd_ps(mw, _mm256_set1_ps(xs[b * 8 + t]), p);
+            const __m256i c = _mm256_set1_epi32(corr[b * 8 + t]);
+            __m256i is = ck8_lane_dot(W, a, CK8_SPLIT, digits == 1 ? c : _mm256_setzero_si256());
+            if (digits == 2) is = _mm256_add_epi32(_mm256_slli_epi32(is, 8), ck8_lane_dot(W, a + 32, CK8_SPLIT, c));
+            const __m256 p = _mm256_mul_ps(_mm256_mul_ps(dw, _mm256_set1_ps(xd[b * 8 + t])), _mm256_cvtepi32_ps(is));
             acc[t] = _mm256_add_ps(acc[t], p);
         }
     }
@@ -434,12 +508,11 @@ CK_Q8_IN void ck8_rowlane(int fmt, int digits, int NT, const uint8_t *pa, long b
 /// serves up to 32 inputs, the corrections on the stack (4 * K bytes).
 #define CK8_CORR_GROUPS 4
 
-/// Weight pairs per wide tile: 4 (8 rows) in the VNNI build (32 ymm registers), 2 in the AVX2 build (16; 1 pair
-/// measured 1.1x slower at T = 8). Overridable with -D for measuring only.
-#ifndef CK_Q8_WIDE_PAIRS_AVX2
-#define CK_Q8_WIDE_PAIRS_AVX2 2
+/// Weight pairs per wide tile (the AVX2 build): 2 (16 ymm registers; 1 pair measured 1.1x slower at T = 8).
+/// Overridable with -D for measuring only.
+#ifndef CK_Q8_WIDE_PAIRS
+#define CK_Q8_WIDE_PAIRS 2
 #endif
-#define CK_Q8_WIDE_PAIRS (CK_Q8_VNNI ? 4 : CK_Q8_WIDE_PAIRS_AVX2)
 
 /// The driver: weight rows in runs of 8 (kept in L1 while every group of 8 inputs passes over them); a
 /// group of 1 or 2 inputs takes ck8_tile's tiles of TT = tn inputs by 8 / TT weight rows, a larger one wide
@@ -450,23 +523,32 @@ CK_Q8_IN void ck8_rows(int fmt, int digits, const uint8_t *blocks, long bpr, lon
                        const float *xd, const float *xs, long T, float *y, long ldy, int accumulate) {
     const long K = bpr * 32, rowBytes = bpr * (fmt == CK_Q8_FMT_Q4_1 ? 20 : 34);
 #if CK_Q8_VNNI
+    // Row-lane tiles for every group size but one input on Q8_0 (see below): weight rows in runs of 16 (Q4_1) or
+    // 8 (Q8_0), each passed over by every group of 8 inputs while in L1, the Q8_0 corrections per 32 inputs.
     const int q80 = fmt == CK_Q8_FMT_Q8_0;
+    const long run = q80 ? 8 : 16;
     for (long c0 = 0; c0 < T; c0 += 8 * CK8_CORR_GROUPS) {
         const long cT = T - c0 < 8 * CK8_CORR_GROUPS ? T - c0 : 8 * CK8_CORR_GROUPS;
         int32_t corr[q80 ? (cT + 7) / 8 * 8 * bpr : 1];
         if (q80)
             for (long t0 = 0; t0 < cT; t0 += 8)
                 ck8_lane_corr(digits, xq + (c0 + t0) * K * digits, bpr, K, cT - t0 < 8 ? cT - t0 : 8, corr + t0 * bpr);
-        for (long r = r0; r < r1; r += 8) {
-            const long rn = r1 - r < 8 ? r1 - r : 8;
+        for (long r = r0; r < r1; r += run) {
+            const long rn = r1 - r < run ? r1 - r : run;
             for (long t0 = c0; t0 < c0 + cT; t0 += 8) {
                 const long tn = T - t0 < 8 ? T - t0 : 8;
                 const int8_t *q = xq + t0 * K * digits;
                 const float *d = xd + t0 * bpr, *s = xs + t0 * bpr;
-                const int32_t *cg = corr + (t0 - c0) * bpr;
-#define CK8_LANES(NT) ck8_rowlane(fmt, digits, (NT), blocks + r * rowBytes, bpr, rowBytes, rn, q, d, s, cg, K, y + t0 * ldy + r, ldy, accumulate)
+                float *yt = y + t0 * ldy + r;
+#define CK8_LANES(NT)                                                                                           \
+    (q80 ? ck8_rowlane_q8_0(digits, (NT), blocks + r * rowBytes, bpr, rowBytes, rn, q, d, corr + (t0 - c0) * bpr, K, yt, ldy, accumulate) \
+         : ck8_rowlane_q4_1(digits, (NT), blocks + r * rowBytes, bpr, rowBytes, rn, q, d, s, K, yt, ldy, accumulate))
                 switch (tn) {
-                case 1: CK8_LANES(1); break;
+                // One input on Q8_0: ck8_tile's 8-output tile (the row-lane tile measured 0.92-0.97x there).
+                case 1:
+                    if (q80) ck8_tile(fmt, digits, 1, blocks + r * rowBytes, bpr, rowBytes, rn, q, d, s, K, yt, ldy, 1, accumulate);
+                    else CK8_LANES(1);
+                    break;
                 case 2: CK8_LANES(2); break;
                 case 3: CK8_LANES(3); break;
                 case 4: CK8_LANES(4); break;
@@ -479,8 +561,7 @@ CK_Q8_IN void ck8_rows(int fmt, int digits, const uint8_t *blocks, long bpr, lon
             }
         }
     }
-    return;
-#endif
+#else
     for (long r = r0; r < r1; r += 8) {
         const long rend = r + 8 < r1 ? r + 8 : r1;
         for (long t0 = 0; t0 < T; t0 += 8) {
@@ -505,6 +586,7 @@ CK_Q8_IN void ck8_rows(int fmt, int digits, const uint8_t *blocks, long bpr, lon
 #undef CK8_WIDE
         }
     }
+#endif
 }
 
 #endif

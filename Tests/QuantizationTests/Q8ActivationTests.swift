@@ -7,8 +7,8 @@ import XCTest
 /// int8 activations for decode rows: the quantizer's definition and layout (groups of 8 rows, zero padding)
 /// and its AVX2 build against the portable twin, the integer-dot kernels' AVX2, VNNI and portable builds bit
 /// for bit at odd sizes (every tile shape: T = 1...17, 24, 33 takes tiles of 1 and 2 inputs and wide tiles of one
-/// and two quads, with whole and partial groups of 8; N = 1, 7, 14, 33, 77
-/// leaves partial runs of weight rows), each row the same bits alone (quantized alone) or in any batch, row
+/// and two quads, or row-lane tiles of 2...8 inputs, with whole and partial groups of 8; N = 1, 7, 9, 14, 15, 17,
+/// 33, 77 leaves partial runs of weight rows), each row the same bits alone (quantized alone) or in any batch, row
 /// range or thread count, and every output within the derived bound (`Q8Decode.dotBound`) of the exact
 /// product of the dequantized weights with the unquantized input.
 final class Q8ActivationTests: XCTestCase {
@@ -245,14 +245,18 @@ final class Q8ActivationTests: XCTestCase {
     func checkIntegerDotBuilds(digits: Int) throws {
         for format in [Q8ActivationRows.Format.q4_1, .q8_0] {
             let builds = Self.builds(format, digits: digits)
-            let shapes = [(1, 32), (7, 224), (14, 96), (33, 608), (77, 1376)] + (digits == 2 ? [(9, -192)] : [])
+            // N = 9, 15, 17: a whole run of 8 weight rows then a partial one (1, 7 or 1 rows), as the VNNI build's
+            // row-lane tiles see them.
+            let shapes = [(1, 32), (7, 224), (14, 96), (33, 608), (77, 1376), (9, 64), (15, 160), (17, 96)]
+                + (digits == 2 ? [(9, -192)] : [])
             for (n, kk) in shapes {
                 let k = abs(kk), edges = kk < 0
                 let bpr = k / 32
                 let w = Self.blocks(format, n: n, k: k, seed: UInt64(n * 131 + k))
                 let weights = Self.dequantizedExact(format, w, n: n, k: k)
-                // T = 1...17: every group size (1, 2: 8-output tiles; 3, 4: one quad's wide tile; 5...8: two quads'),
-                // after a whole group too; 24 and 33: several whole groups, then one input.
+                // T = 1...17: every group size (AVX2: 1, 2: 8-output tiles; 3, 4: one quad's wide tile; 5...8: two
+                // quads'; VNNI: 1: 8-output tiles, 2...8: row-lane tiles of that many inputs), after a whole group
+                // too; 24 and 33: several whole groups, then one input (33: past the VNNI build's 32 inputs per pass).
                 for T in Array(1...17) + [24, 33] {
                     let x = edges ? Self.edgeInputs(rows: T, seed: UInt64(T * 31)) : Self.inputs(rows: T, k: k, seed: UInt64(T * 977 + k))
                     let a = Self.quantize(x, rows: T, k: k, simd: false, digits: digits)

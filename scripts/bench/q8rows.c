@@ -32,8 +32,8 @@ int main(int argc, char **argv) {
     if (check) {
         int bad = 0;
         long Ts[] = {1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,24,33};
-        long Ns[] = {1, 7, 9, 33, 77};
-        for (int fmt = 0; fmt < 2; fmt++) for (int dg = 1; dg <= 2; dg++) for (int ni = 0; ni < 5; ni++) for (int ti = 0; ti < 19; ti++) {
+        long Ns[] = {1, 7, 9, 15, 17, 33, 77};
+        for (int fmt = 0; fmt < 2; fmt++) for (int dg = 1; dg <= 2; dg++) for (int ni = 0; ni < 7; ni++) for (int ti = 0; ti < 19; ti++) {
             long n = Ns[ni], k = 608, T = Ts[ti], tp = (T + 7) / 8 * 8;
             uint8_t *w = mkw(fmt, n, k); float *x = malloc(T * k * 4); for (long i = 0; i < T * k; i++) x[i] = fr();
             int8_t *q = malloc(tp * k * 2); float *d = malloc(tp * k / 32 * 4), *s = malloc(tp * k / 32 * 4);
