@@ -514,11 +514,18 @@ CK_Q8_IN void ck8_rowlane_q8_0(int digits, int NT, const uint8_t *pa, long bpr, 
 #define CK_Q8_WIDE_PAIRS 2
 #endif
 
-/// The driver: weight rows in runs of 8 (kept in L1 while every group of 8 inputs passes over them); a
-/// group of 1 or 2 inputs takes ck8_tile's tiles of TT = tn inputs by 8 / TT weight rows, a larger one wide
-/// tiles of one quad (tn <= 4) or two by 2 · CK_Q8_WIDE_PAIRS weight rows (measured against the (TT = 4, RR = 2)
-/// and (8, 1) tiles they replaced, kernel alone: 1.16x (AVX2) and 1.26x (VNNI) at T = 3 and 4, 1.3x and
-/// 1.4-1.6x at T = 8; at T = 2 a one-quad wide tile was slower, 0.75x / 0.9x, half its work being padding).
+/// The driver. VNNI: row-lane tiles of exactly tn inputs (the group's inputs, 1..8) over runs of 16 (Q4_1) or
+/// 8 (Q8_0) weight rows, except one input on Q8_0 (ck8_tile, TT = 1). Measured against the 8-output and wide
+/// tiles they replaced (`REF=main ROUNDS=3 bash scripts/bench/q8rows.sh`, kernel alone, one thread, ratios
+/// within a round): Q4_1 gate / down 1.8x at T = 8, 1.5x at T = 4, 1.8x at T = 3, 1.5-1.9x at T = 2, 1.02-1.08x at
+/// T = 1; the Q8_0 two-digit head 49152x576 1.2-2.1x at T = 8, 1.2-1.6x at T = 2..4, 1.0-1.3x at T = 1 (memory-
+/// bound there); Q8_0 1536x576 1.0-1.4x at T = 8 (a noisy run). The row-lane tile at one input on Q8_0 measured
+/// 0.92-0.97x, so not there.
+/// AVX2: weight rows in runs of 8 (kept in L1 while every group of 8 inputs passes over them); a group of 1 or
+/// 2 inputs takes ck8_tile's tiles of TT = tn inputs by 8 / TT weight rows, a larger one wide tiles of one quad
+/// (tn <= 4) or two by 2 · CK_Q8_WIDE_PAIRS weight rows (measured against the (TT = 4, RR = 2) and (8, 1) tiles
+/// they replaced, kernel alone: 1.16x at T = 3 and 4, 1.3x at T = 8; at T = 2 a one-quad wide tile was slower,
+/// 0.75x, half its work being padding).
 CK_Q8_IN void ck8_rows(int fmt, int digits, const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq,
                        const float *xd, const float *xs, long T, float *y, long ldy, int accumulate) {
     const long K = bpr * 32, rowBytes = bpr * (fmt == CK_Q8_FMT_Q4_1 ? 20 : 34);
