@@ -177,9 +177,10 @@ void ck_q8_quantize_rows_ref(const float *x, long T, long K, int8_t *q, float *d
 /// `ck_q8_quantize_rows` (xq, xd, xs in its layout, the padding included), W in Q4_1 blocks (see
 /// `ck_q4_1_rows`), K = 32 * bpr, Y [T, ldy]. Per (t, r), one fp32 accumulator, block by block:
 /// isum = Σ q_w · q_a over the block's 32 elements (int32, exact; float(isum) exact, |isum| < 2^24);
-/// acc = fma(d_w * d_a, float(isum), acc); then acc = fma(m_w, s_a, acc); y = acc (or y + acc). No
-/// horizontal sum: the AVX2 / VNNI builds reduce 8 outputs' integer dots into one vector and do this float
-/// work for the 8 in its lanes. The result does not depend on T, r0, r1, the tile or the build, so every
+/// p = (d_w * d_a) * float(isum); p = fma(m_w, s_a, p); acc = acc + p; y = acc (or y + acc). No
+/// horizontal sum: the AVX2 build reduces 8 outputs' integer dots into one vector and does this float work for
+/// the 8 in its lanes; the VNNI build computes the dots with weight rows in the lanes (q8_tile.h's row-lane
+/// tiles), one vector per input. The result does not depend on T, r0, r1, the tile or the build, so every
 /// row is the same bits alone or in a batch, in the AVX2, VNNI and portable builds.
 void ck_q4_1_q8_rows(const uint8_t *blocks, long bpr, long r0, long r1, const int8_t *xq, const float *xd,
                      const float *xs, long T, float *y, long ldy, int accumulate);
