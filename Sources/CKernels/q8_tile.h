@@ -18,7 +18,7 @@
 // Per block, the 8 integer dots are computed two outputs per vector (one per 128-bit half, each half's 4
 // int32 lanes covering the block's 32 products) and reduced to ONE vector holding the 8 exact block sums
 // (3 hadds), and the float work is done once for the 8 outputs in that vector:
-// acc = fma(d_w * d_a, float(isum), acc), then (Q4_1) acc = fma(m_w, s_a, acc). Each lane of acc is one
+// p = (d_w * d_a) * float(isum), then (Q4_1) p = fma(m_w, s_a, p), acc = acc + p. Each lane of acc is one
 // output's scalar chain, so there is no horizontal sum at the end and the bits are those of the portable
 // twin whatever the tile shape, the row count T or the split of the weight rows.
 #ifndef CK_Q8_TILE_H
