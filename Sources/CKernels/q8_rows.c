@@ -158,7 +158,7 @@ void ck_q8_rows_task(void *ctx, long c) {
 
 int ck_cpu_has_avx512vnni(void) {
     __builtin_cpu_init();
-    return ck_cpu_has_avx512vl() && __builtin_cpu_supports("avx512vnni");
+    return ck_cpu_has_avx512vl() && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
 }
 
 #define CK_Q8_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))

@@ -505,8 +505,11 @@ CK_Q8_IN void ck8_rowlane_q8_0(int digits, int NT, const uint8_t *pa, long bpr, 
 #endif
 
 /// Input groups of 8 whose Q8_0 corrections (ck8_lane_corr) are computed at once: a pass over the weight rows
-/// serves up to 32 inputs, the corrections on the stack (4 * K bytes).
+/// serves up to 32 inputs. The corrections live in a fixed stack buffer of CK8_CORR_CAP ints (32 KiB): fewer
+/// groups a pass where K is wide; where even one group does not fit (K > 32,768) Q8_0 takes ck8_tile's 8-output
+/// tiles, which need no corrections (K comes from a model file: the stack never grows with it).
 #define CK8_CORR_GROUPS 4
+#define CK8_CORR_CAP 8192
 
 /// Weight pairs per wide tile (the AVX2 build): 2 (16 ymm registers; 1 pair measured 1.1x slower at T = 8).
 /// Overridable with -D for measuring only.
@@ -534,9 +537,27 @@ CK_Q8_IN void ck8_rows(int fmt, int digits, const uint8_t *blocks, long bpr, lon
     // 8 (Q8_0), each passed over by every group of 8 inputs while in L1, the Q8_0 corrections per 32 inputs.
     const int q80 = fmt == CK_Q8_FMT_Q8_0;
     const long run = q80 ? 8 : 16;
-    for (long c0 = 0; c0 < T; c0 += 8 * CK8_CORR_GROUPS) {
-        const long cT = T - c0 < 8 * CK8_CORR_GROUPS ? T - c0 : 8 * CK8_CORR_GROUPS;
-        int32_t corr[q80 ? (cT + 7) / 8 * 8 * bpr : 1];
+    const long fit = CK8_CORR_CAP / (8 * bpr), groups = fit < 1 ? 1 : fit < CK8_CORR_GROUPS ? fit : CK8_CORR_GROUPS;
+    int32_t corrStack[CK8_CORR_CAP];
+    int32_t *corr = corrStack;
+    if (q80 && 8 * bpr > CK8_CORR_CAP) {
+        // Too wide for the corrections' buffer: 8-output tiles of two inputs (or one) by four (or eight) rows.
+        for (long r = r0; r < r1; r += 8)
+            for (long t0 = 0; t0 < T; t0 += 2) {
+                const long tn = T - t0 < 2 ? T - t0 : 2, rn = r1 - r < 8 ? r1 - r : 8;
+                // Input t0's quantized row, and its group's scales (t0 is even, so t0 and t0 + 1 share a group).
+                const int8_t *q = xq + t0 * K * digits;
+                const float *d = xd + (t0 / 8) * bpr * 8 + t0 % 8, *s = xs + (t0 / 8) * bpr * 8 + t0 % 8;
+                for (long rr = r; rr < r + rn; rr += 8 / tn) {
+                    const long rs = r + rn - rr < 8 / tn ? r + rn - rr : 8 / tn;
+                    if (tn == 2) ck8_tile(fmt, digits, 2, blocks + rr * rowBytes, bpr, rowBytes, rs, q, d, s, K, y + t0 * ldy + rr, ldy, 2, accumulate);
+                    else ck8_tile(fmt, digits, 1, blocks + rr * rowBytes, bpr, rowBytes, rs, q, d, s, K, y + t0 * ldy + rr, ldy, 1, accumulate);
+                }
+            }
+        return;
+    }
+    for (long c0 = 0; c0 < T; c0 += 8 * groups) {
+        const long cT = T - c0 < 8 * groups ? T - c0 : 8 * groups;
         if (q80)
             for (long t0 = 0; t0 < cT; t0 += 8)
                 ck8_lane_corr(digits, xq + (c0 + t0) * K * digits, bpr, K, cT - t0 < 8 ? cT - t0 : 8, corr + t0 * bpr);

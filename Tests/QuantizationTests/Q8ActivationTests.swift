@@ -242,6 +242,29 @@ final class Q8ActivationTests: XCTestCase {
         try checkIntegerDotBuilds(digits: 2)
     }
 
+    /// Wide Q8_0 weights, where the VNNI build's per-call corrections buffer (8192 ints) holds fewer input groups a
+    /// pass (K = 9,600: 3 groups of 8, so T = 33 takes two passes) or none (K = 33,280: 8-output tiles instead):
+    /// every build gives the portable twin's bits, one digit and two.
+    func testWideQ8_0WeightsTakeFewerGroupsOrTheEightOutputTilesWithTheSameBits() throws {
+        for digits in [1, 2] {
+            let builds = Self.builds(.q8_0, digits: digits)
+            for (n, k) in [(9, 9_600), (9, 33_280)] {
+                let bpr = k / 32
+                let w = Self.blocks(.q8_0, n: n, k: k, seed: UInt64(n * 7 + k))
+                for T in [1, 2, 3, 9, 33] {
+                    let x = Self.inputs(rows: T, k: k, seed: UInt64(T * 13 + k))
+                    let a = Self.quantize(x, rows: T, k: k, simd: false, digits: digits)
+                    let y0 = Self.floats(T * n, seed: UInt64(T + n))
+                    let reference = run(builds[0].1, w, bpr: bpr, rows: 0..<n, a, rows: T, n: n, y0: y0, accumulate: true)
+                    for (name, kernel) in builds.dropFirst() {
+                        let y = run(kernel, w, bpr: bpr, rows: 0..<n, a, rows: T, n: n, y0: y0, accumulate: true)
+                        XCTAssertEqual(y.map(\.bitPattern), reference.map(\.bitPattern), "Q8_0 \(name) digits=\(digits) N=\(n) K=\(k) T=\(T)")
+                    }
+                }
+            }
+        }
+    }
+
     func checkIntegerDotBuilds(digits: Int) throws {
         for format in [Q8ActivationRows.Format.q4_1, .q8_0] {
             let builds = Self.builds(format, digits: digits)
