@@ -53,17 +53,23 @@ extension QuantizedTiles {
                 let buf = QuantizedScratch.floats(per * k)
                 for j in part {
                     let r0 = j * per, r1 = min(n, r0 + per)
-                    dequantRows(r0, r1, buf)
-                    for c in large {
-                        BLAS.sgemm(transB: true, m: c.count, n: r1 - r0, k: k, a: x + c.lowerBound * k, lda: k, b: buf, ldb: k,
-                                   beta: accumulate ? 1 : 0, c: y + c.lowerBound * n + r0, ldc: n)
+                    if !large.isEmpty {
+                        dequantRows(r0, r1, buf)
+                        for c in large {
+                            BLAS.sgemm(transB: true, m: c.count, n: r1 - r0, k: k, a: x + c.lowerBound * k, lda: k, b: buf, ldb: k,
+                                       beta: accumulate ? 1 : 0, c: y + c.lowerBound * n + r0, ldc: n)
+                        }
                     }
                     if rows.isEmpty { continue }
                     let panel = QuantizedScratch.panel(k: k)
                     var p0 = r0
                     while p0 < r1 {
                         let width = min(Int(CK_PANEL_WIDTH), r1 - p0)
-                        ck_panel_pack(buf + (p0 - r0) * k, width, k, panel)
+                        // Without sgemm chunks, each panel's rows are dequantized just before they are packed (32 rows
+                        // still in L1 / L2, where a whole tile's would have left L2); the same values either way.
+                        let rowMajor = large.isEmpty ? buf : buf + (p0 - r0) * k
+                        if large.isEmpty { dequantRows(p0, p0 + width, buf) }
+                        ck_panel_pack(rowMajor, width, k, panel)
                         build.run(panel, width: width, k: k, x: x, rows: rows, y: y + p0, ldy: n, accumulate: accumulate)
                         p0 += width
                     }
