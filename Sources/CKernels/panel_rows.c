@@ -16,7 +16,10 @@
 //   one chunk of 250 1.09-1.11x (~110 GFLOP/s, near the FMA peak, so no prefetching: none was needed);
 // - `lora bench prefill --model SmolLM2-135M-Instruct.Q4_1.gguf --threads 2 --repetitions 3` against main's
 //   binary, alternating, 3 rounds: 250-token prompt 1.08-1.10x; `--prompt-tokens 160 --prefill-chunk 20`
-//   1.08-1.14x (dequantizing and packing are ~30% of that run: per 20 rows each tile is packed anew).
+//   1.08-1.14x (dequantizing and packing are ~30% of that run: per 20 rows each tile is packed anew);
+// - scripts/bench/serve.sh with LORA_BIN=<main's binary> and this tree's, run main, this, this, main (07:49-07:53
+//   UTC): 8 streams on one adapter TTFT p50 333 and 397 ms vs main's 538 and 473 ms; in-round 8/1 streams 3.17x and
+//   2.73x vs 2.56x and 2.33x (noisy: 1 stream alone moved 95-125 tokens/s between runs).
 // 8 x 32 (AVX-512) and 12 x 32 register blocks measured the same; packing from a Q4_1 dequantizer writing
 // panels directly measured the same as dequantizing 32 rows then packing them (both instruction-bound).
 #include "CKernels.h"
