@@ -4,7 +4,7 @@ import Kernels
 /// q[n, k] = round(W[n, k] / scale[n]) (round half to even, as `torch.round`), W ≈ q * scale.
 /// An all-zero row has scale 0 and q 0.
 ///
-/// Same structure as `NF4Weight`: T > 1 dequantizes row tiles and uses sgemm; T == 1 is a fused
+/// Same structure as `NF4Weight`: T > 1 dequantizes row tiles (`QuantizedTiles`: panels or sgemm); T == 1 is a fused
 /// int8 GEMV (SIMD, threads over rows); `...Reference` twins are plain loops.
 public final class Int8Weight: RowDequantizedWeight, @unchecked Sendable {
     public let outFeatures: Int   // N

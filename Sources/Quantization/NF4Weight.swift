@@ -4,7 +4,7 @@ import Kernels
 /// A frozen linear weight W[N, K] held in NF4 with double quantization (`NF4Tensor`, shape [N, K]).
 ///
 /// - T > 1 (prefill, training): tiles of rows are dequantized to fp32 into a per-thread buffer and
-///   multiplied with sgemm, so the product runs at BLAS speed.
+///   multiplied through packed panels (chunks of <= 256 rows) or with sgemm (`QuantizedTiles`).
 /// - T == 1 (decoding): a fused dequantize-and-dot GEMV, SIMD over each 64-element block, threads over rows.
 /// Each has a plain reference twin (`forwardReference`, `backwardInputReference`) that tests compare.
 public final class NF4Weight: RowDequantizedWeight, @unchecked Sendable {

@@ -7,7 +7,7 @@ import Kernels
 /// holds element j in its LOW nibble and element j + 16 in its HIGH nibble; w = d * q + m (fp32, unfused).
 /// Rows are K / 32 consecutive blocks (K a multiple of 32, as GGUF requires).
 ///
-/// T > 1: row tiles dequantized to fp32 + sgemm. T == 1 (and `forwardRows`, batched decoding): fused GEMV,
+/// T > 1: row tiles dequantized to fp32, then packed panels (chunks of <= 256 rows) or sgemm (`QuantizedTiles`). T == 1 (and `forwardRows`, batched decoding): fused GEMV,
 /// with AVX2 + FMA the C kernel `ck_q4_1_rows` (each block decoded once per step for all rows), else the
 /// portable Swift kernel (see `gemvRows`), per block
 /// d * Σ q·x + m * Σ x with Σ x per block computed once per call; rows split over threads.

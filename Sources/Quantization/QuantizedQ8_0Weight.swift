@@ -6,7 +6,7 @@ import Kernels
 /// Block of 32 weights, 34 bytes (ggml-common.h `block_q8_0`): f16 d, then 32 int8 q; w = d * q (fp32).
 /// Rows are K / 32 consecutive blocks.
 ///
-/// T > 1: row tiles dequantized to fp32 + sgemm. T == 1 (and `forwardRows`): fused GEMV, with AVX2 + FMA
+/// T > 1: row tiles dequantized to fp32, then packed panels (chunks of <= 256 rows) or sgemm (`QuantizedTiles`). T == 1 (and `forwardRows`): fused GEMV, with AVX2 + FMA
 /// the C kernel `ck_q8_0_rows` (each block decoded once per step for all rows), else the portable Swift
 /// kernel; rows split over threads.
 public final class Q8_0Weight: RowDequantizedWeight, @unchecked Sendable {

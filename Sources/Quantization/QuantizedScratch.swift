@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CKernels
 import Kernels
 
 /// The per-thread buffers of the quantized weights (`ThreadScratch` slots): dequantized weight tiles,
@@ -12,15 +13,25 @@ import Kernels
 enum QuantizedScratch {
     private static let tiles = ThreadScratch()
     private static let q8 = ThreadScratch()
+    private static let panels = ThreadScratch()
 
     /// The calling thread's tile buffer, at least `count` floats long. Contents are unspecified.
     static func floats(_ count: Int) -> UnsafeMutablePointer<Float> { tiles.floats(count) }
+
+    /// The calling thread's panel buffer for width K (`ck_panel_pack`: K x 32 floats), 64-byte aligned (the
+    /// panel kernels' vector loads then never split a cache line). Contents are unspecified.
+    static func panel(k: Int) -> UnsafeMutablePointer<Float> {
+        let base = panels.floats(k * Int(CK_PANEL_WIDTH) + 16)
+        let misaligned = Int(bitPattern: base) & 63
+        return misaligned == 0 ? base : base + (64 - misaligned) / MemoryLayout<Float>.size
+    }
 
     /// The calling thread's buffer for quantized decode activations, at least `count` floats long.
     static func q8Activations(_ count: Int) -> UnsafeMutablePointer<Float> { q8.floats(count) }
 }
 
-/// Shared driver for quantized linear weights: tiles of rows dequantized to fp32, multiplied with sgemm.
+/// Shared driver for quantized linear weights: tiles of rows dequantized to fp32, multiplied with sgemm
+/// (`backwardInput`) or, for prompt rows, packed into panels (`forwardChunksConcurrently`).
 enum QuantizedTiles {
     /// Rows per tile for width K: about 256K floats (1 MiB), at least 16 rows, at most N.
     @inline(__always)
@@ -39,36 +50,6 @@ enum QuantizedTiles {
             fillTile(r0, r1, k: k, buf, dequantRows)
             body(r0, r1, buf)
             r0 = r1
-        }
-    }
-
-    /// Y[T, N] = X[T, K] · Wᵀ (+ Y when accumulate), W dequantized tile by tile with `dequantRows(r0, r1, dst)`
-    /// writing rows r0..<r1 row-major into dst ([r1 - r0, K]).
-    @inline(__always)
-    static func forward(n: Int, k: Int, x: UnsafePointer<Float>, tokens: Int, y: UnsafeMutablePointer<Float>,
-                        accumulate: Bool, dequantRows: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
-        if tokens <= 0 { return }
-        forEachTile(n: n, k: k, dequantRows) { r0, r1, buf in
-            // Y[:, r0..<r1] = X · tileᵀ, written in place with ldc = N.
-            BLAS.sgemm(transB: true, m: tokens, n: r1 - r0, k: k, a: x, lda: k, b: buf, ldb: k,
-                       beta: accumulate ? 1 : 0, c: y + r0, ldc: n)
-        }
-    }
-
-    /// `forward` for several chunks of rows at once (ranges of X's and Y's rows): each tile is
-    /// dequantized once for all chunks, then multiplied with each chunk by its own sgemm, with the
-    /// same tiles, M, K and leading dimensions as `forward` of that chunk alone, so a chunk's bits do
-    /// not depend on the other chunks. Prefilling P prompts in one step dequantizes the weights once
-    /// instead of P times.
-    @inline(__always)
-    static func forwardChunks(n: Int, k: Int, x: UnsafePointer<Float>, chunks: [Range<Int>], y: UnsafeMutablePointer<Float>,
-                              accumulate: Bool, dequantRows: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
-        if chunks.isEmpty { return }
-        forEachTile(n: n, k: k, dequantRows) { r0, r1, buf in
-            for c in chunks {
-                BLAS.sgemm(transB: true, m: c.count, n: r1 - r0, k: k, a: x + c.lowerBound * k, lda: k, b: buf, ldb: k,
-                           beta: accumulate ? 1 : 0, c: y + c.lowerBound * n + r0, ldc: n)
-            }
         }
     }
 
@@ -93,7 +74,8 @@ enum QuantizedTiles {
 }
 
 /// A frozen weight held in a compressed format that can produce fp32 rows on demand. Prefill,
-/// training and backward dequantize tiles of rows and multiply with sgemm (`QuantizedTiles`);
+/// training and backward dequantize tiles of rows and multiply them (`QuantizedTiles`: prompt chunks
+/// through packed panels, training's larger forwards and backward with sgemm);
 /// a single token (decoding) uses the format's fused dequantize-and-dot GEMV.
 public protocol RowDequantizedWeight: LinearWeight {
     /// Rows r0..<r1 of W into dst[(r1 - r0) * K], fp32.

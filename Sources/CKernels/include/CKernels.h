@@ -117,6 +117,30 @@ void ck_dequant_q8_0(const uint8_t *src, long blockCount, float *dst);
 /// into dst[blockCount * 64]: w = code[index] * absmax[b], code the 16 NF4 values.
 void ck_dequant_nf4(const uint8_t *packed, const float *absmax, long blockCount, const float *code, float *dst);
 
+// Prompt rows through a packed weight panel (panel_rows.c): `QuantizedTiles.forwardChunksConcurrently`'s
+// product for chunks of at most `QuantizedTiles.panelRowsLimit` rows.
+
+/// Weight rows per panel.
+#define CK_PANEL_WIDTH 32
+
+/// width <= 32 rows of a row-major fp32 tile [width, K] into a k-major panel [K, 32]:
+/// panel[k * 32 + i] = tile[i * K + k], +0 for width <= i < 32. Data movement only (any CPU, any build: the
+/// same panel).
+void ck_panel_pack(const float *tile, long width, long K, float *panel);
+
+/// For j < count, m = rows[j], i < width: Y[m, i] (= or +=) Σ_k X[m, k] · W[i, k], W the panel's weight
+/// rows; X [*, ldx], Y [*, ldy] (y points at the panel's first output column). Per (m, i) one fixed chain:
+/// acc = +0, acc = fma(X[m, k], W[i, k], acc) for k = 0..K-1 in order, then Y = acc or Y = Y + acc; so
+/// its bits depend on neither count, the other rows, the row's position in `rows` nor the panel.
+/// `_avx512` (AVX-512F; call only when `ck_cpu_has_avx512vl`), `_avx2` (AVX2 + FMA; only when
+/// `ck_cpu_has_avx2_fma`) and `_portable` (fmaf) give the same bits.
+void ck_panel_rows_avx512(const float *panel, long width, long K, const float *x, long ldx, const long *rows,
+                          long count, float *y, long ldy, int accumulate);
+void ck_panel_rows_avx2(const float *panel, long width, long K, const float *x, long ldx, const long *rows,
+                        long count, float *y, long ldy, int accumulate);
+void ck_panel_rows_portable(const float *panel, long width, long K, const float *x, long ldx, const long *rows,
+                            long count, float *y, long ldy, int accumulate);
+
 // Elementwise kernels with exp (elementwise_kernels.c): AVX2 + FMA bodies (call only when
 // `ck_cpu_has_avx2_fma`) and portable twins `*_ref` giving the same bits. exp is Cephes' expf polynomial.
 

@@ -11,7 +11,7 @@ public struct BatchSegment {
     /// Each row computed exactly as a lone one-token decode step at its position (decode-row
     /// kernels, its own attention against the keys before it, its adapters one row at a time), so
     /// row t's bits are those of a one-row segment fed after rows 0..<t: speculative verification.
-    /// False: several tokens are a prefill chunk (sgemm tiles, one attention over the chunk).
+    /// False: several tokens are a prefill chunk (dequantized tiles, one attention over the chunk).
     public var rowwise: Bool
 
     public init(tokens: [Int], cache: KVCache, adapters: AdapterSet = .none, rowwise: Bool = false) {
@@ -32,7 +32,8 @@ extension LlamaModel {
     ///
     /// Batch invariance: a row's result does not depend on which other segments share the call.
     /// - A segment of several rows (a prefill chunk) is multiplied exactly as a forward of that
-    ///   segment alone (its own sgemm with its T per weight tile); consecutive chunks share each
+    ///   segment alone (each output one fixed fma chain over a packed weight panel, or its own sgemm past
+    ///   256 rows); consecutive chunks share each
     ///   dequantized tile (`LinearWeight.forwardChunks`), so prompts prefill together.
     /// - Segments of one row (decoding) are multiplied together with `forwardRows`, whose every row
     ///   is bit-identical to a one-token `forward` of that row (the fused GEMV for quantized weights).
