@@ -1,8 +1,8 @@
 // A load generator for `lora serve` on loopback (not a test: timings vary with machine load).
 //
 // Usage: ServeBench --port P --base ID --adapters T1,T2,...,T8 [--max-tokens N] [--requests N]
-//                   [--rounds N] [--switch-requests N] [--prompt TEXT] [--server-pid PID]
-// Streams `POST /v1/completions` (greedy, `stream_options.include_usage`) over plain sockets, one
+//                   [--rounds N] [--switch-requests N] [--prompt TEXT] [--server-pid PID] [--keep-eos]
+// Streams `POST /v1/completions` (greedy, `stream_options.include_usage`, `ignore_eos`) over plain sockets, one
 // thread per stream, and prints a markdown table: tokens/s for 1 stream, 8 streams on one adapter
 // and 8 streams on 8 adapters; time to first token and inter-token latency; what a cold adapter
 // load and a switch between cached adapters add, seen by the client and by the server's
@@ -54,8 +54,15 @@ let maxTokens = try intOption("--max-tokens", 64)
 let requestsPerStream = try intOption("--requests", 1)
 let rounds = try intOption("--rounds", 3)
 let switchRequests = try intOption("--switch-requests", 48)
-// Counting keeps a greedy model going to max_tokens (no early EOS), so every stream decodes as long as the others.
+// Counting keeps a greedy model going to max_tokens, and `ignore_eos` (vLLM's extension, as its own load generator
+// sends it) keeps an adapter that would end its answer early decoding too, so every stream decodes as long as the
+// others. `--keep-eos` leaves the field out (for a `lora serve` built before it knew the field).
 let prompt = option("--prompt") ?? "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,"
+let ignoreEOS: Bool = {
+    guard let i = args.firstIndex(of: "--keep-eos") else { return true }
+    args.remove(at: i)
+    return false
+}()
 let serverPid = try option("--server-pid").map { s -> Int in
     guard let v = Int(s), v > 0 else { throw BenchError(description: "--server-pid must be a process id, got `\(s)`") }
     return v
@@ -174,8 +181,9 @@ func get(_ path: String) throws -> String {
 
 /// One streamed, greedy completion of `prompt` by `model`.
 func complete(model: String, maxTokens: Int) throws -> StreamResult {
-    let body: [String: Any] = ["model": model, "prompt": prompt, "max_tokens": maxTokens, "temperature": 0,
+    var body: [String: Any] = ["model": model, "prompt": prompt, "max_tokens": maxTokens, "temperature": 0,
                                "stream": true, "stream_options": ["include_usage": true]]
+    if ignoreEOS { body["ignore_eos"] = true }
     let json = String(decoding: try JSONSerialization.data(withJSONObject: body), as: UTF8.self)
     let fd = try connectLoopback()
     defer { close(fd) }

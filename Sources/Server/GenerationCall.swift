@@ -145,6 +145,8 @@ struct Common {
     var speculate: Int?
     var lookupNgram: Int?
     var lookupMinNgram: Int?
+    /// vLLM's extension: an EOS token does not end the sequence.
+    var ignoreEOS: Bool
 
     init(_ r: inout FieldReader, defaultMaxTokens: Int?) throws {
         maxTokens = try r.int("max_tokens", in: 1...Int64(Int32.max), expected: "an integer >= 1").map(Int.init) ?? defaultMaxTokens
@@ -164,6 +166,7 @@ struct Common {
                                 expected: "an integer in 1...\(PromptLookup.maxNgram)").map(Int.init)
         lookupMinNgram = try r.int("lookup_min_ngram", in: 1...Int64(PromptLookup.maxNgram),
                                    expected: "an integer in 1...\(PromptLookup.maxNgram), at most lookup_ngram").map(Int.init)
+        ignoreEOS = try r.bool("ignore_eos") ?? false
         stream = try r.bool("stream") ?? false
         includeUsage = false
         if let options = r.value("stream_options") {
@@ -207,6 +210,6 @@ struct Common {
     func request(model: String, input: ServingRequest.Input, requestId: String) -> ServingRequest {
         ServingRequest(model: model, input: input, maxTokens: maxTokens, maxTokensField: maxTokensField, sampling: sampling,
                        stop: stop, requestId: requestId, speculate: speculate, lookupNgram: lookupNgram,
-                       lookupMinNgram: lookupMinNgram)
+                       lookupMinNgram: lookupMinNgram, ignoreEOS: ignoreEOS)
     }
 }

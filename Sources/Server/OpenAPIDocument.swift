@@ -694,6 +694,7 @@ components:
         speculate: {type: integer, minimum: 0, maximum: 16, description: "Prompt-lookup draft tokens per step (0 off; default the server's --speculate). The output is the same tokens either way."}
         lookup_ngram: {type: integer, minimum: 1, maximum: 16, description: "Longest suffix n-gram looked up for drafts (default the server's --lookup-ngram)."}
         lookup_min_ngram: {type: integer, minimum: 1, maximum: 16, description: "Shortest suffix n-gram a draft may come from, at most lookup_ngram (default the server's --lookup-min-ngram, else 2 or lookup_ngram if smaller)."}
+        ignore_eos: {type: boolean, description: "vLLM's extension: an end-of-sequence token does not end the answer (it is emitted as text); max_tokens, a stop string or the context does. Default false."}
         stop:
           oneOf:
             - {type: string}
@@ -726,6 +727,7 @@ components:
         speculate: {type: integer, minimum: 0, maximum: 16, description: "Prompt-lookup draft tokens per step (0 off; default the server's --speculate). The output is the same tokens either way."}
         lookup_ngram: {type: integer, minimum: 1, maximum: 16, description: "Longest suffix n-gram looked up for drafts (default the server's --lookup-ngram)."}
         lookup_min_ngram: {type: integer, minimum: 1, maximum: 16, description: "Shortest suffix n-gram a draft may come from, at most lookup_ngram (default the server's --lookup-min-ngram, else 2 or lookup_ngram if smaller)."}
+        ignore_eos: {type: boolean, description: "vLLM's extension: an end-of-sequence token does not end the answer (it is emitted as text); max_tokens, a stop string or the context does. Default false."}
         stop:
           oneOf:
             - {type: string}

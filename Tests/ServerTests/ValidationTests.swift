@@ -84,6 +84,8 @@ final class ValidationTests: ServerTestCase {
         ("/v1/chat/completions", "{\(chat),\"lookup_ngram\":17}", "lookup_ngram"),
         ("/v1/completions", "{\(completion),\"lookup_min_ngram\":0}", "lookup_min_ngram"),
         ("/v1/chat/completions", "{\(chat),\"lookup_min_ngram\":\"2\"}", "lookup_min_ngram"),
+        ("/v1/completions", "{\(completion),\"ignore_eos\":1}", "ignore_eos"),
+        ("/v1/chat/completions", "{\(chat),\"ignore_eos\":\"true\"}", "ignore_eos"),
         ("/v1/chat/completions", #"{"model":"greet"}"#, "messages"),
         ("/v1/chat/completions", #"{"model":"greet","messages":[]}"#, "messages"),
         ("/v1/chat/completions", #"{"model":"greet","messages":["hi"]}"#, "messages[0]"),

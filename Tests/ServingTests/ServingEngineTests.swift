@@ -105,6 +105,26 @@ final class ServingEngineTests: EngineTestCase {
         XCTAssertFalse(Self.text(events).contains(stop))
     }
 
+    /// `ignoreEOS` (the request field `ignore_eos`): the end-of-sequence token the model chooses is emitted like any
+    /// other and decoding goes on to `maxTokens` (finish `length`); without it the same request stops there, after the
+    /// same tokens.
+    func testIgnoreEOSDecodesPastTheEndOfSequenceToMaxTokens() throws {
+        let e = try makeEngine()
+        let messages = [ChatMessage(role: "user", content: "What is the capital of France?")]
+        let n = 24
+        let ended = try e.submit(ServingRequest(model: Self.baseName, input: .chat(messages), maxTokens: n, requestId: "eos"))
+        XCTAssertEqual(Self.finish(try collect(ended)), .stop)
+        let before = (ended as! EngineSequence).completionTokenIds
+        XCTAssertLessThan(before.count, n - 1, "the answer must end early for this test to mean anything")
+        let going = try e.submit(ServingRequest(model: Self.baseName, input: .chat(messages), maxTokens: n, requestId: "going",
+                                                ignoreEOS: true))
+        XCTAssertEqual(Self.finish(try collect(going)), .length)
+        let ids = (going as! EngineSequence).completionTokenIds
+        XCTAssertEqual(ids.count, n)
+        XCTAssertEqual(Array(ids.prefix(before.count)), before)
+        XCTAssertTrue(model.eosTokenIds.contains(ids[before.count]), "token \(ids[before.count]) after the answer is not an EOS")
+    }
+
     func testCancelFreesTheSlotAtTheNextStep() throws {
         let e = try makeEngine({ $0.maxRunning = 1 }, start: false)
         let first = try e.submit(ServingRequest(model: Self.baseName, input: .text(Self.prompts[0]), maxTokens: 50, requestId: "a"))

@@ -4,6 +4,7 @@
 # (one optimizer step of `lora train` from its own seed: rank 16 on every linear layer, like a
 # real fine-tune's shapes), then Benchmarks/ServeBench against `lora serve --port 0` on loopback.
 # Usage: [RANK=16] [TARGETS=all-linear] [LORA_BIN=path/to/lora] scripts/bench/serve.sh [ServeBench options: --max-tokens N --requests N ...]
+# (A LORA_BIN built before `ignore_eos` was known needs ServeBench's --keep-eos.)
 # (LORA_BIN: another build's `lora` to serve, e.g. the previous commit's, for A/B figures; default this tree's.)
 # (RANK / TARGETS: the adapters' shape; the shipped tasks use rank 16 on all linear layers, PEFT's
 # default for Llama is rank 8 on q_proj,v_proj.)

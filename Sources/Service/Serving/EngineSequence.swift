@@ -40,6 +40,8 @@ public final class EngineSequence: ServingSequence, @unchecked Sendable {
     public internal(set) var fedRows = 0
     public internal(set) var headRows = 0
     let submittedAt: UInt64
+    /// An EOS token is generated text, not the end (`ServingRequest.ignoreEOS`).
+    let ignoreEOS: Bool
     var lastTokenAt: UInt64 = 0
     /// Called once when the sequence leaves the engine (unpins its adapter).
     var onRetire: (() -> Void)?
@@ -53,8 +55,9 @@ public final class EngineSequence: ServingSequence, @unchecked Sendable {
 
     init(served: ServedModel, requestId: String, promptTokenIds: [Int], maxTokens: Int, sampling: SamplingParameters,
          stop: [String], adapters: AdapterSet, tokenizer: Tokenizer, logger: Logger, metricsModel: String,
-         engine: ServingEngine, lookup: PromptLookup? = nil) {
+         engine: ServingEngine, lookup: PromptLookup? = nil, ignoreEOS: Bool = false) {
         self.lookup = lookup
+        self.ignoreEOS = ignoreEOS
         if let lookup { context = promptTokenIds; draftLength = DraftLength(lookup) }
         self.served = served; self.requestId = requestId; self.promptTokenIds = promptTokenIds
         self.maxTokens = maxTokens; self.adapters = adapters; self.logger = logger; self.metricsModel = metricsModel

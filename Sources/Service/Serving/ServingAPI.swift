@@ -35,13 +35,18 @@ public struct ServingRequest: Sendable {
     public var lookupNgram: Int?
     /// The shortest n-gram a draft may come from (request field `lookup_min_ngram`); nil: the engine's default.
     public var lookupMinNgram: Int?
+    /// An end-of-sequence token does not end the sequence (request field `ignore_eos`, vLLM's extension, as load
+    /// generators use it to make every request decode `maxTokens` tokens): it is emitted as a token like any other,
+    /// and only `maxTokens`, a stop string or the context ends the sequence.
+    public var ignoreEOS: Bool
 
     public init(model: String, input: Input, maxTokens: Int?, maxTokensField: String = "max_tokens",
                 sampling: SamplingParameters = .greedy, stop: [String] = [], requestId: String,
-                speculate: Int? = nil, lookupNgram: Int? = nil, lookupMinNgram: Int? = nil) {
+                speculate: Int? = nil, lookupNgram: Int? = nil, lookupMinNgram: Int? = nil, ignoreEOS: Bool = false) {
         self.model = model; self.input = input; self.maxTokens = maxTokens; self.maxTokensField = maxTokensField
         self.sampling = sampling; self.stop = stop; self.requestId = requestId
         self.speculate = speculate; self.lookupNgram = lookupNgram; self.lookupMinNgram = lookupMinNgram
+        self.ignoreEOS = ignoreEOS
     }
 }
 

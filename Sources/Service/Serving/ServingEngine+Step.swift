@@ -197,7 +197,7 @@ extension ServingEngine {
         }
         s.lastTokenAt = now
         clock.mark(.sample)
-        if eos.contains(next) { return .stop }
+        if eos.contains(next) && !s.ignoreEOS { return .stop }
         s.appendToken(next)
         s.completionTokens.increment()
         var (text, stopped) = s.stopMatcher.push(s.decoder.push(next))

@@ -54,7 +54,7 @@ extension ServingEngine {
         let seq = EngineSequence(served: served, requestId: request.requestId, promptTokenIds: ids, maxTokens: maxTokens,
                                  sampling: request.sampling, stop: request.stop, adapters: adapters,
                                  tokenizer: model.tokenizer, logger: log, metricsModel: served.task ?? baseModelId,
-                                 engine: self, lookup: lookup)
+                                 engine: self, lookup: lookup, ignoreEOS: request.ignoreEOS)
         seq.onRetire = release
         seq.continuation.yield(.admitted(served, promptTokens: ids.count))
         cond.lock()
