@@ -62,6 +62,7 @@ static void ck_low_rank_rows_base(const float *B, long N, long R, long n0, const
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include "transpose8.h"
 
 /// `ck_dot_fixed` with the 16 lanes in two AVX registers: the same multiplies and adds per lane.
 __attribute__((target("avx2"), always_inline)) static inline float ck_dot_fixed_avx2(const float *w, const float *x, long K) {
@@ -141,28 +142,7 @@ static void ck_dense_rows_avx2(const float *w, long K, long r0, long r1, const f
 __attribute__((target("avx2"), always_inline)) static inline void ck_low_rank_transpose8(const float *B, long R, long n0,
                                                                                          float *bt) {
     long r = 0;
-    for (; r + 8 <= R; r += 8) {
-        const float *b = B + n0 * R + r;
-        const __m256 r0 = _mm256_loadu_ps(b), r1 = _mm256_loadu_ps(b + R), r2 = _mm256_loadu_ps(b + 2 * R),
-                     r3 = _mm256_loadu_ps(b + 3 * R), r4 = _mm256_loadu_ps(b + 4 * R), r5 = _mm256_loadu_ps(b + 5 * R),
-                     r6 = _mm256_loadu_ps(b + 6 * R), r7 = _mm256_loadu_ps(b + 7 * R);
-        const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
-                     t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
-                     t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-        const __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
-                     u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)),
-                     u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2)),
-                     u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
-        float *o = bt + r * 8;
-        _mm256_storeu_ps(o, _mm256_permute2f128_ps(u0, u4, 0x20));
-        _mm256_storeu_ps(o + 8, _mm256_permute2f128_ps(u1, u5, 0x20));
-        _mm256_storeu_ps(o + 16, _mm256_permute2f128_ps(u2, u6, 0x20));
-        _mm256_storeu_ps(o + 24, _mm256_permute2f128_ps(u3, u7, 0x20));
-        _mm256_storeu_ps(o + 32, _mm256_permute2f128_ps(u0, u4, 0x31));
-        _mm256_storeu_ps(o + 40, _mm256_permute2f128_ps(u1, u5, 0x31));
-        _mm256_storeu_ps(o + 48, _mm256_permute2f128_ps(u2, u6, 0x31));
-        _mm256_storeu_ps(o + 56, _mm256_permute2f128_ps(u3, u7, 0x31));
-    }
+    for (; r + 8 <= R; r += 8) ck_transpose8(B + n0 * R + r, R, bt + r * 8, 8);
     for (; r < R; r++)
         for (int i = 0; i < 8; i++) bt[r * 8 + i] = B[(n0 + i) * R + r];
 }

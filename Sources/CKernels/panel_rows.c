@@ -57,29 +57,7 @@ void ck_panel_rows_portable(const float *panel, long width, long K, const float 
 
 #if defined(__x86_64__)
 #include <immintrin.h>
-
-/// 8 weight rows x 8 k of the row-major tile (rows at src, src + K, ...) transposed into the panel's 8 k
-/// lines at dst (dst[kk * 32 + ii] = src[ii * K + kk]): the 8 x 8 transpose through registers.
-__attribute__((target("avx2"), always_inline)) static inline void ck_panel_transpose8(const float *src, long K, float *dst) {
-    const __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + K), r2 = _mm256_loadu_ps(src + 2 * K),
-                 r3 = _mm256_loadu_ps(src + 3 * K), r4 = _mm256_loadu_ps(src + 4 * K), r5 = _mm256_loadu_ps(src + 5 * K),
-                 r6 = _mm256_loadu_ps(src + 6 * K), r7 = _mm256_loadu_ps(src + 7 * K);
-    const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
-                 t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
-                 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-    const __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
-                 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)),
-                 u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2)),
-                 u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
-    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
-    _mm256_storeu_ps(dst + CK_PANEL, _mm256_permute2f128_ps(u1, u5, 0x20));
-    _mm256_storeu_ps(dst + 2 * CK_PANEL, _mm256_permute2f128_ps(u2, u6, 0x20));
-    _mm256_storeu_ps(dst + 3 * CK_PANEL, _mm256_permute2f128_ps(u3, u7, 0x20));
-    _mm256_storeu_ps(dst + 4 * CK_PANEL, _mm256_permute2f128_ps(u0, u4, 0x31));
-    _mm256_storeu_ps(dst + 5 * CK_PANEL, _mm256_permute2f128_ps(u1, u5, 0x31));
-    _mm256_storeu_ps(dst + 6 * CK_PANEL, _mm256_permute2f128_ps(u2, u6, 0x31));
-    _mm256_storeu_ps(dst + 7 * CK_PANEL, _mm256_permute2f128_ps(u3, u7, 0x31));
-}
+#include "transpose8.h"
 
 /// Full panels by 8 x 8 transposes, the K % 8 tail and a partial panel by the scalar loop.
 __attribute__((target("avx2")))
@@ -89,7 +67,7 @@ static void ck_panel_pack_avx2(const float *tile, long width, long K, float *pan
     // k outer: 8 k fill 8 whole panel lines while the 32 rows' current lines stay in L1 (row groups outer wrote a
     // quarter of each line of a panel larger than L1 per pass: 1.3x slower, K = 576, one thread).
     for (long k = 0; k < K8; k += 8)
-        for (long i = 0; i < CK_PANEL; i += 8) ck_panel_transpose8(tile + i * K + k, K, panel + k * CK_PANEL + i);
+        for (long i = 0; i < CK_PANEL; i += 8) ck_transpose8(tile + i * K + k, K, panel + k * CK_PANEL + i, CK_PANEL);
     for (long i = 0; i < CK_PANEL; i++)
         for (long k = K8; k < K; k++) panel[k * CK_PANEL + i] = tile[i * K + k];
 }
