@@ -53,7 +53,8 @@ public final class LoRAAdapter: LinearDelta, @unchecked Sendable {
         }
         self.pairs = pairs
         self.pairIndex = index
-        self.parameters = [Float](repeating: 0, count: offset)
+        // Read whole at every decode step with many adapters: huge pages (one page walk per 2 MiB).
+        self.parameters = HugePages.zeros(count: offset)
     }
 
     /// [out N, in K] of a module in the base model.

@@ -96,7 +96,8 @@ enum WeightLoader {
             guard quant == .keep, let raw = source.raw else { return nil }
             try checkShape(name, [out, inp])
             guard let stored = try raw(name), keptTypes.contains(stored.type) else { return nil }
-            var bytes = [UInt8](stored.bytes)
+            // A large tensor (the head: read whole at every decode step) on huge pages where it spans some.
+            var bytes = HugePages.copy(UnsafeRawBufferPointer(stored.bytes))
             if let heads = unpermuteHeads {
                 let rowBytes = inp / stored.type.blockSize * stored.type.bytesPerBlock
                 bytes.withUnsafeMutableBytes { LlamaQKPermutation.unpermuteRows($0, heads: heads, headDim: c.headDim, rowBytes: rowBytes) }
