@@ -60,6 +60,25 @@ static void ck_low_rank_rows_base(const float *B, long N, long R, long n0, const
     }
 }
 
+// ---- fp16 copies of LoRA matrices: back to fp32 for the kernels above ----
+
+/// The plain body of `ck_half_to_float`: a finite value's exponent and fraction moved into fp32's fields
+/// and rebiased by one multiply by 2^112 (exact: fp16 subnormals become fp32 normals), inf / NaN directly.
+static void ck_half_to_float_base(const uint16_t *h, long n, float *out) {
+    for (long i = 0; i < n; i++) {
+        const uint32_t sign = (uint32_t)(h[i] & 0x8000) << 16, em = h[i] & 0x7FFF;
+        union { uint32_t u; float f; } v;
+        if (em >= 0x7C00) {
+            v.u = sign | 0x7F800000 | (em & 0x3FF) << 13;
+        } else {
+            v.u = em << 13;
+            v.f *= 0x1p112f;
+            v.u |= sign;
+        }
+        out[i] = v.f;
+    }
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include "transpose8.h"
@@ -182,6 +201,14 @@ static void ck_low_rank_rows_avx2(const float *B, long N, long R, const float *h
     if (n0 < N) ck_low_rank_rows_base(B, N, R, n0, h, ldh, T, y, ldy, alpha);
 }
 #undef CK_LOW_RANK_BLOCK
+
+/// `vcvtph2ps` 8 values at a time (exact, as the plain body), the tail by the plain body.
+__attribute__((target("avx2,f16c")))
+static void ck_half_to_float_f16c(const uint16_t *h, long n, float *out) {
+    long i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))));
+    ck_half_to_float_base(h + i, n - i, out + i);
+}
 #endif
 
 void ck_dense_rows(const float *w, long K, long r0, long r1, const float *x, long ldx, long T,
@@ -212,3 +239,14 @@ void ck_low_rank_rows_portable(const float *B, long N, long R, const float *h, l
                                float alpha) {
     ck_low_rank_rows_base(B, N, R, 0, h, ldh, T, y, ldy, alpha);
 }
+
+void ck_half_to_float(const uint16_t *h, long n, float *out) {
+#if defined(__x86_64__)
+    static int f16c = -1;   // a benign race: every thread computes the same answer
+    if (f16c < 0) f16c = ck_cpu_has_avx2_fma();
+    if (f16c) { ck_half_to_float_f16c(h, n, out); return; }
+#endif
+    ck_half_to_float_base(h, n, out);
+}
+
+void ck_half_to_float_portable(const uint16_t *h, long n, float *out) { ck_half_to_float_base(h, n, out); }

@@ -58,6 +58,14 @@ void ck_low_rank_rows(const float *B, long N, long R, const float *h, long ldh, 
 void ck_low_rank_rows_portable(const float *B, long N, long R, const float *h, long ldh, long T, float *y, long ldy,
                                float alpha);
 
+/// out[i] = the IEEE fp16 value with bits h[i], i < n: exact (normals, subnormals, signed zeros, inf / NaN).
+/// F16C (`vcvtph2ps`) where the CPU has it, else plain C; the same bits. Decode rows' fp16 copies of LoRA
+/// matrices go through it into fp32 scratch for `ck_dense_rows` / `ck_low_rank_rows`.
+void ck_half_to_float(const uint16_t *h, long n, float *out);
+
+/// `ck_half_to_float` without F16C (the portable build), for tests.
+void ck_half_to_float_portable(const uint16_t *h, long n, float *out);
+
 /// RMSNorm rows (rmsnorm_rows.c): Y[t, i] = w[i] * (X[t, i] * r_t), r_t = 1 / sqrt(Σ_i X[t, i]² / D + eps),
 /// X, Y [T, D] (Y may alias X). The sum of squares is 8 lanes (lane l: i ≡ l mod 8, in order; the D % 8 tail
 /// into lanes 0..) then a fixed tree; AVX2 where the CPU has it, `_ref` the portable twin, the same bits.
