@@ -6,8 +6,9 @@ import CKernels
 /// The power of two puts max |w| in [2^14, 2^15): the largest value cannot round up past fp16's
 /// range, and the smallest keep fp16's normal precision down to 2^-28 · max |w| (a LoRA B is often
 /// ~1e-5 after little training: subnormal in fp16 unscaled). Scaling by a power of two is exact, so
-/// a kernel fed `decode`'s values with 2^-exponent folded into its alpha computes the same bits as on
-/// the rounded values 2^-exponent · half(bits[i]) themselves (barring an fp32 product under 2^-126).
+/// a kernel fed half(bits[i]) with 2^-exponent folded into its alpha (`DenseRows`' fp16 overloads, which
+/// convert as they load) computes the same bits as on the rounded values 2^-exponent · half(bits[i])
+/// themselves (barring an fp32 product under 2^-126).
 public struct HalfMatrix: Sendable {
     public let bits: [UInt16]
     public let exponent: Int
@@ -30,16 +31,6 @@ public struct HalfMatrix: Sendable {
 
     /// 2^-exponent: the factor to fold into a kernel's alpha.
     public var inverseScale: Float { Float(sign: .plus, exponent: -exponent, significand: 1) }
-
-    /// out[i] = half(bits[i]) as fp32 (exact; F16C where the CPU has it), i < bits.count.
-    public func decode(into out: UnsafeMutablePointer<Float>) {
-        bits.withUnsafeBufferPointer { ck_half_to_float($0.baseAddress, $0.count, out) }
-    }
-
-    /// The same conversion in plain C (what CPUs without F16C run), for tests.
-    public func decodePortable(into out: UnsafeMutablePointer<Float>) {
-        bits.withUnsafeBufferPointer { ck_half_to_float_portable($0.baseAddress, $0.count, out) }
-    }
 
     public var residentBytes: Int { bits.count * MemoryLayout<UInt16>.size }
 }

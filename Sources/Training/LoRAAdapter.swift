@@ -33,8 +33,6 @@ public final class LoRAAdapter: LinearDelta, @unchecked Sendable {
     /// Per pair, fp16 copies of A and B for decode rows (`prepareHalfRows`); nil for a matrix that
     /// keeps the fp32 path. Empty unless prepared: training's adapters, whose parameters change, never are.
     public private(set) var halfRows: [(a: HalfMatrix?, b: HalfMatrix?)] = []
-    /// The calling thread's fp32 copy of a pair's A or B, converted from its fp16 copy.
-    private static let halfScratch = ThreadScratch()
 
     public static let moduleOrder = LinearModule.allCases
 
@@ -133,31 +131,30 @@ public final class LoRAAdapter: LinearDelta, @unchecked Sendable {
     /// Decode rows: h[t, R] = X[t] · Aᵀ (`DenseRows.forward`), then Y[t] += scaling · h[t] · Bᵀ
     /// (`DenseRows.lowRank`), each (t, output) in an order fixed by its length alone, so a row's bits do not depend on `rows`:
     /// one row decoded alone, with others under this adapter, or under others, gives the same logits.
-    /// With `prepareHalfRows`' copies, A and B are converted into the thread's scratch first and their
-    /// 2^-exponent folded into the kernels' alphas: the same bits as those kernels on the fp16-rounded values.
+    /// With `prepareHalfRows`' copies, the kernels read A and B's fp16 bits, converting as they load, with
+    /// 2^-exponent folded into their alphas: the same bits as the fp32 kernels on the fp16-rounded values.
     public func applyRows(layer: Int, module: LinearModule, x: UnsafePointer<Float>, ldx: Int, rows: Int,
                           y: UnsafeMutablePointer<Float>, ldy: Int) {
         let i = index(layer: layer, module: module)
         guard rows > 0, i >= 0, pairs[i].rank > 0 else { return }
         let p = pairs[i]
         let half = halfRows.isEmpty ? nil : halfRows[i]
-        let scratch = half.map { _ in Self.halfScratch.floats(max(p.aCount, p.bCount)) }
         withUnsafeTemporaryAllocation(of: Float.self, capacity: rows * p.rank) { h in
             parameters.withUnsafeBufferPointer { w in
-                var a = w.baseAddress! + p.aOffset, alphaA: Float = 1
-                if let ha = half?.a, let scratch {
-                    ha.decode(into: scratch)
-                    a = UnsafePointer(scratch); alphaA = ha.inverseScale
+                if let ha = half?.a {
+                    DenseRows.forward(ha, k: p.inFeatures, rows: 0..<p.rank, x: x, ldx: ldx, tokens: rows,
+                                      into: h.baseAddress!, ldy: p.rank, accumulate: false)
+                } else {
+                    DenseRows.forward(w.baseAddress! + p.aOffset, k: p.inFeatures, rows: 0..<p.rank, x: x, ldx: ldx, tokens: rows,
+                                      into: h.baseAddress!, ldy: p.rank, accumulate: false)
                 }
-                DenseRows.forward(a, k: p.inFeatures, rows: 0..<p.rank, x: x, ldx: ldx, tokens: rows,
-                                  into: h.baseAddress!, ldy: p.rank, alpha: alphaA, accumulate: false)
-                var b = w.baseAddress! + p.bOffset, alphaB = p.scaling
-                if let hb = half?.b, let scratch {
-                    hb.decode(into: scratch)
-                    b = UnsafePointer(scratch); alphaB = p.scaling * hb.inverseScale
+                if let hb = half?.b {
+                    DenseRows.lowRank(hb, outputs: p.outFeatures, rank: p.rank, h: h.baseAddress!, ldh: p.rank, tokens: rows,
+                                      into: y, ldy: ldy, alpha: p.scaling)
+                } else {
+                    DenseRows.lowRank(w.baseAddress! + p.bOffset, outputs: p.outFeatures, rank: p.rank, h: h.baseAddress!,
+                                      ldh: p.rank, tokens: rows, into: y, ldy: ldy, alpha: p.scaling)
                 }
-                DenseRows.lowRank(b, outputs: p.outFeatures, rank: p.rank, h: h.baseAddress!, ldh: p.rank, tokens: rows,
-                                  into: y, ldy: ldy, alpha: alphaB)
             }
         }
     }

@@ -6,9 +6,10 @@ import TestSupport
 import Training
 import XCTest
 
-/// Decode rows' fp16 copies of LoRA matrices (`HalfMatrix`, `LoRAAdapter.prepareHalfRows`): the
-/// conversions are exact, the power-of-two scale puts each matrix in fp16's normal range, and
-/// `applyRows` on the copies is the fp32 kernels on the fp16-rounded values, bit for bit.
+/// Decode rows' fp16 copies of LoRA matrices (`HalfMatrix`, `LoRAAdapter.prepareHalfRows`): the fused
+/// kernels convert exactly as they load and are the fp32 kernels on the converted matrices bit for bit, the
+/// power-of-two scale puts each matrix in fp16's normal range, and `applyRows` on the copies is the fp32
+/// kernels on the fp16-rounded values, bit for bit.
 final class HalfRowsTests: XCTestCase {
     /// fp16's unit roundoff: 2^-11 relative per weight rounded to a normal fp16.
     static let halfUnitRoundoff = 0x1p-11
@@ -27,22 +28,123 @@ final class HalfRowsTests: XCTestCase {
     /// What a copy stands for: 2^-exponent · half(bits[i]), computed without the kernels' conversion.
     static func rounded(_ m: HalfMatrix) -> [Float] { m.bits.map { Float(Float16(bitPattern: $0)) * m.inverseScale } }
 
-    /// Every fp16 bit pattern: the F16C and plain conversions give the value Swift's Float16 gives, bit for
-    /// bit (NaNs stay NaNs).
-    func testHalfToFloatIsExactForEveryPatternOnBothBuilds() {
-        let all = (0...UInt16.max).map { $0 }
-        var fast = [Float](repeating: 0, count: all.count), plain = fast
-        ck_half_to_float(all, all.count, &fast)
-        ck_half_to_float_portable(all, all.count, &plain)
-        for (i, h) in all.enumerated() {
-            let want = Float(Float16(bitPattern: h))
-            if want.isNaN {
-                XCTAssertTrue(fast[i].isNaN && plain[i].isNaN, "0x\(String(h, radix: 16))")
-            } else {
-                XCTAssertEqual(fast[i].bitPattern, want.bitPattern, "F16C 0x\(String(h, radix: 16))")
-                XCTAssertEqual(plain[i].bitPattern, want.bitPattern, "plain 0x\(String(h, radix: 16))")
+    /// The finite fp16 bit patterns (what a `HalfMatrix` holds: it keeps no copy of a non-finite matrix).
+    static let finitePatterns: [UInt16] = (0...UInt16.max).filter { $0 & 0x7C00 != 0x7C00 }
+
+    /// The fp32 value of fp16 bits, by Swift's Float16 (not the kernels' conversion).
+    static func value(_ h: UInt16) -> Float { Float(Float16(bitPattern: h)) }
+
+    /// Every finite fp16 pattern read through both fused kernels, F16C / AVX2 and portable builds: the value
+    /// Swift's Float16 gives, bit for bit. Dense with K = 16 and X the identity puts W[r, t] alone in one lane
+    /// (the other products are ±0, the lanes start at +0), low rank with R = 8 and H the identity gives
+    /// 0 + B[n, t] likewise: so each output is w + 0 exactly (−0 becomes +0, every other value unchanged).
+    func testFusedKernelsConvertEveryFinitePatternExactlyOnBothBuilds() {
+        let w = Self.finitePatterns
+        let want = w.map { (Self.value($0) + 0).bitPattern }
+        XCTAssertEqual(w.count % 16, 0)
+        let eye16 = (0..<256).map { Float($0 / 16 == $0 % 16 ? 1 : 0) }, eye8 = (0..<64).map { Float($0 / 8 == $0 % 8 ? 1 : 0) }
+        for portable in [false, true] {
+            let rows = w.count / 16
+            var y = [Float](repeating: .nan, count: 16 * rows)
+            let dense = portable ? ck_dense_rows_half_portable : ck_dense_rows_half
+            dense(w, 16, 0, rows, eye16, 16, 16, &y, rows, 1, 0)
+            // y[t, r] = W[r, t]: back to W's order.
+            let got = (0..<w.count).map { y[($0 % 16) * rows + $0 / 16].bitPattern }
+            XCTAssertEqual(got, want, "dense, portable \(portable)")
+
+            let outputs = w.count / 8
+            var z = [Float](repeating: 0, count: 8 * outputs)
+            let lowRank = portable ? ck_low_rank_rows_half_portable : ck_low_rank_rows_half
+            lowRank(w, outputs, 8, eye8, 8, 8, &z, outputs, 1)
+            let gotB = (0..<w.count).map { z[($0 % 8) * outputs + $0 / 8].bitPattern }
+            XCTAssertEqual(gotB, want, "low rank, portable \(portable)")
+        }
+    }
+
+    /// n random finite fp16 patterns: every exponent, subnormals and signed zeros included.
+    static func patterns(_ n: Int, seed: UInt64) -> [UInt16] {
+        var rng = SeededGenerator(seed: seed)
+        return (0..<n).map { _ in finitePatterns[Int(rng.next() % UInt64(finitePatterns.count))] }
+    }
+
+    /// `ck_dense_rows_half` is `ck_dense_rows` on the converted W, bit for bit, in the AVX2 and portable builds,
+    /// for 1..9 rows (and each row alone: batch-invariant), K and N not multiples of 8 or 16 (the 2 x 2 tiles'
+    /// odd row, the K % 16 tail), a row range not from 0, strided X and Y, alpha != 1, accumulate on and off.
+    func testFusedDenseRowsAreTheFP32KernelOnTheConvertedMatrix() {
+        var cases = 0, changed = 0
+        for (N, K) in [(1, 1), (5, 7), (8, 16), (13, 23), (16, 40), (7, 70), (3, 576), (4, 129), (33, 24), (64, 17)] {
+            let w = Self.patterns(N * K, seed: UInt64(N * 1000 + K)), wf = w.map(Self.value)
+            for T in 1...9 {
+                let ldx = K + 3, ldy = N + 2
+                let x = Self.floats(T * ldx, seed: UInt64(T * 77 + K))
+                let y0 = Self.floats(T * ldy, seed: UInt64(T * 31 + N), scale: 100)
+                for (alpha, accumulate) in [(Float(1), Int32(0)), (1, 1), (-0.37, 0), (-0.37, 1)] {
+                    let (r0, r1) = N > 2 ? (1, N) : (0, N)
+                    let what = "N=\(N) K=\(K) T=\(T) alpha=\(alpha) accumulate=\(accumulate)"
+                    var fast = y0, plain = y0, fp32 = y0, fp32Plain = y0, alone = y0
+                    ck_dense_rows_half(w, K, r0, r1, x, ldx, T, &fast, ldy, alpha, accumulate)
+                    ck_dense_rows_half_portable(w, K, r0, r1, x, ldx, T, &plain, ldy, alpha, accumulate)
+                    ck_dense_rows(wf, K, r0, r1, x, ldx, T, &fp32, ldy, alpha, accumulate)
+                    ck_dense_rows_portable(wf, K, r0, r1, x, ldx, T, &fp32Plain, ldy, alpha, accumulate)
+                    x.withUnsafeBufferPointer { xp in
+                        alone.withUnsafeMutableBufferPointer { yp in
+                            for t in 0..<T {
+                                ck_dense_rows_half(w, K, r0, r1, xp.baseAddress! + t * ldx, ldx, 1, yp.baseAddress! + t * ldy, ldy,
+                                                   alpha, accumulate)
+                            }
+                        }
+                    }
+                    XCTAssertEqual(fast.map(\.bitPattern), fp32.map(\.bitPattern), "AVX2 " + what)
+                    XCTAssertEqual(plain.map(\.bitPattern), fp32Plain.map(\.bitPattern), "portable " + what)
+                    XCTAssertEqual(fast.map(\.bitPattern), plain.map(\.bitPattern), "AVX2 vs portable " + what)
+                    XCTAssertEqual(alone.map(\.bitPattern), fast.map(\.bitPattern), "row alone " + what)
+                    cases += 1
+                    if fast.map(\.bitPattern) != y0.map(\.bitPattern) { changed += 1 }
+                }
             }
         }
+        // Not a vacuous comparison: y moved in nearly every case (with accumulate, a tiny product can leave it).
+        XCTAssertGreaterThan(changed, cases * 9 / 10)
+    }
+
+    /// `ck_low_rank_rows_half` is `ck_low_rank_rows` on the converted B, bit for bit, in the AVX2 and portable
+    /// builds, for 1..9 rows (and each row alone), N not a multiple of 8 (the plain tail), ranks 1..64 with
+    /// R % 8 tails in the transpose, and 300 (over the AVX2 body's stack limit: the plain body), alpha != 1.
+    func testFusedLowRankRowsAreTheFP32KernelOnTheConvertedMatrix() {
+        var cases = 0, changed = 0
+        let shapes = [1, 8, 13, 576].flatMap { n in [1, 2, 5, 8, 9, 16, 17, 33, 64, 300].map { (n, $0) } }
+        for (N, R) in shapes where N * R <= 60_000 {
+            let b = Self.patterns(N * R, seed: UInt64(N * 1000 + R)), bf = b.map(Self.value)
+            for T in 1...9 {
+                let ldh = R + 1, ldy = N + 3
+                let h = Self.floats(T * ldh, seed: UInt64(T * 53 + R))
+                let y0 = Self.floats(T * ldy, seed: UInt64(T * 17 + N), scale: 100)
+                for alpha: Float in [1, 0.625e-3] {
+                    let what = "N=\(N) R=\(R) T=\(T) alpha=\(alpha)"
+                    var fast = y0, plain = y0, fp32 = y0, fp32Plain = y0, alone = y0
+                    ck_low_rank_rows_half(b, N, R, h, ldh, T, &fast, ldy, alpha)
+                    ck_low_rank_rows_half_portable(b, N, R, h, ldh, T, &plain, ldy, alpha)
+                    ck_low_rank_rows(bf, N, R, h, ldh, T, &fp32, ldy, alpha)
+                    ck_low_rank_rows_portable(bf, N, R, h, ldh, T, &fp32Plain, ldy, alpha)
+                    h.withUnsafeBufferPointer { hp in
+                        alone.withUnsafeMutableBufferPointer { yp in
+                            for t in 0..<T {
+                                ck_low_rank_rows_half(b, N, R, hp.baseAddress! + t * ldh, ldh, 1, yp.baseAddress! + t * ldy, ldy, alpha)
+                            }
+                        }
+                    }
+                    XCTAssertEqual(fast.map(\.bitPattern), fp32.map(\.bitPattern), "AVX2 " + what)
+                    XCTAssertEqual(plain.map(\.bitPattern), fp32Plain.map(\.bitPattern), "portable " + what)
+                    XCTAssertEqual(fast.map(\.bitPattern), plain.map(\.bitPattern), "AVX2 vs portable " + what)
+                    XCTAssertEqual(alone.map(\.bitPattern), fast.map(\.bitPattern), "row alone " + what)
+                    cases += 1
+                    if fast.map(\.bitPattern) != y0.map(\.bitPattern) { changed += 1 }
+                }
+            }
+        }
+        // Not a vacuous comparison: y moved in nearly every case (random patterns include values so small
+        // that alpha times their products is under half an ulp of y, which leaves y as it was).
+        XCTAssertGreaterThan(changed, cases * 9 / 10)
     }
 
     /// Matrices of values an fp16 holds after their power of two, tiny (a young LoRA B) to large: the scaled
@@ -59,11 +161,6 @@ final class HalfRowsTests: XCTestCase {
             let scaledTop = w.map { abs($0) }.max()! * Float(sign: .plus, exponent: m.exponent, significand: 1)
             XCTAssertTrue(scaledTop >= 0x1p14 && scaledTop < 0x1p15, "top \(top): scaled max \(scaledTop)")
             XCTAssertEqual(Self.rounded(m).map(\.bitPattern), w.map(\.bitPattern), "top \(top): round trip")
-            var fast = [Float](repeating: 0, count: w.count), plain = fast
-            m.decode(into: &fast)
-            m.decodePortable(into: &plain)
-            XCTAssertEqual(fast.map(\.bitPattern), plain.map(\.bitPattern))
-            XCTAssertEqual(fast.map { ($0 * m.inverseScale).bitPattern }, w.map(\.bitPattern))
         }
         // All zeros: no scale, zero bits.
         let zero = Self.half([Float](repeating: 0, count: 9))
@@ -143,16 +240,12 @@ final class HalfRowsTests: XCTestCase {
                         }
                     }
                 }
-                // The portable build: plain conversion, plain kernels, the powers of two in the alphas.
+                // The portable build: the fused kernels' plain bodies, the powers of two in the alphas.
                 let ha = a.halfRows[i].a!, hb = a.halfRows[i].b!
-                var aw = [Float](repeating: 0, count: p.aCount), bw = [Float](repeating: 0, count: p.bCount)
-                ha.decodePortable(into: &aw)
-                hb.decodePortable(into: &bw)
                 var h = [Float](repeating: 0, count: T * r)
-                DenseRows.forwardPortable(aw, k: k, rows: 0..<r, x: x, ldx: k, tokens: T, into: &h, ldy: r,
-                                          alpha: ha.inverseScale, accumulate: false)
-                DenseRows.lowRankPortable(bw, outputs: n, rank: r, h: h, ldh: r, tokens: T, into: &plain, ldy: n,
-                                          alpha: p.scaling * hb.inverseScale)
+                DenseRows.forwardPortable(ha, k: k, rows: 0..<r, x: x, ldx: k, tokens: T, into: &h, ldy: r, accumulate: false)
+                DenseRows.lowRankPortable(hb, outputs: n, rank: r, h: h, ldh: r, tokens: T, into: &plain, ldy: n,
+                                          alpha: p.scaling)
 
                 XCTAssertEqual(half.map(\.bitPattern), reference.map(\.bitPattern), "\(module) T=\(T): not the rounded values' fp32 path")
                 XCTAssertEqual(half.map(\.bitPattern), plain.map(\.bitPattern), "\(module) T=\(T): not the portable build's bits")
