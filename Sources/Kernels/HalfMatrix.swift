@@ -1,5 +1,3 @@
-import CKernels
-
 /// An fp16 copy of an fp32 matrix for decode rows, half the bytes read per use: `bits` are the IEEE fp16
 /// values of 2^exponent · w, rounded to nearest even, so w ≈ 2^-exponent · half(bits[i]).
 ///
