@@ -8,6 +8,17 @@
 // always-inlined, each kernel is compiled once per kind). fp16 values are converted exactly as they are
 // loaded (vcvtph2ps, or `ck_half_value`), and every operation after the load is the same, so the `_half`
 // kernels give the fp32 kernels' bits on the converted matrix, without converting it into memory first.
+//
+// Measured (10:19-10:25 UTC, 2 cores, load ~2 from the bench itself; medians of 5 repetitions; main's code is
+// /work/bin/lora-f49c3c0, run alternating with this tree's binary): `lora bench decode --model
+// SmolLM2-135M-Instruct.Q4_1.gguf --threads 2 --repetitions 5 --new-tokens 64 --rows 8 --adapter-rank 16
+// --adapters 8` (and `--adapters 1`), 3 rounds: 8 adapters 16.1 / 14.5 / 14.9 ms vs main's 16.5 / 17.0 / 18.5 ms;
+// 8-adapter / 1-adapter step 0.98 / 1.15 / 1.16 vs main's 1.36 / 1.32 / 1.47 (11 earlier rounds, 10:00-10:22
+// UTC under load 2-3.5: 1.09-1.46, median 1.32, vs main's 1.06-1.55, median 1.43). perf of the 8-adapter run:
+// these two kernels 15.5k samples (dense 8.2k, low rank 7.3k) against main's fp32 kernels' 22.7k, same run.
+// Software prefetch of the next rows (2K values ahead in the dense tiles, 3 blocks of 8 rows ahead in the low
+// rank) took a one-thread C loop over 8 adapters' matrices from ~10 to ~8 ms, but the decode A/B did not
+// separate it from the noise: not kept.
 #include "CKernels.h"
 
 #define CK_LANES 16
