@@ -14,7 +14,9 @@
 // SmolLM2-135M-Instruct.Q4_1.gguf --threads 2 --repetitions 5 --new-tokens 64 --rows 8 --adapter-rank 16
 // --adapters 8` (and `--adapters 1`), 3 rounds: 8 adapters 16.1 / 14.5 / 14.9 ms vs main's 16.5 / 17.0 / 18.5 ms;
 // 8-adapter / 1-adapter step 0.98 / 1.15 / 1.16 vs main's 1.36 / 1.32 / 1.47 (11 earlier rounds, 10:00-10:22
-// UTC under load 2-3.5: 1.09-1.46, median 1.32, vs main's 1.06-1.55, median 1.43). perf of the 8-adapter run:
+// UTC under load 2-3.5: 1.09-1.46, median 1.32, vs main's 1.06-1.55, median 1.43; 3 more at 10:25-10:27, load
+// ~1.5-1.8: 8 adapters 19.2 / 15.1 / 15.1 ms vs 16.7 / 16.6 / 17.4, 8/1 1.51 / 1.10 / 1.20 vs main's 1.43 /
+// 1.37 / 1.01: the rounds still scatter more than the kernels move the step). perf of the 8-adapter run:
 // these two kernels 15.5k samples (dense 8.2k, low rank 7.3k) against main's fp32 kernels' 22.7k, same run.
 // Software prefetch of the next rows (2K values ahead in the dense tiles, 3 blocks of 8 rows ahead in the low
 // rank) took a one-thread C loop over 8 adapters' matrices from ~10 to ~8 ms, but the decode A/B did not
