@@ -4,12 +4,12 @@
 #define CK_TRANSPOSE8_H
 #include <immintrin.h>
 
-/// dst[k * ldd + i] = src[i * lds + k] for i, k < 8 (8 rows of 8 floats, lds apart, into 8 rows ldd apart):
-/// data movement only, so exact.
-__attribute__((target("avx2"), always_inline)) static inline void ck_transpose8(const float *src, long lds, float *dst, long ldd) {
-    const __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + lds), r2 = _mm256_loadu_ps(src + 2 * lds),
-                 r3 = _mm256_loadu_ps(src + 3 * lds), r4 = _mm256_loadu_ps(src + 4 * lds), r5 = _mm256_loadu_ps(src + 5 * lds),
-                 r6 = _mm256_loadu_ps(src + 6 * lds), r7 = _mm256_loadu_ps(src + 7 * lds);
+/// dst[k * ldd + i] = lane k of r_i for i, k < 8 (8 rows of 8 floats in registers into 8 rows ldd apart):
+/// data movement only, so exact. Callers whose rows are not fp32 in memory (fp16 copies) load and convert
+/// them first.
+__attribute__((target("avx2"), always_inline)) static inline void ck_transpose8_regs(__m256 r0, __m256 r1, __m256 r2, __m256 r3,
+                                                                                     __m256 r4, __m256 r5, __m256 r6, __m256 r7,
+                                                                                     float *dst, long ldd) {
     const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
                  t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
                  t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
@@ -25,6 +25,14 @@ __attribute__((target("avx2"), always_inline)) static inline void ck_transpose8(
     _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
     _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
     _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
+/// dst[k * ldd + i] = src[i * lds + k] for i, k < 8 (8 rows of 8 floats, lds apart, into 8 rows ldd apart):
+/// data movement only, so exact.
+__attribute__((target("avx2"), always_inline)) static inline void ck_transpose8(const float *src, long lds, float *dst, long ldd) {
+    ck_transpose8_regs(_mm256_loadu_ps(src), _mm256_loadu_ps(src + lds), _mm256_loadu_ps(src + 2 * lds),
+                       _mm256_loadu_ps(src + 3 * lds), _mm256_loadu_ps(src + 4 * lds), _mm256_loadu_ps(src + 5 * lds),
+                       _mm256_loadu_ps(src + 6 * lds), _mm256_loadu_ps(src + 7 * lds), dst, ldd);
 }
 
 #endif

@@ -33,4 +33,46 @@ public enum DenseRows {
         precondition(r >= 1, "a low-rank product needs rank >= 1")
         ck_low_rank_rows_portable(b, n, r, h, ldh, tokens, y, ldy, alpha)
     }
+
+    // fp16 copies (`HalfMatrix`, decode rows' LoRA A and B): the kernels read the fp16 bits and convert each
+    // value exactly as they load it, and the copy's 2^-exponent is folded into alpha, so each result is the
+    // fp32 overload's bits on the rounded matrix 2^-exponent · half(bits) (barring a product under 2^-126).
+
+    /// `forward` on an fp16 copy of W (`ck_dense_rows_half`).
+    public static func forward(_ w: HalfMatrix, k: Int, rows r: Range<Int>, x: UnsafePointer<Float>, ldx: Int, tokens: Int,
+                               into y: UnsafeMutablePointer<Float>, ldy: Int, alpha: Float = 1, accumulate: Bool) {
+        precondition(r.upperBound * k <= w.bits.count, "rows past the matrix")
+        w.bits.withUnsafeBufferPointer {
+            ck_dense_rows_half($0.baseAddress, k, r.lowerBound, r.upperBound, x, ldx, tokens, y, ldy, alpha * w.inverseScale,
+                               accumulate ? 1 : 0)
+        }
+    }
+
+    /// The same arithmetic without AVX2 / F16C (what CPUs without them run), for tests.
+    public static func forwardPortable(_ w: HalfMatrix, k: Int, rows r: Range<Int>, x: UnsafePointer<Float>, ldx: Int, tokens: Int,
+                                       into y: UnsafeMutablePointer<Float>, ldy: Int, alpha: Float = 1, accumulate: Bool) {
+        precondition(r.upperBound * k <= w.bits.count, "rows past the matrix")
+        w.bits.withUnsafeBufferPointer {
+            ck_dense_rows_half_portable($0.baseAddress, k, r.lowerBound, r.upperBound, x, ldx, tokens, y, ldy,
+                                        alpha * w.inverseScale, accumulate ? 1 : 0)
+        }
+    }
+
+    /// `lowRank` on an fp16 copy of B (`ck_low_rank_rows_half`).
+    public static func lowRank(_ b: HalfMatrix, outputs n: Int, rank r: Int, h: UnsafePointer<Float>, ldh: Int,
+                               tokens: Int, into y: UnsafeMutablePointer<Float>, ldy: Int, alpha: Float) {
+        precondition(r >= 1, "a low-rank product needs rank >= 1")
+        precondition(n * r <= b.bits.count, "outputs past the matrix")
+        b.bits.withUnsafeBufferPointer { ck_low_rank_rows_half($0.baseAddress, n, r, h, ldh, tokens, y, ldy, alpha * b.inverseScale) }
+    }
+
+    /// The same arithmetic without AVX2 / F16C (what CPUs without them run), for tests.
+    public static func lowRankPortable(_ b: HalfMatrix, outputs n: Int, rank r: Int, h: UnsafePointer<Float>, ldh: Int,
+                                       tokens: Int, into y: UnsafeMutablePointer<Float>, ldy: Int, alpha: Float) {
+        precondition(r >= 1, "a low-rank product needs rank >= 1")
+        precondition(n * r <= b.bits.count, "outputs past the matrix")
+        b.bits.withUnsafeBufferPointer {
+            ck_low_rank_rows_half_portable($0.baseAddress, n, r, h, ldh, tokens, y, ldy, alpha * b.inverseScale)
+        }
+    }
 }

@@ -36,6 +36,8 @@ extension ModelBenchmark {
             // Kaiming A and zero B would make the term zero; a small non-zero B keeps it honest work.
             var rng = SeededGenerator(seed: UInt64(100 + i))
             for j in a.parameters.indices where a.parameters[j] == 0 { a.parameters[j] = (Float(rng.nextUnitFloat()) - 0.5) * 1e-3 }
+            // As served: decode rows read the fp16 copies.
+            a.prepareHalfRows()
             return AdapterSet([a])
         }
     }

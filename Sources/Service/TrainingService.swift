@@ -142,7 +142,15 @@ public struct TrainingService {
     /// Loads a PEFT adapter directory for inference, warning (through `warn`) when it was
     /// trained on a different base.
     /// A `.gguf` file is read as a llama.cpp LoRA adapter (`GGUFAdapter`), q/k permutation undone.
+    /// Either way with its fp16 copies for decode rows (`LoRAAdapter.prepareHalfRows`), as the serving
+    /// cache's loader: generate, chat and serve decode with the same values.
     public static func loadAdapter(_ dir: URL, for model: LanguageModel, warn: (String) -> Void) throws -> LoRAAdapter {
+        let adapter = try readAdapter(dir, for: model, warn: warn)
+        adapter.prepareHalfRows()
+        return adapter
+    }
+
+    private static func readAdapter(_ dir: URL, for model: LanguageModel, warn: (String) -> Void) throws -> LoRAAdapter {
         var isDir: ObjCBool = false
         if dir.pathExtension.lowercased() == "gguf", FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), !isDir.boolValue {
             var arch = model.model.config.ggufArchitecture

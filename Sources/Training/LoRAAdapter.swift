@@ -30,6 +30,9 @@ public final class LoRAAdapter: LinearDelta, @unchecked Sendable {
     public var parameters: [Float]
     /// pairIndex[layer * 7 + module index] -> index into `pairs`, or -1.
     let pairIndex: [Int]
+    /// Per pair, fp16 copies of A and B for decode rows (`prepareHalfRows`); nil for a matrix that
+    /// keeps the fp32 path. Empty unless prepared: training's adapters, whose parameters change, never are.
+    public private(set) var halfRows: [(a: HalfMatrix?, b: HalfMatrix?)] = []
 
     public static let moduleOrder = LinearModule.allCases
 
@@ -69,9 +72,35 @@ public final class LoRAAdapter: LinearDelta, @unchecked Sendable {
     }
 
     public func pair(layer: Int, module: LinearModule) -> LoRAPair? {
-        let mi = Self.moduleOrder.firstIndex(of: module)!
-        let i = pairIndex[layer * Self.moduleOrder.count + mi]
+        let i = index(layer: layer, module: module)
         return i < 0 ? nil : pairs[i]
+    }
+
+    /// The index into `pairs` of (layer, module), or -1.
+    func index(layer: Int, module: LinearModule) -> Int {
+        pairIndex[layer * Self.moduleOrder.count + Self.moduleOrder.firstIndex(of: module)!]
+    }
+
+    /// For an adapter loaded for inference (generate, chat, serve: `TrainingService.loadAdapter`, the
+    /// serving cache's loader): per pair, A and B as `HalfMatrix` copies, so decode rows read half the
+    /// bytes (8 adapters in a serving step read every adapter's A and B from DRAM). A matrix keeps the
+    /// fp32 path when it has no copy, or, for B, when scaling · 2^-exponent is not an fp32 normal (the
+    /// folded alpha would not be exact). Prompt rows (`apply`) keep reading `parameters`; call again
+    /// after changing them.
+    public func prepareHalfRows() {
+        halfRows = parameters.withUnsafeBufferPointer { w in
+            pairs.map { p in
+                let a = HalfMatrix(UnsafeBufferPointer(rebasing: w[p.aOffset..<p.aOffset + p.aCount]))
+                let b = HalfMatrix(UnsafeBufferPointer(rebasing: w[p.bOffset..<p.bOffset + p.bCount]))
+                return (a, b.flatMap { (p.scaling * $0.inverseScale).isNormal ? $0 : nil })
+            }
+        }
+    }
+
+    /// The parameters' bytes and those of the fp16 copies.
+    public var residentBytes: Int {
+        parameters.count * MemoryLayout<Float>.size
+            + halfRows.reduce(0) { $0 + ($1.a?.residentBytes ?? 0) + ($1.b?.residentBytes ?? 0) }
     }
 
     /// PEFT's initialisation: A ~ kaiming_uniform(a = sqrt(5)), i.e. U(-1/sqrt(K), 1/sqrt(K)); B = 0,
@@ -103,16 +132,30 @@ public final class LoRAAdapter: LinearDelta, @unchecked Sendable {
     /// Decode rows: h[t, R] = X[t] · Aᵀ (`DenseRows.forward`), then Y[t] += scaling · h[t] · Bᵀ
     /// (`DenseRows.lowRank`), each (t, output) in an order fixed by its length alone, so a row's bits do not depend on `rows`:
     /// one row decoded alone, with others under this adapter, or under others, gives the same logits.
+    /// With `prepareHalfRows`' copies, the kernels read A and B's fp16 bits, converting as they load, with
+    /// 2^-exponent folded into their alphas: the same bits as the fp32 kernels on the fp16-rounded values.
     public func applyRows(layer: Int, module: LinearModule, x: UnsafePointer<Float>, ldx: Int, rows: Int,
                           y: UnsafeMutablePointer<Float>, ldy: Int) {
-        guard rows > 0, let p = pair(layer: layer, module: module), p.rank > 0 else { return }
+        let i = index(layer: layer, module: module)
+        guard rows > 0, i >= 0, pairs[i].rank > 0 else { return }
+        let p = pairs[i]
+        let half = halfRows.isEmpty ? nil : halfRows[i]
         withUnsafeTemporaryAllocation(of: Float.self, capacity: rows * p.rank) { h in
             parameters.withUnsafeBufferPointer { w in
-                let a = w.baseAddress! + p.aOffset, b = w.baseAddress! + p.bOffset
-                DenseRows.forward(a, k: p.inFeatures, rows: 0..<p.rank, x: x, ldx: ldx, tokens: rows,
-                                  into: h.baseAddress!, ldy: p.rank, accumulate: false)
-                DenseRows.lowRank(b, outputs: p.outFeatures, rank: p.rank, h: h.baseAddress!, ldh: p.rank, tokens: rows,
-                                  into: y, ldy: ldy, alpha: p.scaling)
+                if let ha = half?.a {
+                    DenseRows.forward(ha, k: p.inFeatures, rows: 0..<p.rank, x: x, ldx: ldx, tokens: rows,
+                                      into: h.baseAddress!, ldy: p.rank, accumulate: false)
+                } else {
+                    DenseRows.forward(w.baseAddress! + p.aOffset, k: p.inFeatures, rows: 0..<p.rank, x: x, ldx: ldx, tokens: rows,
+                                      into: h.baseAddress!, ldy: p.rank, accumulate: false)
+                }
+                if let hb = half?.b {
+                    DenseRows.lowRank(hb, outputs: p.outFeatures, rank: p.rank, h: h.baseAddress!, ldh: p.rank, tokens: rows,
+                                      into: y, ldy: ldy, alpha: p.scaling)
+                } else {
+                    DenseRows.lowRank(w.baseAddress! + p.bOffset, outputs: p.outFeatures, rank: p.rank, h: h.baseAddress!,
+                                      ldh: p.rank, tokens: rows, into: y, ldy: ldy, alpha: p.scaling)
+                }
             }
         }
     }

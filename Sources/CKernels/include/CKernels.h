@@ -58,6 +58,26 @@ void ck_low_rank_rows(const float *B, long N, long R, const float *h, long ldh, 
 void ck_low_rank_rows_portable(const float *B, long N, long R, const float *h, long ldh, long T, float *y, long ldy,
                                float alpha);
 
+/// `ck_dense_rows` on a W held as IEEE fp16 bits (decode rows' fp16 copies of LoRA's A, `HalfMatrix`):
+/// each value converted exactly as it is loaded (F16C where the CPU has it, else plain C), every operation
+/// after the load `ck_dense_rows`' own, so the result is `ck_dense_rows`' bits on the converted W, in every
+/// build and for every T; no fp32 copy of W is written.
+void ck_dense_rows_half(const uint16_t *w, long K, long r0, long r1, const float *x, long ldx, long T,
+                        float *y, long ldy, float alpha, int accumulate);
+
+/// `ck_dense_rows_half` without AVX2 / F16C (the portable build), for tests.
+void ck_dense_rows_half_portable(const uint16_t *w, long K, long r0, long r1, const float *x, long ldx, long T,
+                                 float *y, long ldy, float alpha, int accumulate);
+
+/// `ck_low_rank_rows` on a B held as IEEE fp16 bits (LoRA's B, `HalfMatrix`), converted exactly as it is
+/// loaded (the AVX2 body's 8-row transpose loads and converts): `ck_low_rank_rows`' bits on the converted B.
+void ck_low_rank_rows_half(const uint16_t *B, long N, long R, const float *h, long ldh, long T, float *y, long ldy,
+                           float alpha);
+
+/// `ck_low_rank_rows_half` without AVX2 / F16C (the portable build), for tests.
+void ck_low_rank_rows_half_portable(const uint16_t *B, long N, long R, const float *h, long ldh, long T, float *y,
+                                    long ldy, float alpha);
+
 /// RMSNorm rows (rmsnorm_rows.c): Y[t, i] = w[i] * (X[t, i] * r_t), r_t = 1 / sqrt(Σ_i X[t, i]² / D + eps),
 /// X, Y [T, D] (Y may alias X). The sum of squares is 8 lanes (lane l: i ≡ l mod 8, in order; the D % 8 tail
 /// into lanes 0..) then a fixed tree; AVX2 where the CPU has it, `_ref` the portable twin, the same bits.

@@ -56,9 +56,14 @@ public final class AdapterCache: @unchecked Sendable {
         self.logger = logger
     }
 
-    /// Loads from the registry: the artifact's verified directory, read as a PEFT adapter for `base`.
+    /// Loads from the registry: the artifact's verified directory, read as a PEFT adapter for `base`,
+    /// with its fp16 copies for decode rows (`LoRAAdapter.prepareHalfRows`, as `TrainingService.loadAdapter`).
     public static func registryLoader(_ registry: RegistryService, base: LlamaConfig) -> Loader {
-        { sha in try PEFTAdapter.load(from: try registry.adapterDirectory(sha256: sha).directory, base: base).adapter }
+        { sha in
+            let adapter = try PEFTAdapter.load(from: try registry.adapterDirectory(sha256: sha).directory, base: base).adapter
+            adapter.prepareHalfRows()
+            return adapter
+        }
     }
 
     /// The adapter with this sha256, loaded now if needed, pinned until `release(sha256:)`.
@@ -102,7 +107,7 @@ public final class AdapterCache: @unchecked Sendable {
         switch result {
         case .success(let adapter):
             e.adapter = adapter
-            e.bytes = adapter.parameterCount * MemoryLayout<Float>.size
+            e.bytes = adapter.residentBytes
             stats.loads += 1; loadsCounter.increment()
             loadTimer.recordNanoseconds(Int64(elapsed))
             stats.residentBytes += e.bytes
