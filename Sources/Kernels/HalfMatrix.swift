@@ -8,12 +8,29 @@
 /// convert as they load) computes the same bits as on the rounded values 2^-exponent · half(bits[i])
 /// themselves (barring an fp32 product under 2^-126).
 public struct HalfMatrix: Sendable {
-    public let bits: [UInt16]
+    /// The fp16 values: a matrix's own array, or its place in an adapter's one buffer of copies
+    /// (`LoRAAdapter.prepareHalfRows`: contiguous, on huge pages).
+    public let bits: ArraySlice<UInt16>
     public let exponent: Int
 
     /// nil when some value is not finite, or when max |w| < 2^-88: then 2^-exponent · (fp16's least
     /// subnormal, 2^-24) would be under fp32's least normal, and the rounded values not exact in fp32.
     public init?(_ w: UnsafeBufferPointer<Float>) {
+        var bits = [UInt16](repeating: 0, count: w.count)
+        guard let e = bits.withUnsafeMutableBufferPointer({ Self.encode(w, into: $0) }) else { return nil }
+        self.init(bits: bits[...], exponent: e)
+    }
+
+    /// A copy already encoded (`encode`) at `bits`.
+    public init(bits: ArraySlice<UInt16>, exponent: Int) {
+        self.bits = bits
+        self.exponent = exponent
+    }
+
+    /// Writes the fp16 values of 2^e · w into `out` (w.count of them) and returns e, or nil (`out` then
+    /// unspecified) when w has no copy (see `init`).
+    public static func encode(_ w: UnsafeBufferPointer<Float>, into out: UnsafeMutableBufferPointer<UInt16>) -> Int? {
+        precondition(out.count >= w.count, "an fp16 copy needs room for every value")
         var top: Float = 0
         for v in w {
             guard v.isFinite else { return nil }
@@ -23,12 +40,10 @@ public struct HalfMatrix: Sendable {
         let e = top == 0 ? 0 : 14 - Int(top.exponent)
         guard e <= 102 else { return nil }
         let scale = Float(sign: .plus, exponent: e, significand: 1)
-        exponent = e
-        bits = w.map { Float16($0 * scale).bitPattern }
+        for i in w.indices { out[i] = Float16(w[i] * scale).bitPattern }
+        return e
     }
 
     /// 2^-exponent: the factor to fold into a kernel's alpha.
     public var inverseScale: Float { Float(sign: .plus, exponent: -exponent, significand: 1) }
-
-    public var residentBytes: Int { bits.count * MemoryLayout<UInt16>.size }
 }

@@ -46,9 +46,9 @@ public enum HugePages {
     }
 
     /// `count` zeros in an array whose storage was advised before it was written.
-    public static func zeros(count: Int) -> [Float] {
-        [Float](unsafeUninitializedCapacity: count) { buffer, n in
-            if let base = buffer.baseAddress { advise(base, bytes: count * MemoryLayout<Float>.stride) }
+    public static func zeros<T: Numeric>(_ type: T.Type, count: Int) -> [T] {
+        [T](unsafeUninitializedCapacity: count) { buffer, n in
+            if let base = buffer.baseAddress { advise(base, bytes: count * MemoryLayout<T>.stride) }
             buffer.initialize(repeating: 0)
             n = count
         }

@@ -33,6 +33,8 @@ public final class LoRAAdapter: LinearDelta, @unchecked Sendable {
     /// Per pair, fp16 copies of A and B for decode rows (`prepareHalfRows`); nil for a matrix that
     /// keeps the fp32 path. Empty unless prepared: training's adapters, whose parameters change, never are.
     public private(set) var halfRows: [(a: HalfMatrix?, b: HalfMatrix?)] = []
+    /// The bytes of the one buffer the copies live in (0 unless prepared).
+    private var halfBytes = 0
 
     public static let moduleOrder = LinearModule.allCases
 
@@ -57,7 +59,7 @@ public final class LoRAAdapter: LinearDelta, @unchecked Sendable {
         self.pairs = pairs
         self.pairIndex = index
         // Read whole at every decode step with many adapters: huge pages (one page walk per 2 MiB).
-        self.parameters = HugePages.zeros(count: offset)
+        self.parameters = HugePages.zeros(Float.self, count: offset)
     }
 
     /// [out N, in K] of a module in the base model.
@@ -88,20 +90,31 @@ public final class LoRAAdapter: LinearDelta, @unchecked Sendable {
     /// folded alpha would not be exact). Prompt rows (`apply`) keep reading `parameters`; call again
     /// after changing them.
     public func prepareHalfRows() {
-        halfRows = parameters.withUnsafeBufferPointer { w in
-            pairs.map { p in
-                let a = HalfMatrix(UnsafeBufferPointer(rebasing: w[p.aOffset..<p.aOffset + p.aCount]))
-                let b = HalfMatrix(UnsafeBufferPointer(rebasing: w[p.bOffset..<p.bOffset + p.bCount]))
-                return (a, b.flatMap { (p.scaling * $0.inverseScale).isNormal ? $0 : nil })
+        // One buffer at the parameters' offsets, advised for huge pages before it is written: with 8
+        // adapters a step streams every copy from DRAM, and per-matrix arrays would take a page walk each 4 KiB.
+        var storage = HugePages.zeros(UInt16.self, count: parameters.count)
+        let exponents = parameters.withUnsafeBufferPointer { w in
+            storage.withUnsafeMutableBufferPointer { s in
+                pairs.map { p -> (a: Int?, b: Int?) in
+                    func encode(_ at: Int, _ count: Int) -> Int? {
+                        HalfMatrix.encode(UnsafeBufferPointer(rebasing: w[at..<at + count]),
+                                          into: UnsafeMutableBufferPointer(rebasing: s[at..<at + count]))
+                    }
+                    let b = encode(p.bOffset, p.bCount)
+                    return (encode(p.aOffset, p.aCount),
+                            b.flatMap { (p.scaling * Float(sign: .plus, exponent: -$0, significand: 1)).isNormal ? $0 : nil })
+                }
             }
         }
+        halfRows = zip(pairs, exponents).map { p, e in
+            (e.a.map { HalfMatrix(bits: storage[p.aOffset..<p.aOffset + p.aCount], exponent: $0) },
+             e.b.map { HalfMatrix(bits: storage[p.bOffset..<p.bOffset + p.bCount], exponent: $0) })
+        }
+        halfBytes = storage.count * MemoryLayout<UInt16>.size
     }
 
     /// The parameters' bytes and those of the fp16 copies.
-    public var residentBytes: Int {
-        parameters.count * MemoryLayout<Float>.size
-            + halfRows.reduce(0) { $0 + ($1.a?.residentBytes ?? 0) + ($1.b?.residentBytes ?? 0) }
-    }
+    public var residentBytes: Int { parameters.count * MemoryLayout<Float>.size + halfBytes }
 
     /// PEFT's initialisation: A ~ kaiming_uniform(a = sqrt(5)), i.e. U(-1/sqrt(K), 1/sqrt(K)); B = 0,
     /// so a new adapter leaves the base model's outputs unchanged.

@@ -22,10 +22,11 @@ final class HugePagesTests: XCTestCase {
     func testZerosAreZerosAndWritable() {
         let huge = max(HugePages.size, 1 << 21)
         for count in [0, 3, huge / 4 + 1, 3 * huge / 4 + 7] {
-            var z = HugePages.zeros(count: count)
+            var z = HugePages.zeros(Float.self, count: count)
             XCTAssertEqual(z.count, count)
             XCTAssert(z.allSatisfy { $0 == 0 && $0.sign == .plus })
             if count > 0 { z[count - 1] = 1.5; XCTAssertEqual(z[count - 1], 1.5) }
+            XCTAssertEqual(HugePages.zeros(UInt16.self, count: count), [UInt16](repeating: 0, count: count))
         }
     }
 
