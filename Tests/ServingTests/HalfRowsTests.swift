@@ -67,6 +67,18 @@ final class HalfRowsTests: XCTestCase {
         return (0..<n).map { _ in finitePatterns[Int(rng.next() % UInt64(finitePatterns.count))] }
     }
 
+    /// A fused kernel's outputs from y0 (AVX2 build, portable build, each row alone) against the fp32 kernel's
+    /// on the converted matrix (AVX2, portable), bit for bit; counts the case, and whether y moved.
+    static func expectSameBits(fast: [Float], plain: [Float], fp32: [Float], fp32Plain: [Float], alone: [Float], y0: [Float],
+                               _ what: String, cases: inout Int, changed: inout Int) {
+        XCTAssertEqual(fast.map(\.bitPattern), fp32.map(\.bitPattern), "AVX2 " + what)
+        XCTAssertEqual(plain.map(\.bitPattern), fp32Plain.map(\.bitPattern), "portable " + what)
+        XCTAssertEqual(fast.map(\.bitPattern), plain.map(\.bitPattern), "AVX2 vs portable " + what)
+        XCTAssertEqual(alone.map(\.bitPattern), fast.map(\.bitPattern), "row alone " + what)
+        cases += 1
+        if fast.map(\.bitPattern) != y0.map(\.bitPattern) { changed += 1 }
+    }
+
     /// `ck_dense_rows_half` is `ck_dense_rows` on the converted W, bit for bit, in the AVX2 and portable builds,
     /// for 1..9 rows (and each row alone: batch-invariant), K and N not multiples of 8 or 16 (the 2 x 2 tiles'
     /// odd row, the K % 16 tail), a row range not from 0, strided X and Y, alpha != 1, accumulate on and off.
@@ -94,12 +106,8 @@ final class HalfRowsTests: XCTestCase {
                             }
                         }
                     }
-                    XCTAssertEqual(fast.map(\.bitPattern), fp32.map(\.bitPattern), "AVX2 " + what)
-                    XCTAssertEqual(plain.map(\.bitPattern), fp32Plain.map(\.bitPattern), "portable " + what)
-                    XCTAssertEqual(fast.map(\.bitPattern), plain.map(\.bitPattern), "AVX2 vs portable " + what)
-                    XCTAssertEqual(alone.map(\.bitPattern), fast.map(\.bitPattern), "row alone " + what)
-                    cases += 1
-                    if fast.map(\.bitPattern) != y0.map(\.bitPattern) { changed += 1 }
+                    Self.expectSameBits(fast: fast, plain: plain, fp32: fp32, fp32Plain: fp32Plain, alone: alone, y0: y0, what,
+                                        cases: &cases, changed: &changed)
                 }
             }
         }
@@ -133,12 +141,8 @@ final class HalfRowsTests: XCTestCase {
                             }
                         }
                     }
-                    XCTAssertEqual(fast.map(\.bitPattern), fp32.map(\.bitPattern), "AVX2 " + what)
-                    XCTAssertEqual(plain.map(\.bitPattern), fp32Plain.map(\.bitPattern), "portable " + what)
-                    XCTAssertEqual(fast.map(\.bitPattern), plain.map(\.bitPattern), "AVX2 vs portable " + what)
-                    XCTAssertEqual(alone.map(\.bitPattern), fast.map(\.bitPattern), "row alone " + what)
-                    cases += 1
-                    if fast.map(\.bitPattern) != y0.map(\.bitPattern) { changed += 1 }
+                    Self.expectSameBits(fast: fast, plain: plain, fp32: fp32, fp32Plain: fp32Plain, alone: alone, y0: y0, what,
+                                        cases: &cases, changed: &changed)
                 }
             }
         }
