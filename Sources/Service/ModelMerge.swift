@@ -28,10 +28,11 @@ public enum ModelMerge {
         if ModelFetcher.isRemote(modelPath) { local = try ModelFetcher().fetchModel(modelPath).path }
         let url = URL(fileURLWithPath: (local as NSString).expandingTildeInPath)
         var loaded = try ModelLoader.load(url, quantization: .none)
-        // The adapter is read against the base exactly as `--adapter` reads it.
+        // The adapter is read against the base exactly as `--adapter` reads it (without decode rows' fp16
+        // copies: merging reads the fp32 parameters).
         let lm = LanguageModel(model: LlamaModel(config: loaded.config, weights: loaded.weights), tokenizer: try tokenizer(loaded),
                                source: url, chatTemplate: loaded.chatTemplate)
-        let a = try TrainingService.loadAdapter(adapter, for: lm, warn: warn)
+        let a = try TrainingService.readAdapter(adapter, for: lm, warn: warn)
         try LoRAMerge.merge(a, into: &loaded)
         switch format {
         case .hf: try MergedModelWriter.writeHuggingFace(loaded, dtype: dtype, to: output)

@@ -150,7 +150,8 @@ public struct TrainingService {
         return adapter
     }
 
-    private static func readAdapter(_ dir: URL, for model: LanguageModel, warn: (String) -> Void) throws -> LoRAAdapter {
+    /// `loadAdapter` without the fp16 copies (for a reader of the fp32 parameters alone: merging).
+    static func readAdapter(_ dir: URL, for model: LanguageModel, warn: (String) -> Void) throws -> LoRAAdapter {
         var isDir: ObjCBool = false
         if dir.pathExtension.lowercased() == "gguf", FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), !isDir.boolValue {
             var arch = model.model.config.ggufArchitecture
