@@ -22,6 +22,7 @@
 // rank) took a one-thread C loop over 8 adapters' matrices from ~10 to ~8 ms, but the decode A/B did not
 // separate it from the noise: not kept.
 #include "CKernels.h"
+#include <math.h>
 
 #define CK_LANES 16
 #define CK_INLINE static inline __attribute__((always_inline))
@@ -340,4 +341,48 @@ void ck_low_rank_rows_half(const uint16_t *B, long N, long R, const float *h, lo
 void ck_low_rank_rows_half_portable(const uint16_t *B, long N, long R, const float *h, long ldh, long T, float *y,
                                     long ldy, float alpha) {
     ck_low_rank_rows_half_base(B, N, R, 0, h, ldh, T, y, ldy, alpha);
+}
+
+// ---- fp32 -> fp16 (encoding the copies, once per adapter load) ----
+
+/// The fp16 bits of f rounded to nearest even (NaN to a quiet NaN, past the range to infinity).
+static uint16_t ck_half_bits(float f) {
+    union { float f; uint32_t u; } v = { f };
+    const uint32_t sign = (v.u >> 16) & 0x8000, ax = v.u & 0x7FFFFFFF;
+    if (ax > 0x7F800000) return (uint16_t)(sign | 0x7E00);
+    if (ax >= 0x477FF000) return (uint16_t)(sign | 0x7C00);   // >= 65520: rounds to infinity (65504 is odd)
+    if (ax < 0x38800000) {   // under 2^-14: an fp16 subnormal (or zero), k · 2^-24 with k = RNE(|f| · 2^24) <= 1024
+        union { uint32_t u; float f; } a = { ax };
+        return (uint16_t)(sign | (uint32_t)rintf(a.f * 0x1p24f));   // exact scaling; rintf rounds to nearest even
+    }
+    const uint32_t m = ax & 0x7FFFFF, rest = m & 0x1FFF;
+    uint32_t h = ((ax >> 23) - 112) << 10 | m >> 13;   // rebias 127 -> 15
+    if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) h++;   // a carry into the exponent is the right rounding
+    return (uint16_t)(sign | h);
+}
+
+static void ck_float_to_half_scaled_base(const float *w, long n, float scale, uint16_t *out) {
+    for (long i = 0; i < n; i++) out[i] = ck_half_bits(w[i] * scale);
+}
+
+#if defined(__x86_64__)
+CK_AVX2 static void ck_float_to_half_scaled_f16c(const float *w, long n, float scale, uint16_t *out) {
+    const __m256 vs = _mm256_set1_ps(scale);
+    long i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(out + i),
+                         _mm256_cvtps_ph(_mm256_mul_ps(_mm256_loadu_ps(w + i), vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    ck_float_to_half_scaled_base(w + i, n - i, scale, out + i);
+}
+#endif
+
+void ck_float_to_half_scaled(const float *w, long n, float scale, uint16_t *out) {
+#if defined(__x86_64__)
+    if (ck_rows_avx2()) { ck_float_to_half_scaled_f16c(w, n, scale, out); return; }
+#endif
+    ck_float_to_half_scaled_base(w, n, scale, out);
+}
+
+void ck_float_to_half_scaled_portable(const float *w, long n, float scale, uint16_t *out) {
+    ck_float_to_half_scaled_base(w, n, scale, out);
 }

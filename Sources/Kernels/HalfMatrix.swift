@@ -1,3 +1,5 @@
+import CKernels
+
 /// An fp16 copy of an fp32 matrix for decode rows, half the bytes read per use: `bits` are the IEEE fp16
 /// values of 2^exponent · w, rounded to nearest even, so w ≈ 2^-exponent · half(bits[i]).
 ///
@@ -40,7 +42,7 @@ public struct HalfMatrix: Sendable {
         let e = top == 0 ? 0 : 14 - Int(top.exponent)
         guard e <= 102 else { return nil }
         let scale = Float(sign: .plus, exponent: e, significand: 1)
-        for i in w.indices { out[i] = Float16(w[i] * scale).bitPattern }
+        if let base = w.baseAddress { ck_float_to_half_scaled(base, w.count, scale, out.baseAddress) }   // F16C: fast loads
         return e
     }
 

@@ -67,6 +67,34 @@ final class HalfRowsTests: XCTestCase {
         return (0..<n).map { _ in finitePatterns[Int(rng.next() % UInt64(finitePatterns.count))] }
     }
 
+    /// Encoding (`ck_float_to_half_scaled`, F16C and plain C) is Swift's Float16(w · scale), round to nearest
+    /// even, bit for bit: on every finite fp16 value, the midpoints between neighbours (ties, subnormal ones
+    /// included), a nudge either side of them, values past the range and random floats over fp32's exponents.
+    func testEncodingRoundsToNearestEvenAsFloat16Does() {
+        var w: [Float] = []
+        for p in Self.finitePatterns where p & 0x7FFF < 0x7BFF {
+            let a = Float(Float16(bitPattern: p)), b = Float(Float16(bitPattern: p + 1))
+            let mid = Float((Double(a) + Double(b)) / 2)   // exact in fp32 (12 significant bits)
+            w += [a, mid, mid.nextUp, mid.nextDown]
+        }
+        w += [65504, 65519.99, 65520, 70000, -1e9, 0x1p-25, 0x1.8p-25, 0x1p-26, 0, -0.0, .leastNonzeroMagnitude]
+        var rng = SeededGenerator(seed: 11)
+        for _ in 0..<20_000 {
+            w.append(Float(sign: rng.next() & 1 == 0 ? .plus : .minus, exponent: Int(rng.next() % 80) - 40,
+                           significand: 1 + Float(rng.nextUnitFloat())))
+        }
+        for scale: Float in [1, 0x1p-3, 0x1p20] {
+            let want = w.map { Float16($0 * scale).bitPattern }
+            var fast = [UInt16](repeating: 0, count: w.count), plain = fast
+            ck_float_to_half_scaled(w, w.count, scale, &fast)
+            ck_float_to_half_scaled_portable(w, w.count, scale, &plain)
+            for i in w.indices where fast[i] != want[i] || plain[i] != want[i] {
+                XCTFail("w \(w[i]) scale \(scale): F16C \(fast[i]), plain \(plain[i]), Float16 \(want[i])")
+                break
+            }
+        }
+    }
+
     /// A fused kernel's outputs from y0 (AVX2 build, portable build, each row alone) against the fp32 kernel's
     /// on the converted matrix (AVX2, portable), bit for bit; counts the case, and whether y moved.
     static func expectSameBits(fast: [Float], plain: [Float], fp32: [Float], fp32Plain: [Float], alone: [Float], y0: [Float],

@@ -78,6 +78,14 @@ void ck_low_rank_rows_half(const uint16_t *B, long N, long R, const float *h, lo
 void ck_low_rank_rows_half_portable(const uint16_t *B, long N, long R, const float *h, long ldh, long T, float *y,
                                     long ldy, float alpha);
 
+/// out[i] = the IEEE fp16 bits of w[i] * scale rounded to nearest even (the fp32 product first; a finite
+/// product past fp16's range gives infinity), i < n: how `HalfMatrix` encodes an adapter's matrices when it
+/// loads (F16C where the CPU has it, else plain C; the same bits).
+void ck_float_to_half_scaled(const float *w, long n, float scale, uint16_t *out);
+
+/// `ck_float_to_half_scaled` without F16C (the portable build), for tests.
+void ck_float_to_half_scaled_portable(const float *w, long n, float scale, uint16_t *out);
+
 /// RMSNorm rows (rmsnorm_rows.c): Y[t, i] = w[i] * (X[t, i] * r_t), r_t = 1 / sqrt(Σ_i X[t, i]² / D + eps),
 /// X, Y [T, D] (Y may alias X). The sum of squares is 8 lanes (lane l: i ≡ l mod 8, in order; the D % 8 tail
 /// into lanes 0..) then a fixed tree; AVX2 where the CPU has it, `_ref` the portable twin, the same bits.
